@@ -1,0 +1,2 @@
+# Alerts are `model_predictions` rows seen through their tag and verdict (see predictions.models); this app
+# holds the evaluation, ATH tracking and statistics logic, not tables of its own.

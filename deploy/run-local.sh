@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Starts every process of the system in the foreground for a local demo; Ctrl-C stops them all.
+# The same processes as deploy/Procfile, plus the demo market that plays the collector.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8000}
+
+pids=()
+stop_all() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait || true
+}
+trap stop_all INT TERM EXIT
+
+start() { "$@" & pids+=($!); }
+
+start "$PY" -m daphne -b "$HOST" -p "$PORT" pumpserver.asgi:application
+start "$PY" manage.py simulate_market --coins "${DEMO_COINS:-60}" --rate "${DEMO_RATE:-50}" --duration "${DEMO_DURATION:-86400}" --realtime --seed "${DEMO_SEED:-$RANDOM}"
+
+echo "Pump Server: http://$HOST:$PORT/admin/  (Ctrl-C stops everything)"
+wait -n

@@ -1,0 +1,136 @@
+"""Pump Server settings. Everything an operator sets comes from the environment (see the README table)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from pumpserver.database import BASE_DIR, django_database_settings, resolve_target
+from pumpserver.env import env_bool, env_int, env_list, env_number, env_str
+
+VAR_DIR = Path(env_str("PUMP_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DATABASE_TARGET = resolve_target()
+DATABASES = {"default": django_database_settings(DATABASE_TARGET)}
+USING_EMBEDDED_DATABASE = DATABASE_TARGET.source != "DATABASE_URL"
+
+
+def _secret_key() -> str:
+    key = env_str("SECRET_KEY")
+    if key:
+        return key
+    if not USING_EMBEDDED_DATABASE:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL points at a real database")
+    # The embedded default is a developer setup: generate a key once and keep it, so sessions survive restarts.
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "pumpserver",
+    "modelregistry.apps.ModelRegistryConfig",
+    "predictions.apps.PredictionsConfig",
+    "alerts.apps.AlertsConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pumpserver.urls"
+ASGI_APPLICATION = "pumpserver.asgi.application"
+WSGI_APPLICATION = "pumpserver.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Pump Server behaviour (names and defaults of the existing server where it had them) ---
+TRAINING_SERVICE_API_URL = env_str("TRAINING_SERVICE_API_URL")
+N8N_WEBHOOK_URL = env_str("N8N_WEBHOOK_URL")
+N8N_WEBHOOK_TIMEOUT = env_number("N8N_WEBHOOK_TIMEOUT", 5.0, minimum=0.1, maximum=300)
+DEFAULT_ALERT_THRESHOLD = env_number("DEFAULT_ALERT_THRESHOLD", 0.7, minimum=0, maximum=1)
+MODEL_STORAGE_PATH = Path(env_str("MODEL_STORAGE_PATH", str(VAR_DIR / "models")))
+# The listener's safety-net poll; notifications wake it at once, this only bounds the delay if one is missed.
+POLLING_INTERVAL_SECONDS = env_number("POLLING_INTERVAL_SECONDS", 5.0, minimum=0.1, maximum=3600)
+# Most queued rows one listener claims per batch (a busy system drains the queue in batches of this size).
+BATCH_SIZE = env_int("BATCH_SIZE", 5000, minimum=1, maximum=100_000)
+# Rows of history per coin the features see; the original server hard-coded 1000 (models depend on it).
+FEATURE_HISTORY_SIZE = env_int("FEATURE_HISTORY_SIZE", 1000, minimum=1, maximum=100_000)
+MODEL_CACHE_SIZE = env_int("MODEL_CACHE_SIZE", 50, minimum=1, maximum=10_000)
+EVALUATION_INTERVAL_SECONDS = env_int("EVALUATION_INTERVAL_SECONDS", 30, minimum=1, maximum=3600)
+WEBHOOK_SECRET = env_str("WEBHOOK_SECRET")
+WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", [])
+REDIS_URL = env_str("REDIS_URL")
+HEALTH_PUBLIC = env_bool("HEALTH_PUBLIC", True)
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", True)
+
+LOG_LEVEL = (env_str("LOG_LEVEL", "INFO") or "INFO").upper()
+if LOG_LEVEL not in logging.getLevelNamesMapping():
+    LOG_LEVEL = "INFO"  # the existing server falls back the same way
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
+LOG_JSON_INDENT = env_int("LOG_JSON_INDENT", 0, minimum=0, maximum=8)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "pumpserver.logging.JsonFormatter", "indent": LOG_JSON_INDENT or None},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}

@@ -1,0 +1,70 @@
+"""Shared fixtures: real PostgreSQL only (the embedded test server, or DATABASE_URL)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+
+from pumpserver.database import open_connection
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def database_url(dbname: str) -> str:
+    """A libpq URI for `dbname` on the test server; unix sockets use the `?host=/dir` form."""
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    user = quote(params.get("user") or "postgres")
+    password = params.get("password")
+    auth = f"{user}:{quote(password)}" if password else user
+    host = params.get("host") or ""
+    port = params.get("port") or ""
+    if host.startswith("/"):
+        suffix = f"?host={quote(host)}" + (f"&port={port}" if port else "")
+        return f"postgresql://{auth}@/{dbname}{suffix}"
+    return f"postgresql://{auth}@{host}{':' + str(port) if port else ''}/{dbname}"
+
+
+@pytest.fixture
+def scratch_database(django_db_blocker):
+    """An empty database of its own on the test server, dropped afterwards; yields its URL."""
+    name = f"pump_scratch_{uuid.uuid4().hex[:10]}"
+    with django_db_blocker.unblock():
+        with open_connection(autocommit=True, dbname="postgres") as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield database_url(name)
+        finally:
+            with open_connection(autocommit=True, dbname="postgres") as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_manage(*args: str, env_overrides: dict[str, str | None] | None = None, timeout: float = 120):
+    """Run manage.py in a fresh process, as an operator would."""
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "pumpserver.test_settings"
+    for key, value in (env_overrides or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def connect(url: str, **kwargs) -> psycopg.Connection:
+    return psycopg.connect(url, **kwargs)
