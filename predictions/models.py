@@ -212,7 +212,11 @@ class ModelPrediction(models.Model):
             # Pending rows have no verdict; evaluated rows always have one.
             models.CheckConstraint(
                 condition=Q(status=PredictionStatus.PENDING, evaluation_result__isnull=True)
-                | Q(status=PredictionStatus.EVALUATED, evaluation_result__in=EvaluationResult.values),
+                | Q(
+                    status=PredictionStatus.EVALUATED,
+                    evaluation_result__isnull=False,  # IN (…) alone lets NULL through a CHECK
+                    evaluation_result__in=EvaluationResult.values,
+                ),
                 name="predictions_status_result",
             ),
             models.CheckConstraint(
