@@ -1,0 +1,76 @@
+"""`make bench`: run every benchmark against a fresh database on the embedded server (or DATABASE_URL's server)
+and append the results, with date and machine, to docs/benchmarks.md.
+
+Targets live here, never in timed tests: the machines are shared and noisy, so each benchmark reports ratios
+measured within one run next to its absolute figures.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import django
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+RESULTS = PROJECT_DIR / "docs" / "benchmarks.md"
+BENCH_DB = "pump_bench"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+        cpu = model
+    except (OSError, StopIteration):
+        pass
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {memory_gib:.0f} GiB, Python {platform.python_version()}"
+
+
+def fresh_database() -> str:
+    from pumpserver.database import open_connection
+    from tests.conftest import database_url
+
+    with open_connection(autocommit=True, dbname="postgres") as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    url = database_url(BENCH_DB)
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": os.environ.get("SECRET_KEY", "bench")}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=PROJECT_DIR, env=env, check=True)
+    return url
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pumpserver.settings")
+    sys.path.insert(0, str(PROJECT_DIR))
+    django.setup()
+    from tests.benchmarks import bench_trigger
+
+    selected = set(sys.argv[1:])
+    benchmarks = {"trigger": bench_trigger}
+    sections = []
+    for name, module in benchmarks.items():
+        if selected and name not in selected:
+            continue
+        url = fresh_database()
+        print(f"== {name}", flush=True)
+        section = module.run(url)
+        print(section, flush=True)
+        sections.append(section)
+
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    header = "# Benchmarks\n\nAppended by `make bench`; newest run last.\n"
+    existing = RESULTS.read_text() if RESULTS.exists() else header
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(existing.rstrip() + f"\n\n## Run of {stamp}\n\nMachine: {machine()}\n\n" + "\n\n".join(sections) + "\n")
+    print(f"results appended to {RESULTS.relative_to(PROJECT_DIR)}")
+
+
+if __name__ == "__main__":
+    main()
