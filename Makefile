@@ -22,6 +22,7 @@ $(VENV)/.installed-test: requirements/test.txt requirements/base.txt | $(PY)
 run: $(VENV)/.installed-base
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_admin
+	$(PY) manage.py ensure_demo_model
 	HOST=$(HOST) PORT=$(PORT) PY=$(PY) ./deploy/run-local.sh
 
 test: $(VENV)/.installed-test

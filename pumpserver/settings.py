@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "pumpserver",
+    "rest_framework",
+    "rest_framework.authtoken",
     "modelregistry.apps.ModelRegistryConfig",
     "predictions.apps.PredictionsConfig",
     "alerts.apps.AlertsConfig",
@@ -95,6 +97,16 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "pumpserver.authentication.TokenOrBearerAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": None,
+}
 
 # --- Pump Server behaviour (names and defaults of the existing server where it had them) ---
 TRAINING_SERVICE_API_URL = env_str("TRAINING_SERVICE_API_URL")

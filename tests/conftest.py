@@ -68,3 +68,25 @@ def run_manage(*args: str, env_overrides: dict[str, str | None] | None = None, t
 
 def connect(url: str, **kwargs) -> psycopg.Connection:
     return psycopg.connect(url, **kwargs)
+
+
+@pytest.fixture
+def market(django_db_blocker):
+    """A collector's connection to coin_metrics; the table (not flushed by Django: it is unmanaged) is emptied after."""
+    with django_db_blocker.unblock():
+        conn = open_connection(autocommit=True)
+        try:
+            yield conn
+        finally:
+            conn.execute("TRUNCATE coin_metrics, coin_metrics_queue")
+            conn.close()
+
+
+def test_database_url() -> str:
+    """DATABASE_URL of the test database, for processes the tests start."""
+    from django.db import connection
+
+    return database_url(connection.settings_dict["NAME"])
+
+
+test_database_url.__test__ = False  # a helper, not a test

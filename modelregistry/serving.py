@@ -1,0 +1,153 @@
+"""What the listener needs of a registered model: an immutable settings snapshot and the loaded estimator.
+
+Snapshots are re-read every batch (one query), so setting changes apply at once; estimators are cached per process
+and reloaded only when the current artifact changes (new version), keyed by its checksum.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+
+from modelregistry import loading
+from modelregistry.models import ActiveModel, ModelArtifact
+from pumpserver import metrics
+from predictions.features import DEFAULT_WINDOWS, required_feature_names
+
+CAP_FIELDS = {
+    "negativ": "max_log_entries_per_coin_negative",
+    "positiv": "max_log_entries_per_coin_positive",
+    "alert": "max_log_entries_per_coin_alert",
+}
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    id: int
+    model_id: int | None
+    name: str
+    model_type: str
+    target_variable: str
+    target_operator: str | None
+    future_minutes: int | None
+    features: tuple[str, ...]
+    phases: tuple[int, ...] | None
+    engineered: bool
+    windows: tuple[int, ...]
+    alert_threshold: float
+    whitelist: frozenset[str] | None  # None = all coins
+    ignore_bad_seconds: int
+    ignore_positive_seconds: int
+    ignore_alert_seconds: int
+    min_scan_interval_seconds: int
+    caps: dict  # tag → max pending rows per coin (0 = unlimited)
+    n8n_enabled: bool
+    send_ignored_to_n8n: bool
+    artifact_id: int | None
+    artifact_sha256: str | None
+    artifact_version: int | None
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, model: ActiveModel, artifact: tuple | None) -> ServedModel:
+        params = model.params or {}
+        windows = params.get("feature_engineering_windows") or DEFAULT_WINDOWS
+        whitelist = None
+        if model.coin_filter_mode == "whitelist":
+            whitelist = frozenset(model.coin_whitelist or ())  # an empty whitelist admits no coin
+        return cls(
+            id=model.pk,
+            model_id=model.model_id,
+            name=model.display_name,
+            model_type=model.model_type,
+            target_variable=model.target_variable,
+            target_operator=model.target_operator,
+            future_minutes=model.future_minutes,
+            features=tuple(model.features),
+            phases=tuple(sorted(set(model.phases))) if model.phases else None,
+            engineered=bool(params.get("use_engineered_features")),
+            windows=tuple(int(w) for w in windows),
+            alert_threshold=float(model.alert_threshold),
+            whitelist=whitelist,
+            ignore_bad_seconds=model.ignore_bad_seconds,
+            ignore_positive_seconds=model.ignore_positive_seconds,
+            ignore_alert_seconds=model.ignore_alert_seconds,
+            min_scan_interval_seconds=model.min_scan_interval_seconds,
+            caps={tag: getattr(model, field) for tag, field in CAP_FIELDS.items()},
+            n8n_enabled=model.n8n_enabled,
+            send_ignored_to_n8n=model.send_ignored_to_n8n,
+            artifact_id=artifact[0] if artifact else None,
+            artifact_sha256=artifact[1] if artifact else None,
+            artifact_version=artifact[2] if artifact else None,
+            updated_at=model.updated_at,
+        )
+
+
+def active_served_models() -> list[ServedModel]:
+    """Active models in the existing server's order (active first, newest first), with their current artifact."""
+    models = list(ActiveModel.objects.filter(is_active=True).order_by("-created_at"))
+    artifacts = {
+        model_pk: (pk, sha, version)
+        for pk, model_pk, sha, version in ModelArtifact.objects.filter(
+            model__in=[m.pk for m in models], is_current=True
+        ).values_list("pk", "model_id", "sha256", "version")
+    }
+    return [ServedModel.from_row(model, artifacts.get(model.pk)) for model in models]
+
+
+@dataclass(frozen=True)
+class ReadyModel:
+    """A loaded estimator and the input columns it takes."""
+
+    loaded: loading.LoadedModel
+    input_names: tuple[str, ...]
+
+
+class ModelCache:
+    """Loaded models of this process, least recently used evicted; keyed by artifact checksum and feature list."""
+
+    def __init__(self, *, size: int):
+        self.size = size
+        self._entries: OrderedDict[tuple, ReadyModel] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, model: ServedModel) -> ReadyModel:
+        """The ready model, loading it on first use or when its artifact or features changed.
+
+        Raises loading.ModelLoadError (or ValueError for an unusable feature list) with a readable message.
+        """
+        if model.artifact_id is None:
+            raise loading.ModelLoadError("the model has no stored artifact")
+        key = (model.id, model.artifact_sha256, model.features, model.target_operator, model.target_variable)
+        ready = self._entries.get(key)
+        if ready is not None:
+            self._entries.move_to_end(key)
+            return ready
+        started = time.perf_counter()
+        artifact = ModelArtifact.objects.only("content", "format").get(pk=model.artifact_id)
+        loaded = loading.load_model(bytes(artifact.content), fmt=artifact.format)
+        loading.validate_against_metadata(loaded, features=list(model.features))
+        if loaded.feature_names:
+            input_names = tuple(loaded.feature_names)
+        else:
+            input_names = tuple(
+                required_feature_names(
+                    features=model.features,
+                    n_features_in=loaded.n_features,
+                    target_operator=model.target_operator,
+                    target_variable=model.target_variable,
+                )
+            )
+        ready = ReadyModel(loaded=loaded, input_names=input_names)
+        metrics.MODEL_LOAD_SECONDS.labels(model_id=str(model.model_id or model.id)).observe(time.perf_counter() - started)
+        for stale in [k for k in self._entries if k[0] == model.id]:
+            del self._entries[stale]
+        self._entries[key] = ready
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        metrics.MODELS_LOADED.set(len(self._entries))
+        return ready

@@ -1,0 +1,155 @@
+"""The prediction engine: which models look at which coin events, and one vectorised predict per model.
+
+Pure computation over what the caller read from the database; the caller (predictions.services) claims the work
+and stores the results in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from modelregistry.serving import ModelCache, ServedModel
+from pumpserver import metrics
+from predictions.features import CoinHistories, build_features
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CoinEvent:
+    mint: str
+    timestamp: datetime
+    phase_id: int | None
+
+
+@dataclass
+class ModelResult:
+    model: ServedModel
+    events: list[CoinEvent]
+    probabilities: np.ndarray
+    predictions: np.ndarray
+    seconds: float
+
+
+@dataclass
+class ModelFailure:
+    model: ServedModel
+    error: str
+    kind: str  # "model_load" or "prediction"
+
+
+@dataclass
+class EngineOutput:
+    results: list[ModelResult] = field(default_factory=list)
+    failures: list[ModelFailure] = field(default_factory=list)
+
+
+def tag_for(probability: float, threshold: float) -> str:
+    """The existing server's tag: by probability and the model's threshold, independent of the 0/1 prediction."""
+    if probability < 0.5:
+        return "negativ"
+    if probability < threshold:
+        return "positiv"
+    return "alert"
+
+
+def looks_at(
+    model: ServedModel, event: CoinEvent, scan_state: tuple[datetime | None, datetime] | None, now: datetime
+) -> bool:
+    """The per-model filters, in the existing server's order, plus the minimum scan interval it never applied."""
+    if model.whitelist is not None and event.mint not in model.whitelist:
+        return False
+    if model.phases and event.phase_id not in model.phases:
+        return False
+    if scan_state is not None:
+        ignore_until, last_scan_at = scan_state
+        if ignore_until is not None and ignore_until > now:
+            return False
+        if model.min_scan_interval_seconds and last_scan_at > now - timedelta(seconds=model.min_scan_interval_seconds):
+            return False
+    return True
+
+
+def run_models(
+    *,
+    models: list[ServedModel],
+    events: list[CoinEvent],
+    scan_states: dict[tuple[str, int], tuple],
+    load_histories,
+    cache: ModelCache,
+    now: datetime,
+    apply_filters: bool = True,
+) -> EngineOutput:
+    """Predict every eligible (model, event) pair: histories loaded once, features built once per feature set.
+
+    `load_histories(requests)` takes {phase filter: [mints]} and returns {phase filter: CoinHistories}.
+    A model that fails (cannot load, bad features) is reported and skipped; the others go on. Manual predictions
+    pass apply_filters=False: whitelist, phase, ignore and scan-interval settings are for the event stream only.
+    """
+    output = EngineOutput()
+    ready_models = []
+    for model in models:
+        try:
+            ready = cache.get(model)
+        except Exception as exc:  # any artifact problem is this model's problem only
+            output.failures.append(ModelFailure(model, f"cannot load: {exc}", "model_load"))
+            continue
+        eligible = [
+            e for e in events if not apply_filters or looks_at(model, e, scan_states.get((e.mint, model.id)), now)
+        ]
+        if eligible:
+            ready_models.append((model, ready, eligible))
+    if not ready_models:
+        return output
+
+    requests: dict = defaultdict(set)
+    for model, _ready, eligible in ready_models:
+        requests[model.phases].update(e.mint for e in eligible)
+    histories = load_histories({key: sorted(mints) for key, mints in requests.items()})
+
+    names_by_feature_set: dict = defaultdict(set)
+    for model, ready, _eligible in ready_models:
+        names_by_feature_set[_feature_set(model)].update(ready.input_names)
+    built: dict = {}
+    for model, ready, eligible in ready_models:
+        started = time.perf_counter()
+        try:
+            block = histories[model.phases]
+            row_of = {mint: i for i, mint in enumerate(block.mints)}
+            # A coin without rows under the model's phase filter cannot be predicted (the original failed too).
+            predictable = [e for e in eligible if e.mint in row_of]
+            if not predictable:
+                continue
+            columns, all_features = _built_features(built, block, model, sorted(names_by_feature_set[_feature_set(model)]))
+            matrix = all_features[np.ix_([row_of[e.mint] for e in predictable], [columns[n] for n in ready.input_names])]
+            probabilities, predictions = ready.loaded.predict_proba_positive(matrix)
+        except Exception as exc:
+            logger.exception("model %s failed on a batch of %d coins", model.id, len(eligible))
+            output.failures.append(ModelFailure(model, f"prediction failed: {exc}", "prediction"))
+            continue
+        output.results.append(
+            ModelResult(model, predictable, np.asarray(probabilities, dtype=np.float64),
+                        np.asarray(predictions, dtype=np.int64), time.perf_counter() - started)
+        )
+    return output
+
+
+def _feature_set(model: ServedModel) -> tuple:
+    """Models that agree on these see identical feature values, so their features are built once."""
+    return (model.phases, model.engineered, model.windows)
+
+
+def _built_features(built: dict, block: CoinHistories, model: ServedModel, names: list[str]):
+    key = _feature_set(model)
+    if key not in built:
+        started = time.perf_counter()
+        matrix = build_features(block, feature_names=names, engineered=model.engineered, windows=list(model.windows))
+        metrics.FEATURE_SECONDS.observe(time.perf_counter() - started)
+        built[key] = ({name: i for i, name in enumerate(names)}, matrix)
+    return built[key]

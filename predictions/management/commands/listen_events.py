@@ -1,0 +1,153 @@
+"""python manage.py listen_events — predict every new coin_metrics row with every active model.
+
+Wakes on NOTIFY coin_metrics_insert, claims all queued rows at once (a busy system drains the queue in batches, an
+idle one handles a single row immediately), and polls every POLLING_INTERVAL_SECONDS as a safety net. Several
+listeners may run: claims use FOR UPDATE SKIP LOCKED. SIGTERM/SIGINT finish the batch in hand and exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+
+import psycopg
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
+
+from modelregistry.serving import ModelCache
+from predictions import selectors
+from predictions.collector_schema import CHANNEL
+from predictions.services import process_pending_batch
+from pumpserver import metrics
+from pumpserver.database import open_connection
+from pumpserver.heartbeat import Heartbeat
+
+logger = logging.getLogger("pumpserver.listener")
+
+CONNECTION_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+MAX_BACKOFF_SECONDS = 30.0
+WAIT_SLICE_SECONDS = 0.5  # how quickly a wait notices SIGTERM
+
+
+class Command(BaseCommand):
+    help = "Listen for new coin_metrics rows and predict them with every active model."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="process everything queued, then exit")
+        parser.add_argument("--batch-size", type=int, default=None, help="most rows per batch (BATCH_SIZE)")
+        parser.add_argument("--poll-interval", type=float, default=None, help="seconds (POLLING_INTERVAL_SECONDS)")
+
+    def handle(self, *args, once: bool, batch_size: int | None, poll_interval: float | None, **options):
+        self.batch_size = batch_size or settings.BATCH_SIZE
+        self.poll_interval = poll_interval or settings.POLLING_INTERVAL_SECONDS
+        self.stopping = False
+        previous_handlers = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        self.cache = ModelCache(size=settings.MODEL_CACHE_SIZE)
+        self.heartbeat = Heartbeat("listener")
+        self.doorbell: psycopg.Connection | None = None
+        self.database_down_since: float | None = None
+        self.predicted = 0
+        backoff = 1.0
+
+        logger.info("listener started (batch size %d, poll every %.1fs)", self.batch_size, self.poll_interval)
+        while not self.stopping:
+            try:
+                self._ensure_doorbell()
+                drained = self._drain()
+                self._database_is_back()
+                backoff = 1.0
+                if once:
+                    break
+                if not drained:
+                    self._wait_for_doorbell()
+            except CONNECTION_ERRORS as exc:
+                self._database_is_down(exc)
+                self._sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        self._shutdown()
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+
+    def _stop(self, signum, frame):
+        self.stopping = True
+
+    def _drain(self) -> bool:
+        """Process batches until the queue is empty (or we are asked to stop). True if anything was claimed."""
+        claimed_any = False
+        while not self.stopping:
+            close_old_connections()
+            report = process_pending_batch(
+                limit=self.batch_size, cache=self.cache, history_limit=settings.FEATURE_HISTORY_SIZE
+            )
+            self.heartbeat.beat(predicted=self.predicted, models_loaded=len(self.cache))
+            if not report.claimed:
+                break
+            claimed_any = True
+            self.predicted += len(report.stored)
+            logger.debug(
+                "batch: %d rows, %d coins, %d stored, %d capped, %d model failures",
+                report.claimed, report.coins, len(report.stored), len(report.capped), len(report.failures),
+            )
+            if report.claimed < self.batch_size:
+                break
+        metrics.QUEUE_DEPTH.set(selectors.queue_depth())
+        return claimed_any
+
+    def _ensure_doorbell(self) -> None:
+        if self.doorbell is None or self.doorbell.closed:
+            self.doorbell = open_connection(autocommit=True, application_name="pump-listener")
+            self.doorbell.execute(f"LISTEN {CHANNEL}")
+
+    def _wait_for_doorbell(self) -> None:
+        """Return on the first notification, at the poll interval, or soon after SIGTERM."""
+        deadline = time.monotonic() + self.poll_interval
+        while not self.stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            rang = False
+            for _ in self.doorbell.notifies(timeout=min(WAIT_SLICE_SECONDS, remaining), stop_after=1):
+                rang = True
+            if rang:
+                # Swallow the doorbells that rang meanwhile: one drain covers them all.
+                for _ in self.doorbell.notifies(timeout=0.001):
+                    pass
+                return
+
+    def _database_is_down(self, exc: Exception) -> None:
+        metrics.ERRORS.labels(type="db").inc()
+        if self.database_down_since is None:
+            self.database_down_since = time.monotonic()
+            logger.error("database unavailable, retrying with backoff: %s", " ".join(str(exc).split()))
+        for conn in (self.doorbell,):
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:
+                    pass
+        self.doorbell = None
+        try:
+            connection.close()
+        except DatabaseError:
+            pass
+
+    def _database_is_back(self) -> None:
+        if self.database_down_since is not None:
+            logger.warning("database reachable again after %.0fs; catching up", time.monotonic() - self.database_down_since)
+            self.database_down_since = None
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(min(WAIT_SLICE_SECONDS, deadline - time.monotonic()))
+
+    def _shutdown(self) -> None:
+        try:
+            self.heartbeat.stop()
+        except DatabaseError:
+            pass
+        if self.doorbell is not None:
+            self.doorbell.close()
+        logger.info("listener stopped after %d stored predictions", self.predicted)

@@ -1,0 +1,274 @@
+"""The event path end to end: collector INSERT → queue → listener → stored predictions, on the real database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from modelregistry.models import ActiveModel, ModelArtifact, ModelSource
+from modelregistry.serving import ModelCache
+from modelregistry.services import register_model
+from predictions.models import CoinScanCache, ModelPrediction
+from predictions.services import process_pending_batch
+from tests import parity
+from tests.conftest import PROJECT_DIR, test_database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HEADER, ROWS = parity.coin_metrics_rows()
+INSERT_SQL = f"INSERT INTO coin_metrics ({', '.join(HEADER)}) VALUES ({', '.join(['%s'] * len(HEADER))})"
+MINT = HEADER.index("mint")
+
+
+def register(name: str, *, filename: str, trust_pickle: bool = False, **settings) -> ActiveModel:
+    meta = parity.meta(name)
+    model = register_model(
+        artifact=parity.artifact(filename), meta=meta, source=ModelSource.COMMAND_LINE, filename=filename,
+        activate=True, trust_pickle=trust_pickle,
+    )
+    settings.setdefault("min_scan_interval_seconds", 0)
+    ActiveModel.objects.filter(pk=model.pk).update(**settings)
+    return model
+
+
+def register_xgb(**settings) -> ActiveModel:
+    return register("xgb", filename="model_xgb.json", **settings)
+
+
+def register_rf(**settings) -> ActiveModel:
+    return register("rf", filename="model_rf.pkl", trust_pickle=True, **settings)
+
+
+def insert(market, rows) -> None:
+    with market.cursor() as cursor:
+        cursor.executemany(INSERT_SQL, rows)
+
+
+def run_batch(**kwargs):
+    return process_pending_batch(limit=10_000, cache=kwargs.pop("cache", ModelCache(size=10)), history_limit=1000)
+
+
+def rows_of(mint: str):
+    return [row for row in ROWS if row[MINT] == mint]
+
+
+def test_served_probabilities_match_the_parity_fixture(market):
+    xgb, rf = register_xgb(), register_rf()
+    expected = parity.expected_rows()
+    first_as_of = min(r.as_of_row for r in expected)
+    mints = sorted({r.mint for r in expected})
+    insert(market, [row for mint in mints for row in rows_of(mint)[:first_as_of]])
+    cache = ModelCache(size=10)
+    run_batch(cache=cache)
+    for as_of in range(first_as_of, max(len(rows_of(mint)) for mint in mints)):
+        insert(market, [rows_of(mint)[as_of] for mint in mints if as_of < len(rows_of(mint))])
+        run_batch(cache=cache)
+
+    checked = 0
+    for row in expected:
+        model = xgb if row.model == "xgb" else rf
+        stored = ModelPrediction.objects.filter(
+            active_model=model, coin_id=row.mint, prediction_timestamp=datetime.fromisoformat(row.as_of_timestamp)
+        ).first()
+        if not row.served:
+            assert stored is None, row
+            continue
+        assert stored is not None, row
+        assert stored.probability == pytest.approx(row.probability, abs=1e-9), row
+        assert stored.prediction == row.prediction
+        assert stored.model_version == 1
+        checked += 1
+    assert checked >= 100
+
+
+def test_phase_filter_whitelist_and_min_scan_interval(market):
+    coin_a, coin_b, _coin_c = sorted({row[MINT] for row in ROWS})
+    whitelisted = register_xgb(coin_filter_mode="whitelist", coin_whitelist=[coin_a])
+    insert(market, rows_of(coin_a)[:100] + rows_of(coin_b)[:100])
+    run_batch()
+    assert set(ModelPrediction.objects.filter(active_model=whitelisted).values_list("coin_id", flat=True)) == {coin_a}
+
+    # phases: the xgb fixture model only looks at phases 1-3; a NULL or unknown phase is skipped
+    later = datetime.fromisoformat(rows_of(coin_a)[99][1]) + timedelta(seconds=5)
+    stray = list(rows_of(coin_a)[99])
+    stray[1], stray[2] = later.isoformat(), None
+    insert(market, [stray])
+    run_batch()
+    assert not ModelPrediction.objects.filter(active_model=whitelisted, prediction_timestamp=later).exists()
+
+    # min_scan_interval: a coin scanned just now is not scanned again within the interval
+    ActiveModel.objects.filter(pk=whitelisted.pk).update(min_scan_interval_seconds=3600)
+    insert(market, [rows_of(coin_a)[100]])
+    run_batch()
+    assert ModelPrediction.objects.filter(active_model=whitelisted).count() == 1
+
+
+def test_ignore_windows_follow_the_last_result(market):
+    coin = sorted({row[MINT] for row in ROWS})[0]
+    model = register_xgb(ignore_bad_seconds=600, ignore_positive_seconds=600, ignore_alert_seconds=600)
+    insert(market, rows_of(coin)[:50])
+    run_batch()
+    cache = CoinScanCache.objects.get(coin_id=coin, active_model=model)
+    assert cache.ignore_until is not None and cache.ignore_reason in ("bad", "positive", "alert")
+    insert(market, [rows_of(coin)[50]])
+    run_batch()
+    assert ModelPrediction.objects.filter(active_model=model).count() == 1  # ignored while the window lasts
+
+    CoinScanCache.objects.update(ignore_until=datetime.now(timezone.utc) - timedelta(seconds=1))
+    insert(market, [rows_of(coin)[51]])
+    run_batch()
+    assert ModelPrediction.objects.filter(active_model=model).count() == 2
+
+
+def test_max_log_cap_counts_pending_rows_per_tag(market):
+    coin = sorted({row[MINT] for row in ROWS})[0]
+    model = register_xgb(
+        max_log_entries_per_coin_negative=2, max_log_entries_per_coin_positive=2, max_log_entries_per_coin_alert=2
+    )
+    for i in range(40, 46):
+        insert(market, [rows_of(coin)[i]] if i > 40 else rows_of(coin)[: i + 1])
+        run_batch()
+    stored = list(ModelPrediction.objects.filter(active_model=model).values_list("tag", flat=True))
+    assert len(stored) < 6
+    assert all(stored.count(tag) <= 2 for tag in set(stored))
+    # evaluated rows no longer count: the cap is on pending rows
+    ModelPrediction.objects.update(status="inaktiv", evaluation_result="not_applicable")
+    insert(market, [rows_of(coin)[46]])
+    run_batch()
+    assert ModelPrediction.objects.filter(active_model=model, status="aktiv").count() == 1
+
+
+def test_classic_target_models_are_predicted_and_stored(market):
+    coin = sorted({row[MINT] for row in ROWS})[0]
+    meta = parity.meta("xgb")
+    meta.update(id=555, name="classic", target_operator=">", target_value=0.5)
+    meta["params"] = {k: v for k, v in meta["params"].items() if k != "_time_based"}
+    model = register_model(artifact=parity.artifact("model_xgb.json"), meta=meta, source=ModelSource.COMMAND_LINE,
+                           activate=True)
+    ActiveModel.objects.filter(pk=model.pk).update(min_scan_interval_seconds=0)
+    insert(market, rows_of(coin)[:30])
+    run_batch()
+    stored = ModelPrediction.objects.get(active_model=model)
+    assert stored.evaluation_timestamp - stored.prediction_timestamp == timedelta(minutes=10)
+
+
+def test_a_corrupt_artifact_is_isolated(market):
+    good = register_xgb()
+    broken = register_rf()
+    ModelArtifact.objects.filter(model=broken).update(content=b"\x80garbage", format="skops")
+    coin = sorted({row[MINT] for row in ROWS})[0]
+    insert(market, rows_of(coin)[:30])
+    report = run_batch()
+    assert [f.model.id for f in report.failures] == [broken.pk]
+    assert ModelPrediction.objects.filter(active_model=good).count() == 1
+    assert ModelPrediction.objects.filter(active_model=broken).count() == 0
+    broken.refresh_from_db()
+    assert broken.load_error and "cannot load" in broken.load_error
+
+
+def test_register_model_refuses_pickles_and_mismatched_features(tmp_path):
+    meta_file = tmp_path / "meta.json"
+    meta_file.write_text((parity.FIXTURES / "model_rf.meta.json").read_text())
+    with pytest.raises(CommandError, match="pickle"):
+        call_command("register_model", str(parity.FIXTURES / "model_rf.pkl"), meta=str(meta_file))
+    meta = parity.meta("xgb")
+    meta["features"] = meta["features"][:10]
+    meta_file.write_text(__import__("json").dumps(meta))
+    with pytest.raises(CommandError, match="feature"):
+        call_command("register_model", str(parity.FIXTURES / "model_xgb.json"), meta=str(meta_file))
+    assert not ActiveModel.objects.exists()
+
+    call_command("register_model", str(parity.FIXTURES / "model_rf.pkl"), meta=str(parity.FIXTURES / "model_rf.meta.json"),
+                 trust_pickle=True, activate=True)
+    stored = ActiveModel.objects.get()
+    assert stored.is_active and stored.artifacts.get().format == "skops"  # stored converted: never unpickled again
+
+
+def listener_process(*extra: str) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": test_database_url(), "DJANGO_SETTINGS_MODULE": "pumpserver.test_settings"}
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "listen_events", "--poll-interval", "1", *extra],
+        cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def wait_until(condition, *, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+def newest_rows(mints):
+    return {mint: datetime.fromisoformat(rows_of(mint)[-1][1]) for mint in mints}
+
+
+def test_rows_inserted_while_stopped_are_predicted_on_start_exactly_once(market):
+    xgb, rf = register_xgb(), register_rf()
+    mints = sorted({row[MINT] for row in ROWS})
+    insert(market, ROWS)  # no listener running
+    process = listener_process()
+    try:
+        wait_until(lambda: ModelPrediction.objects.count() >= 2 * len(mints))
+        time.sleep(1.5)  # a further poll must not add anything
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    for model in (xgb, rf):
+        stored = dict(ModelPrediction.objects.filter(active_model=model).values_list("coin_id", "prediction_timestamp"))
+        assert stored == newest_rows(mints)
+    assert market.execute("SELECT count(*) FROM coin_metrics_queue").fetchone() == (0,)
+
+
+def test_two_listeners_share_the_stream_without_duplicates(market):
+    model = register_xgb()
+    mints = sorted({row[MINT] for row in ROWS})
+    listeners = [listener_process("--batch-size", "3"), listener_process("--batch-size", "3")]
+    try:
+        for index in range(0, 150):  # a stream: one row per coin per step
+            insert(market, [rows_of(mint)[index] for mint in mints])
+        wait_until(lambda: market.execute("SELECT count(*) FROM coin_metrics_queue").fetchone() == (0,))
+        time.sleep(1)
+    finally:
+        for process in listeners:
+            process.send_signal(signal.SIGTERM)
+        outputs = [process.communicate(timeout=30)[0] for process in listeners]
+    assert [p.returncode for p in listeners] == [0, 0], outputs
+    model.refresh_from_db()
+    stored = ModelPrediction.objects.filter(active_model=model).count()
+    assert stored == model.total_predictions  # no insert was silently dropped as a duplicate
+    assert stored >= len(mints)
+    for mint, newest in {m: datetime.fromisoformat(rows_of(m)[149][1]) for m in mints}.items():
+        assert ModelPrediction.objects.filter(active_model=model, coin_id=mint, prediction_timestamp=newest).exists()
+
+
+def test_sigterm_mid_stream_loses_no_claimed_work(market):
+    register_xgb()
+    mints = sorted({row[MINT] for row in ROWS})
+    process = listener_process("--batch-size", "2")
+    try:
+        for index in range(0, 120):
+            insert(market, [rows_of(mint)[index] for mint in mints])
+            if index == 60:
+                wait_until(lambda: ModelPrediction.objects.exists())  # the listener is up and predicting
+                process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    call_command("listen_events", once=True)  # another listener picks up whatever was left queued
+    assert market.execute("SELECT count(*) FROM coin_metrics_queue").fetchone() == (0,)
+    for mint in mints:
+        newest = datetime.fromisoformat(rows_of(mint)[119][1])
+        assert ModelPrediction.objects.filter(coin_id=mint, prediction_timestamp=newest).exists()
