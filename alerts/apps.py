@@ -1,6 +1,13 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class AlertsConfig(AppConfig):
     name = "alerts"
     verbose_name = "Alerts"
+
+    def ready(self):
+        from alerts.schedules import ensure_schedules
+
+        # After django_q's tables exist; a no-op update when the schedules are already there.
+        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="alerts.ensure_schedules")

@@ -19,6 +19,7 @@ start() { "$@" & pids+=($!); }
 
 start "$PY" -m daphne -b "$HOST" -p "$PORT" pumpserver.asgi:application
 start "$PY" manage.py listen_events
+start "$PY" manage.py qcluster
 start "$PY" manage.py simulate_market --coins "${DEMO_COINS:-60}" --rate "${DEMO_RATE:-50}" --duration "${DEMO_DURATION:-86400}" --realtime --seed "${DEMO_SEED:-$RANDOM}"
 
 echo "Pump Server: http://$HOST:$PORT/admin/  (Ctrl-C stops everything)"

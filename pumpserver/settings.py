@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "pumpserver",
     "rest_framework",
     "rest_framework.authtoken",
+    "django_q",
     "modelregistry.apps.ModelRegistryConfig",
     "predictions.apps.PredictionsConfig",
     "alerts.apps.AlertsConfig",
@@ -106,6 +107,21 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+}
+
+# django-q2 on the same PostgreSQL (ORM broker): `python manage.py qcluster` is the worker process.
+Q_CLUSTER = {
+    "name": "pumpserver",
+    "orm": "default",
+    "workers": env_int("WORKER_PROCESSES", 2, minimum=1, maximum=64),
+    "timeout": 600,  # seconds a task may run
+    "retry": 720,  # must exceed timeout: a task not acknowledged by then is handed out again
+    "max_attempts": 3,
+    "catch_up": False,  # after downtime run a schedule once, not once per missed interval
+    "poll": 0.5,  # seconds between ORM broker polls
+    "save_limit": 1000,
+    "ack_failures": True,
+    "label": "Task queue",
 }
 
 # --- Pump Server behaviour (names and defaults of the existing server where it had them) ---

@@ -1,0 +1,50 @@
+"""The worker's recurring jobs as django-q2 schedules, created or updated by name after every migrate.
+
+Updating by name makes a restart or a second migrate idempotent: a schedule is never duplicated, and a changed
+interval setting takes effect at the next migrate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class RecurringJob:
+    name: str
+    func: str
+    schedule_type: str
+    minutes: int | None = None
+    cron: str | None = None
+
+
+def cron_every(seconds: int) -> str:
+    """A croniter expression (seconds field last) firing every `seconds`; django-q2 checks schedules every 30 s."""
+    if seconds < 60:
+        return f"* * * * * */{seconds}"
+    return f"*/{max(1, seconds // 60)} * * * *"
+
+
+def recurring_jobs() -> list[RecurringJob]:
+    from django_q.models import Schedule
+
+    return [
+        RecurringJob("evaluate-predictions", "alerts.tasks.evaluate_and_track", Schedule.CRON,
+                     cron=cron_every(settings.EVALUATION_INTERVAL_SECONDS)),
+        # Safety net: the listener enqueues a delivery run right after committing new outbox rows.
+        RecurringJob("deliver-webhooks", "predictions.tasks.deliver_due_webhooks", Schedule.MINUTES, minutes=1),
+        RecurringJob("housekeeping", "alerts.tasks.housekeeping", Schedule.HOURLY),
+    ]
+
+
+def ensure_schedules(**_signal_kwargs) -> None:
+    from django_q.models import Schedule
+
+    for job in recurring_jobs():
+        Schedule.objects.update_or_create(
+            name=job.name,
+            defaults={"func": job.func, "schedule_type": job.schedule_type, "minutes": job.minutes, "cron": job.cron,
+                      "repeats": -1},
+        )
