@@ -26,6 +26,7 @@ run: $(VENV)/.installed-base
 	HOST=$(HOST) PORT=$(PORT) PY=$(PY) ./deploy/run-local.sh
 
 test: $(VENV)/.installed-test
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed-test

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Max
@@ -10,7 +11,18 @@ from django.utils import timezone
 
 from modelregistry import loading
 from modelregistry.metadata import MetadataError, registry_fields
-from modelregistry.models import ActiveModel, ArtifactFormat, ModelArtifact, ModelSource
+from modelregistry.models import (
+    IGNORE_SECONDS_MAX,
+    SEND_MODES,
+    TAG_LIMIT_MAX,
+    ActiveModel,
+    ArtifactFormat,
+    CoinFilterMode,
+    ModelArtifact,
+    ModelSource,
+)
+from modelregistry.training_service import TrainingServiceClient, TrainingServiceError
+from predictions.webhooks import InvalidWebhookUrl, validate_webhook_url
 
 
 class RegistrationError(ValueError):
@@ -90,4 +102,355 @@ def clear_model_error(*, model_id: int) -> None:
     ActiveModel.objects.filter(pk=model_id, load_error__isnull=False).update(load_error=None, load_error_at=None)
 
 
-__all__ = ["RegistrationError", "register_model", "mark_model_errored", "clear_model_error", "ModelSource"]
+# --- model lifecycle: activate, deactivate, rename, delete, training metrics ---------------------------------------
+
+
+class OperationRefused(Exception):
+    """The model exists but the operation cannot be carried out; the message says why (the API answers 400)."""
+
+
+def activate_model(*, active_model_id: int) -> ActiveModel:
+    """Activate a model after checking that its current artifact loads and fits its record.
+
+    A model that does not load stays as it was, its load_error records why, and OperationRefused says why.
+    `activated_at` keeps the first activation time. Raises ActiveModel.DoesNotExist for an unknown id.
+    """
+    model = ActiveModel.objects.get(pk=active_model_id)
+    artifact = model.artifacts.filter(is_current=True).only("content", "format").first()
+    try:
+        if artifact is None:
+            raise loading.ModelLoadError("no stored model file; import or upload the model again")
+        loaded = loading.load_model(bytes(artifact.content), fmt=artifact.format)
+        loading.validate_against_metadata(loaded, features=list(model.features), model_type=model.model_type)
+    except loading.ModelLoadError as exc:
+        mark_model_errored(model_id=model.pk, error=str(exc))
+        raise OperationRefused(f"Modell-Datei ist ungültig: {exc}") from exc
+
+    with transaction.atomic():
+        model = ActiveModel.objects.select_for_update().get(pk=active_model_id)
+        model.is_active = True
+        model.activated_at = model.activated_at or timezone.now()
+        model.load_error = None
+        model.load_error_at = None
+        model.save(update_fields=["is_active", "activated_at", "load_error", "load_error_at", "updated_at"])
+    return model
+
+
+def deactivate_model(*, active_model_id: int) -> ActiveModel:
+    """Stop new predictions of the model; its pending predictions are still evaluated."""
+    return _update_fields(active_model_id=active_model_id, values={"is_active": False})
+
+
+def rename_model(*, active_model_id: int, custom_name: str) -> ActiveModel:
+    """Set the display name, verbatim (an empty name falls back to the training name wherever it is shown)."""
+    return _update_fields(active_model_id=active_model_id, values={"custom_name": custom_name})
+
+
+def delete_model(*, active_model_id: int) -> ActiveModel:
+    """Delete the model with its predictions, scan-cache rows and artifacts; returns the deleted row's values.
+
+    The webhook log is kept (its rows are per URL, not per model).
+    """
+    with transaction.atomic():
+        model = ActiveModel.objects.select_for_update().get(pk=active_model_id)
+        model.delete()
+    model.pk = active_model_id  # delete() clears it; callers report which model went
+    return model
+
+
+TRAINING_METRIC_FIELDS = (
+    "training_accuracy",
+    "training_f1",
+    "training_precision",
+    "training_recall",
+    "roc_auc",
+    "mcc",
+    "confusion_matrix",
+    "simulated_profit_pct",
+)
+
+
+def refresh_training_metrics(*, active_model_id: int, client: TrainingServiceClient | None = None) -> ActiveModel:
+    """Re-read the model's training metrics from the training service and overwrite the stored ones.
+
+    Raises ActiveModel.DoesNotExist, OperationRefused (the model did not come from the training service) and
+    TrainingServiceError (the lookup failed or the record is unusable; carries the status to answer with).
+    """
+    model = ActiveModel.objects.get(pk=active_model_id)
+    if model.model_id is None:
+        raise OperationRefused(f"Modell {active_model_id} stammt nicht aus dem Training-Service (keine model_id)")
+    record = (client or TrainingServiceClient()).get_model(model.model_id)
+    try:
+        fields = registry_fields(record)
+    except MetadataError as exc:
+        raise TrainingServiceError(
+            f"the training service sent an unusable record for model {model.model_id}: {exc}", 502
+        ) from exc
+    return _update_fields(
+        active_model_id=active_model_id, values={name: fields[name] for name in TRAINING_METRIC_FIELDS}
+    )
+
+
+# --- per-model settings ---------------------------------------------------------------------------------------------
+
+
+class InvalidSetting(ValueError):
+    """A setting value is refused; `field` names the setting (the API answers 400 naming it)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+# Inclusive ranges of the numeric settings; the API serializers document the same bounds.
+SETTING_RANGES = {
+    "alert_threshold": (0, 1),
+    "ignore_bad_seconds": (0, IGNORE_SECONDS_MAX),
+    "ignore_positive_seconds": (0, IGNORE_SECONDS_MAX),
+    "ignore_alert_seconds": (0, IGNORE_SECONDS_MAX),
+    "min_scan_interval_seconds": (0, IGNORE_SECONDS_MAX),
+    "max_log_entries_per_coin_negative": (0, TAG_LIMIT_MAX),
+    "max_log_entries_per_coin_positive": (0, TAG_LIMIT_MAX),
+    "max_log_entries_per_coin_alert": (0, TAG_LIMIT_MAX),
+}
+
+
+def _in_range(field: str, value):
+    low, high = SETTING_RANGES[field]
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)) or not low <= value <= high:
+        raise InvalidSetting(field, f"{field} must be a number from {low} to {high}, not {value!r}")
+    if field != "alert_threshold" and not float(value).is_integer():
+        raise InvalidSetting(field, f"{field} must be a whole number, not {value!r}")
+    return value if field == "alert_threshold" else int(value)
+
+
+def _webhook_url(field: str, value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None  # "" clears the model's URL: the global N8N_WEBHOOK_URL applies again
+    try:
+        return validate_webhook_url(value)
+    except InvalidWebhookUrl as exc:
+        raise InvalidSetting(field, str(exc)) from exc
+
+
+def _send_modes(field: str, value) -> list[str]:
+    modes = [value] if isinstance(value, str) else value
+    if not isinstance(modes, (list, tuple)) or not modes:
+        raise InvalidSetting(field, f"{field} must be a non-empty list of {SEND_MODES}")
+    unknown = [mode for mode in modes if mode not in SEND_MODES]
+    if unknown:
+        raise InvalidSetting(field, f"{field} accepts {SEND_MODES}, not {unknown}")
+    return list(dict.fromkeys(modes))
+
+
+def _coin_filter_mode(field: str, value) -> str:
+    if value not in CoinFilterMode.values:
+        raise InvalidSetting(field, f"{field} must be one of {CoinFilterMode.values}, not {value!r}")
+    return value
+
+
+def _coin_whitelist(field: str, value) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(mint, str) and mint.strip() for mint in value):
+        raise InvalidSetting(field, f"{field} must be a list of coin mint addresses")
+    return list(dict.fromkeys(mint.strip() for mint in value))
+
+
+def _flag(field: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidSetting(field, f"{field} must be true or false, not {value!r}")
+    return value
+
+
+_SETTING_CLEANERS = {
+    **{field: _in_range for field in SETTING_RANGES},
+    "n8n_webhook_url": _webhook_url,
+    "n8n_send_mode": _send_modes,
+    "n8n_enabled": _flag,
+    "send_ignored_to_n8n": _flag,
+    "coin_filter_mode": _coin_filter_mode,
+    "coin_whitelist": _coin_whitelist,
+}
+SETTING_FIELDS = tuple(_SETTING_CLEANERS)
+
+
+def update_model_settings(*, active_model_id: int, **changes) -> ActiveModel:
+    """Change the given per-model settings (any of SETTING_FIELDS); settings not given stay as they are.
+
+    Values are checked here for every caller (API, pages, MCP): ranges, send modes, filter mode, and the webhook
+    URL policy (`""` or None clears the URL). A refused value raises InvalidSetting naming the field and nothing
+    is stored. The listener reads settings every batch, so a change applies to the next coin event.
+    Raises ActiveModel.DoesNotExist for an unknown id.
+    """
+    unknown = sorted(set(changes) - set(SETTING_FIELDS))
+    if unknown:
+        raise TypeError(f"not a per-model setting: {', '.join(unknown)}")
+    cleaned = {field: _SETTING_CLEANERS[field](field, value) for field, value in changes.items()}
+    return _update_fields(active_model_id=active_model_id, values=cleaned)
+
+
+def _update_fields(*, active_model_id: int, values: dict) -> ActiveModel:
+    with transaction.atomic():
+        model = ActiveModel.objects.select_for_update().get(pk=active_model_id)
+        for field, value in values.items():
+            setattr(model, field, value)
+        model.save(update_fields=[*values, "updated_at"])
+    return model
+
+
+__all__ = [
+    "RegistrationError",
+    "register_model",
+    "mark_model_errored",
+    "clear_model_error",
+    "ModelSource",
+    "OperationRefused",
+    "activate_model",
+    "deactivate_model",
+    "rename_model",
+    "delete_model",
+    "refresh_training_metrics",
+    "InvalidSetting",
+    "SETTING_RANGES",
+    "SETTING_FIELDS",
+    "update_model_settings",
+]
+
+
+# --- import from the training service, uploads ---------------------------------------------------------------------
+
+
+class ModelImportError(Exception):
+    """An import failed and nothing was stored; `status` is the HTTP status the API answers with (400/404/502/503)."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class AlreadyImported(ModelImportError):
+    """The training-service id is registered and the caller did not ask for a new version (the spec's T3 400)."""
+
+    def __init__(self, model: ActiveModel):
+        state = "aktiv" if model.is_active else "pausiert"
+        super().__init__(
+            f"Modell {model.model_id} ist bereits importiert (active_model_id: {model.pk}, Status: {state}). "
+            'Mit {"new_version": true} wird die aktuelle Datei als neue Version importiert.',
+            400,
+        )
+        self.model = model
+
+
+UPLOAD_PICKLE_REFUSED = (
+    "pickle/joblib files are not accepted as uploads (loading them can run arbitrary code); upload the model as "
+    "XGBoost JSON/UBJ (booster.save_model('model.json')) or as a skops file (skops.io.dump(forest, 'model.skops'))"
+)
+
+
+def import_from_training_service(
+    *, model_id: int, activate: bool = True, allow_new_version: bool = True, client=None
+) -> ActiveModel:
+    """Fetch a READY model's record and file from the training service and register it.
+
+    The training service is the one trusted source of pickles (its URL is set by the operator); the file is loaded,
+    checked against the record and stored converted to a portable format. An id that is already registered gets a
+    new version (its settings are kept) unless `allow_new_version` is false, which raises AlreadyImported (the
+    spec's T3 answer). Every failure raises ModelImportError with the reason and its HTTP status; nothing is
+    stored then (never a placeholder model, unlike the existing server).
+    """
+    from django.db import IntegrityError
+
+    from modelregistry.training_service import TrainingServiceClient, TrainingServiceError
+
+    if not allow_new_version:
+        existing = ActiveModel.objects.filter(model_id=model_id).first()
+        if existing is not None:
+            raise AlreadyImported(existing)
+    client = client or TrainingServiceClient()
+    try:
+        record = client.get_model(model_id)
+    except TrainingServiceError as exc:
+        if exc.status == 404:
+            raise ModelImportError(f"Modell {model_id} nicht gefunden im Training-Service ({exc.message})", 404) from exc
+        raise ModelImportError(exc.message, exc.status) from exc
+    if record.get("id") is not None and record.get("id") != model_id:
+        raise ModelImportError(
+            f"the training service answered the request for model {model_id} with model {record.get('id')!r}", 502
+        )
+    status = record.get("status")
+    if status != "READY" or record.get("is_deleted"):
+        state = "deleted" if record.get("is_deleted") else f"status {status!r}"
+        raise ModelImportError(f"Modell {model_id} nicht gefunden oder nicht READY im Training-Service ({state})", 400)
+    meta = {**record, "id": model_id}
+    try:
+        registry_fields(meta)
+    except MetadataError as exc:
+        raise ModelImportError(f"Modell {model_id} kann nicht importiert werden: {exc}", 400) from exc
+    try:
+        artifact = client.download(model_id)
+    except TrainingServiceError as exc:
+        raise ModelImportError(exc.message, exc.status) from exc
+
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                if not allow_new_version:
+                    existing = ActiveModel.objects.filter(model_id=model_id).first()
+                    if existing is not None:
+                        raise AlreadyImported(existing)
+                model = register_model(
+                    artifact=artifact,
+                    meta=meta,
+                    source=ModelSource.TRAINING_SERVICE,
+                    filename=f"model_{model_id}.pkl",
+                    activate=activate,
+                    trust_pickle=True,
+                )
+                ActiveModel.objects.filter(pk=model.pk).update(model_file_url=client.download_url(model_id))
+                model.model_file_url = client.download_url(model_id)
+                return model
+        except RegistrationError as exc:
+            raise ModelImportError(f"Modell-Datei ist ungültig: {exc}", 400) from exc
+        except IntegrityError:
+            # Another request registered the same id at the same moment.
+            existing = ActiveModel.objects.filter(model_id=model_id).first()
+            if existing is None or attempt == 2:
+                raise
+            if not allow_new_version:
+                raise AlreadyImported(existing) from None
+    raise AssertionError("unreachable")
+
+
+def upload_model(*, file_bytes: bytes, filename: str | None, meta: dict, activate: bool = True) -> ActiveModel:
+    """Register an uploaded model file: XGBoost JSON/UBJ or skops only, never a pickle.
+
+    The file is checked (format, model type, feature count/names against `meta`) before anything is stored;
+    failures raise RegistrationError with the reason. `meta` is the training service's record shape; with an `id`
+    that is already registered the upload becomes that model's new version.
+    """
+    try:
+        fmt = loading.detect_format(bytes(file_bytes), filename)
+    except loading.ModelLoadError as exc:
+        raise RegistrationError(str(exc)) from exc
+    if fmt == ArtifactFormat.PICKLE:
+        raise RegistrationError(UPLOAD_PICKLE_REFUSED)
+    return register_model(
+        artifact=bytes(file_bytes),
+        meta=meta,
+        source=ModelSource.UPLOAD,
+        filename=filename,
+        activate=activate,
+        trust_pickle=False,
+    )
+
+
+__all__ += [
+    "ModelImportError",
+    "AlreadyImported",
+    "UPLOAD_PICKLE_REFUSED",
+    "import_from_training_service",
+    "upload_model",
+]

@@ -10,6 +10,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from modelregistry import loading
 from modelregistry.models import ActiveModel, ModelArtifact
@@ -23,6 +24,20 @@ CAP_FIELDS = {
 }
 
 
+def send_modes(value) -> tuple[str, ...]:
+    """n8n_send_mode as a tuple: a legacy scalar string (the old C2 endpoint wrote one) is a one-element list."""
+    if value is None:
+        return ("all",)
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _positive_or_none(value: Decimal | None) -> float | None:
+    """The webhook's convention for target_value/price_change_percent: 0 or missing is null."""
+    return float(value) if value else None
+
+
 @dataclass(frozen=True)
 class ServedModel:
     id: int
@@ -31,7 +46,10 @@ class ServedModel:
     model_type: str
     target_variable: str
     target_operator: str | None
+    target_value: float | None  # None when 0 or missing (the webhook's convention)
     future_minutes: int | None
+    price_change_percent: float | None  # None when 0 or missing
+    target_direction: str | None
     features: tuple[str, ...]
     phases: tuple[int, ...] | None
     engineered: bool
@@ -44,7 +62,11 @@ class ServedModel:
     min_scan_interval_seconds: int
     caps: dict  # tag → max pending rows per coin (0 = unlimited)
     n8n_enabled: bool
+    n8n_webhook_url: str | None  # None → the global N8N_WEBHOOK_URL
+    n8n_send_mode: tuple[str, ...]
     send_ignored_to_n8n: bool
+    total_predictions: int  # as read for this batch (the webhook reports them; they may lag by one batch)
+    last_prediction_at: datetime | None
     artifact_id: int | None
     artifact_sha256: str | None
     artifact_version: int | None
@@ -64,7 +86,10 @@ class ServedModel:
             model_type=model.model_type,
             target_variable=model.target_variable,
             target_operator=model.target_operator,
+            target_value=_positive_or_none(model.target_value),
             future_minutes=model.future_minutes,
+            price_change_percent=_positive_or_none(model.price_change_percent),
+            target_direction=model.target_direction,
             features=tuple(model.features),
             phases=tuple(sorted(set(model.phases))) if model.phases else None,
             engineered=bool(params.get("use_engineered_features")),
@@ -76,8 +101,12 @@ class ServedModel:
             ignore_alert_seconds=model.ignore_alert_seconds,
             min_scan_interval_seconds=model.min_scan_interval_seconds,
             caps={tag: getattr(model, field) for tag, field in CAP_FIELDS.items()},
-            n8n_enabled=model.n8n_enabled,
-            send_ignored_to_n8n=model.send_ignored_to_n8n,
+            n8n_enabled=model.n8n_enabled is not False,  # NULL (older rows of the existing server) means enabled
+            n8n_webhook_url=model.n8n_webhook_url or None,
+            n8n_send_mode=send_modes(model.n8n_send_mode),
+            send_ignored_to_n8n=bool(model.send_ignored_to_n8n),
+            total_predictions=model.total_predictions,
+            last_prediction_at=model.last_prediction_at,
             artifact_id=artifact[0] if artifact else None,
             artifact_sha256=artifact[1] if artifact else None,
             artifact_version=artifact[2] if artifact else None,

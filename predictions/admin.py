@@ -12,6 +12,7 @@ from predictions.models import (
     WebhookDelivery,
     WebhookLog,
 )
+from predictions.webhooks import redeliver
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -75,6 +76,16 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
                     "next_attempt_at", "created_at", "delivered_at"]
     list_filter = ["status"]
     search_fields = ["=coin_id", "=delivery_id", "webhook_url"]
+    actions = ["redeliver_selected"]
+
+    @admin.action(description="Redeliver selected webhooks", permissions=["redeliver"])
+    def redeliver_selected(self, request, queryset):
+        count = redeliver(delivery_ids=queryset.values_list("delivery_id", flat=True))
+        self.message_user(request, f"{count} webhook(s) queued for delivery; pending ones were left as they are.")
+
+    def has_redeliver_permission(self, request):
+        # The admin pages are read-only, but resending is an operator's decision: the model's change permission.
+        return request.user.has_perm("predictions.change_webhookdelivery")
 
 
 @admin.register(WebhookLog)

@@ -113,9 +113,11 @@ def run_models(
         requests[model.phases].update(e.mint for e in eligible)
     histories = load_histories({key: sorted(mints) for key, mints in requests.items()})
 
-    names_by_feature_set: dict = defaultdict(set)
+    # Models of one feature family (engineered, windows) share one column set, so that a coin whose history is the
+    # same under two phase filters gets its features built once (see _built_features).
+    names_by_family: dict = defaultdict(set)
     for model, ready, _eligible in ready_models:
-        names_by_feature_set[_feature_set(model)].update(ready.input_names)
+        names_by_family[_feature_set(model)[1:]].update(ready.input_names)
     built: dict = {}
     for model, ready, eligible in ready_models:
         started = time.perf_counter()
@@ -126,7 +128,15 @@ def run_models(
             predictable = [e for e in eligible if e.mint in row_of]
             if not predictable:
                 continue
-            columns, all_features = _built_features(built, block, model, sorted(names_by_feature_set[_feature_set(model)]))
+            try:
+                columns, all_features = _built_features(
+                    built, block, model, sorted(names_by_family[_feature_set(model)[1:]])
+                )
+            except Exception:  # a column another model of the family asks for must not fail this one: go alone
+                names = sorted(set(ready.input_names))
+                columns = {name: i for i, name in enumerate(names)}
+                all_features = build_features(block, feature_names=names, engineered=model.engineered,
+                                              windows=list(model.windows))
             matrix = all_features[np.ix_([row_of[e.mint] for e in predictable], [columns[n] for n in ready.input_names])]
             probabilities, predictions = ready.loaded.predict_proba_positive(matrix)
         except Exception as exc:
@@ -146,10 +156,50 @@ def _feature_set(model: ServedModel) -> tuple:
 
 
 def _built_features(built: dict, block: CoinHistories, model: ServedModel, names: list[str]):
+    """The feature matrix of the model's feature set (one row per coin of `block`), built once per batch.
+
+    A coin's features depend only on its own history rows, so a coin whose history under this set's phase filter is
+    identical (same rows, same values) to its history under another phase filter of the same family, built earlier in
+    the batch, takes that row instead of being built again; only the other coins go through build_features.
+    """
     key = _feature_set(model)
     if key not in built:
         started = time.perf_counter()
-        matrix = build_features(block, feature_names=names, engineered=model.engineered, windows=list(model.windows))
+        matrix = np.empty((block.n_coins, len(names)))
+        todo = np.ones(block.n_coins, dtype=bool)
+        for other_key, (other_block, _columns, other_matrix) in built.items():
+            if other_key[1:] != key[1:] or not todo.any():
+                continue
+            other_row = {mint: i for i, mint in enumerate(other_block.mints)}
+            mine = np.asarray([i for i in np.flatnonzero(todo) if block.mints[i] in other_row], dtype=np.int64)
+            theirs = np.asarray([other_row[block.mints[i]] for i in mine], dtype=np.int64)
+            same = _same_histories(block, mine, other_block, theirs)
+            matrix[mine[same]] = other_matrix[theirs[same]]
+            todo[mine[same]] = False
+        rest = np.flatnonzero(todo)
+        if len(rest):
+            matrix[rest] = build_features(
+                block if len(rest) == block.n_coins else block.take(rest),
+                feature_names=names, engineered=model.engineered, windows=list(model.windows),
+            )
         metrics.FEATURE_SECONDS.observe(time.perf_counter() - started)
-        built[key] = ({name: i for i, name in enumerate(names)}, matrix)
-    return built[key]
+        built[key] = (block, {name: i for i, name in enumerate(names)}, matrix)
+    _block, columns, matrix = built[key]
+    return columns, matrix
+
+
+def _same_histories(a: CoinHistories, a_coins: np.ndarray, b: CoinHistories, b_coins: np.ndarray) -> np.ndarray:
+    """Per pair k: do coin a_coins[k] of `a` and coin b_coins[k] of `b` have identical histories (NaN equals NaN)?"""
+    same = a.lengths[a_coins] == b.lengths[b_coins]
+    candidates = np.flatnonzero(same)
+    if len(candidates) == 0:
+        return same
+    left, right = a.take(a_coins[candidates]), b.take(b_coins[candidates])
+    equal = left.timestamps_ns == right.timestamps_ns
+    for name, values in left.columns.items():
+        other = right.columns.get(name)
+        if other is None:
+            return np.zeros(len(a_coins), dtype=bool)
+        equal &= (values == other) | (np.isnan(values) & np.isnan(other))
+    same[candidates] = np.logical_and.reduceat(equal, left.offsets[:-1])
+    return same

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections import defaultdict
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
+import numpy as np
 from django.db import connection
 
 from predictions.features import HISTORY_COLUMNS, CoinHistories
@@ -57,6 +61,266 @@ def coin_histories(
     return {key: CoinHistories.from_rows(by_group.get(group, []), HISTORY_COLUMNS) for group, key in enumerate(keys)}
 
 
+
+# --- the listener's history cache ------------------------------------------------------------------------------
+
+# Timestamps as integer microseconds since the epoch (exact on every PostgreSQL version, and no datetime parsing).
+_EPOCH_MICROS_SQL = (
+    "(extract(epoch FROM date_trunc('second', m.\"timestamp\"))::int8 * 1000000"
+    " + mod(extract(microseconds FROM m.\"timestamp\")::int8, 1000000))"
+)
+_CACHE_SELECT = ", ".join(
+    [_EPOCH_MICROS_SQL] + [f"m.{c}::float8" if c != "is_koth" else "m.is_koth::int::float8" for c in _FLOAT_COLUMNS]
+)
+_PHASE_COLUMN = _FLOAT_COLUMNS.index("phase_id_at_time")
+
+# Per request: the newest `limit` rows of a coin (full load, after NULL) or only the rows newer than what the cache
+# holds (after = its newest timestamp). Rows come back newest first within a request; the caller sorts.
+CACHE_HISTORY_SQL = f"""
+SELECT req.i, h.*
+  FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) WITH ORDINALITY AS req(mint, phases, after, i)
+ CROSS JOIN LATERAL (
+       SELECT {_CACHE_SELECT}
+         FROM coin_metrics m
+        WHERE m.mint = req.mint
+          AND (req.phases IS NULL OR m.phase_id_at_time = ANY (req.phases::int[]))
+          AND (req.after IS NULL OR m."timestamp" > req.after)
+        ORDER BY m."timestamp" DESC
+        LIMIT %s
+ ) h
+"""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+@dataclass
+class _CachedHistory:
+    """One coin's newest rows (under one phase filter), ascending by time."""
+
+    timestamps_ns: np.ndarray  # int64
+    values: np.ndarray  # (len(_FLOAT_COLUMNS), rows) float64, in _FLOAT_COLUMNS order
+    complete: bool  # holds every row of the coin (under the filter), not only the newest `limit`
+    expires_at: float
+    used_at: float
+
+    @property
+    def rows(self) -> int:
+        return len(self.timestamps_ns)
+
+    @property
+    def newest(self) -> datetime:
+        return _EPOCH + timedelta(microseconds=int(self.timestamps_ns[-1]) // 1000)
+
+    def holds(self, timestamp_ns: int) -> bool:
+        index = np.searchsorted(self.timestamps_ns, timestamp_ns)
+        return bool(index < len(self.timestamps_ns) and self.timestamps_ns[index] == timestamp_ns)
+
+
+class HistoryCache:
+    """The listener's per-coin histories, kept across batches so that a batch reads only the rows that are new.
+
+    `histories(requests)` answers exactly what `coin_histories(requests=..., limit=...)` would read from the database
+    (the newest `limit` rows per coin and phase filter), with one query per batch that fetches, per coin, only the
+    rows newer than the newest one it holds (or the whole history for a coin it does not hold).
+
+    Each coin is held once, unfiltered; a phase filter's history is cut from it (`CoinHistories.select_rows`) when
+    that is exact: the coin's whole history is held, or at least `limit` of the held rows pass the filter. Otherwise
+    the (filter, coin) pair is held on its own. When every held row passes the filter, both share the same arrays.
+
+    Rows the cache cannot see coming are handled like this:
+    * a row older than (or as old as) the newest held row of its coin and not held (a late, out-of-order insert) is
+      noticed when the listener claims it (`forget_late_rows`): the coin is dropped and read afresh;
+    * everything else (rows claimed by another listener, updated or deleted rows) is bounded by `max_age_seconds`:
+      every coin is read afresh at least that often (with jitter, so coins do not all expire at once).
+
+    Memory is bounded by `max_rows` (least recently used coins go first; ~232 bytes per row) and by
+    `idle_seconds` (coins without events for that long are dropped).
+    """
+
+    def __init__(self, *, limit: int, max_rows: int = 600_000, idle_seconds: float = 900.0,
+                 max_age_seconds: float = 600.0, clock=time.monotonic):
+        self.limit = limit
+        self.max_rows = max_rows
+        self.idle_seconds = idle_seconds
+        self.max_age_seconds = max_age_seconds
+        self.clock = clock
+        self._entries: dict[tuple[tuple[int, ...] | None, str], _CachedHistory] = {}
+        self._keys_of_mint: dict[str, set] = defaultdict(set)
+        self.rows = 0
+        self.stats = {"full_loads": 0, "delta_loads": 0, "rows_read": 0, "late_rows": 0, "evicted": 0}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._keys_of_mint.clear()
+        self.rows = 0
+
+    # -- invalidation -------------------------------------------------------------------------------------------
+
+    def forget_late_rows(self, claimed_rows) -> None:
+        """Drop the coins that got a row the cache may have missed: claimed rows are (mint, timestamp, ...)."""
+        for mint, timestamp, *_rest in claimed_rows:
+            keys = self._keys_of_mint.get(mint)
+            if not keys:
+                continue
+            timestamp_ns = _micros(timestamp) * 1000
+            for key in list(keys):
+                entry = self._entries[key]
+                if timestamp_ns <= entry.timestamps_ns[-1] and not entry.holds(timestamp_ns):
+                    self.stats["late_rows"] += 1
+                    for stale in list(keys):
+                        self._drop(stale)
+                    break
+
+    def _drop(self, key) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        self.rows -= entry.rows
+        keys = self._keys_of_mint.get(key[1])
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._keys_of_mint[key[1]]
+
+    def _store(self, key, entry: _CachedHistory) -> None:
+        self._drop(key)
+        self._entries[key] = entry
+        self._keys_of_mint[key[1]].add(key)
+        self.rows += entry.rows
+
+    # -- reading ------------------------------------------------------------------------------------------------
+
+    def histories(self, requests: dict[tuple[int, ...] | None, list[str]]) -> dict[tuple[int, ...] | None, CoinHistories]:
+        """{phase filter: mints} → {phase filter: CoinHistories}, as coin_histories would read them now."""
+        now = self.clock()
+        for key in [k for k, e in self._entries.items() if e.expires_at <= now or e.used_at < now - self.idle_seconds]:
+            self._drop(key)
+
+        # Every requested coin is held unfiltered; (filter, coin) pairs held on their own are brought up to date too.
+        wanted = {(None, mint) for mints in requests.values() for mint in mints}
+        wanted.update((key, mint) for key, mints in requests.items() if key is not None for mint in mints
+                      if (key, mint) in self._entries)
+        self._refresh(sorted(wanted, key=lambda k: (k[1], k[0] is not None, k[0] or ())), now)
+
+        views: dict = {}
+        missing = []
+        for key, mints in requests.items():
+            for mint in mints:
+                view = self._view(key, mint)
+                if view is False:
+                    missing.append((key, mint))
+                else:
+                    views[(key, mint)] = view
+        if missing:  # a filter that cannot be cut from the held rows: hold that pair on its own from now on
+            self._refresh(missing, now)
+            for key, mint in missing:
+                own = self._entries.get((key, mint))
+                views[(key, mint)] = None if own is None else (own.timestamps_ns, own.values)
+        for pair in [*wanted, *missing]:
+            entry = self._entries.get(pair)
+            if entry is not None:
+                entry.used_at = now
+        self._evict(now)
+        return {key: self._block(mints, key, views) for key, mints in requests.items()}
+
+    def _refresh(self, keys: list, now: float) -> None:
+        """One query: new rows for held pairs, whole histories for the others."""
+        if not keys:
+            return
+        mints, phase_filters, after = [], [], []
+        for key, mint in keys:
+            entry = self._entries.get((key, mint))
+            mints.append(mint)
+            phase_filters.append(None if key is None else "{" + ",".join(map(str, key)) + "}")
+            after.append(entry.newest if entry is not None else None)
+        with connection.cursor() as cursor:
+            cursor.execute(CACHE_HISTORY_SQL, [mints, phase_filters, after, self.limit])
+            rows = cursor.fetchall()
+        self.stats["rows_read"] += len(rows)
+        if rows:
+            data = np.array(rows, dtype=np.float64)  # ids and microseconds stay exact (< 2**53); NULL → NaN
+            order = np.lexsort((data[:, 1], data[:, 0]))  # by request, then time ascending
+            data = data[order]
+            request = data[:, 0].astype(np.int64) - 1
+            bounds = np.searchsorted(request, np.arange(len(keys) + 1))
+            timestamps = data[:, 1].astype(np.int64) * 1000
+            values = np.ascontiguousarray(data[:, 2:].T)
+        else:
+            bounds = np.zeros(len(keys) + 1, dtype=np.int64)
+        for i, (key, mint) in enumerate(keys):
+            lo, hi = int(bounds[i]), int(bounds[i + 1])
+            entry = self._entries.get((key, mint))
+            if entry is None:
+                self.stats["full_loads"] += 1
+                if hi > lo:
+                    self._store((key, mint), _CachedHistory(
+                        timestamps[lo:hi].copy(), values[:, lo:hi].copy(), complete=hi - lo < self.limit,
+                        expires_at=now + self.max_age_seconds * random.uniform(0.75, 1.0), used_at=now,
+                    ))
+                continue
+            self.stats["delta_loads"] += 1
+            if hi == lo:
+                continue
+            merged_timestamps = np.concatenate([entry.timestamps_ns, timestamps[lo:hi]])
+            merged_values = np.concatenate([entry.values, values[:, lo:hi]], axis=1)
+            complete = entry.complete and len(merged_timestamps) <= self.limit
+            self.rows -= entry.rows
+            entry.timestamps_ns = merged_timestamps[-self.limit:]
+            entry.values = merged_values[:, -self.limit:]
+            entry.complete = complete
+            self.rows += entry.rows
+
+    def _view(self, key, mint):
+        """(timestamps, values) of the pair, None if the coin has no such rows, False if it must be read on its own."""
+        own = self._entries.get((key, mint))
+        if own is not None:
+            return own.timestamps_ns, own.values
+        base = self._entries.get((None, mint))
+        if key is None:
+            return None if base is None else (base.timestamps_ns, base.values)
+        if base is None:
+            return None  # the coin has no rows at all
+        passes = np.isin(base.values[_PHASE_COLUMN], np.asarray(key, dtype=np.float64))
+        if passes.all():
+            return base.timestamps_ns, base.values
+        if base.complete or int(passes.sum()) >= self.limit:
+            kept = np.flatnonzero(passes)[-self.limit:]
+            return (base.timestamps_ns[kept], base.values[:, kept]) if len(kept) else None
+        return False
+
+    def _block(self, mints: list[str], key, views: dict) -> CoinHistories:
+        parts = [views[(key, mint)] for mint in mints]
+        present = [(mint, part) for mint, part in zip(mints, parts) if part is not None]
+        if not present:
+            return CoinHistories.from_rows([], HISTORY_COLUMNS)
+        lengths = np.fromiter((len(part[0]) for _, part in present), np.int64, len(present))
+        timestamps = np.concatenate([part[0] for _, part in present])
+        values = np.concatenate([part[1] for _, part in present], axis=1)
+        return CoinHistories(
+            mints=[mint for mint, _ in present],
+            offsets=np.r_[0, np.cumsum(lengths)].astype(np.int64),
+            timestamps_ns=timestamps,
+            columns={name: values[j] for j, name in enumerate(_FLOAT_COLUMNS)},
+        )
+
+    def _evict(self, now: float) -> None:
+        if self.rows <= self.max_rows:
+            return
+        by_age = sorted(((e.used_at, key) for key, e in self._entries.items() if e.used_at < now), key=lambda x: x[0])
+        for _used, key in by_age:
+            if self.rows <= 0.9 * self.max_rows:
+                break
+            self._drop(key)
+            self.stats["evicted"] += 1
+
+
 SNAPSHOT_SQL = """
 SELECT ev.mint, s.price_close, s.price_open, s.price_high, s.price_low, s.market_cap_close, s.volume_sol,
        s.phase_id_at_time
@@ -78,16 +342,36 @@ def price_snapshots(*, events: list[tuple[str, datetime]]) -> dict[str, tuple]:
         return {row[0]: row[1:] for row in cursor.fetchall()}
 
 
-def scan_states(*, mints: list[str], model_ids: list[int]) -> dict[tuple[str, int], tuple[datetime | None, datetime]]:
-    """(coin, model) → (ignore_until, last_scan_at) for the pairs of a batch."""
+BLOCKING_SCAN_STATES_SQL = """
+SELECT c.coin_id, c.active_model_id, c.ignore_until, c.last_scan_at
+  FROM coin_scan_cache c
+  JOIN unnest(%s::bigint[], %s::int[]) AS m(id, min_interval) ON m.id = c.active_model_id
+ WHERE c.coin_id = ANY(%s)
+   AND (c.ignore_until > %s
+        OR (m.min_interval <> 0 AND c.last_scan_at > %s::timestamptz - m.min_interval * interval '1 second'))
+"""
+
+
+def scan_states(
+    *, mints: list[str], model_ids: list[int], now: datetime | None = None, min_scan_intervals: list[int] | None = None
+) -> dict[tuple[str, int], tuple[datetime | None, datetime]]:
+    """(coin, model) → (ignore_until, last_scan_at) for the pairs of a batch.
+
+    Given `now` and each model's minimum scan interval (in the order of `model_ids`), only the pairs an ignore window
+    or the scan interval holds back at `now` are read (the others would not change what the engine's filter decides):
+    a busy batch reads a handful of rows instead of one per coin and model.
+    """
     if not mints or not model_ids:
         return {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coin_id, active_model_id, ignore_until, last_scan_at FROM coin_scan_cache "
-            "WHERE coin_id = ANY(%s) AND active_model_id = ANY(%s)",
-            [mints, model_ids],
-        )
+        if now is None:
+            cursor.execute(
+                "SELECT coin_id, active_model_id, ignore_until, last_scan_at FROM coin_scan_cache "
+                "WHERE coin_id = ANY(%s) AND active_model_id = ANY(%s)",
+                [mints, model_ids],
+            )
+        else:
+            cursor.execute(BLOCKING_SCAN_STATES_SQL, [model_ids, min_scan_intervals, mints, now, now])
         return {(coin, model): (until, scanned) for coin, model, until, scanned in cursor.fetchall()}
 
 
@@ -109,3 +393,121 @@ def queue_depth() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM coin_metrics_queue")
         return cursor.fetchone()[0]
+
+
+# --- reads for the pages (dashboard, model details, webhooks) -----------------------------------------------------
+
+_BUCKET_SQL = "to_timestamp(floor(extract(epoch FROM {column}) / %s) * %s)"
+
+
+def _bucket_starts(start: datetime, end: datetime, seconds: int) -> list[datetime]:
+    first = _EPOCH + timedelta(seconds=(int((start - _EPOCH).total_seconds()) // seconds) * seconds)
+    starts = []
+    moment = first
+    while moment <= end:
+        starts.append(moment)
+        moment += timedelta(seconds=seconds)
+    return starts
+
+
+def predictions_per_minute(*, minutes: int = 60, now: datetime | None = None) -> list[dict]:
+    """Predictions and alerts stored per minute over the last `minutes` minutes (by insert time), oldest first.
+
+    Every minute is present (zeros included); the newest bucket is the current, still running minute. One range scan
+    of the created_at index.
+    """
+    from django.utils import timezone as django_timezone
+
+    now = now or django_timezone.now()
+    start = (now - timedelta(minutes=minutes - 1)).replace(second=0, microsecond=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT date_trunc('minute', created_at) AS minute, count(*), count(*) FILTER (WHERE tag = 'alert') "
+            "FROM model_predictions WHERE created_at >= %s GROUP BY 1",
+            [start],
+        )
+        counted = {minute: (total, alerts) for minute, total, alerts in cursor.fetchall()}
+    return [
+        {"minute": minute, "predictions": counted.get(minute, (0, 0))[0], "alerts": counted.get(minute, (0, 0))[1]}
+        for minute in _bucket_starts(start, now, 60)
+    ]
+
+
+def prediction_timeline(*, active_model_id: int, start: datetime, end: datetime, bucket_seconds: int) -> list[dict]:
+    """One model's predictions per time bucket (by data time) and tag: [{bucket, negativ, positiv, alert}]."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_BUCKET_SQL.format(column='prediction_timestamp')} AS bucket, "
+            "count(*) FILTER (WHERE tag = 'negativ'), count(*) FILTER (WHERE tag = 'positiv'), "
+            "count(*) FILTER (WHERE tag = 'alert') "
+            "FROM model_predictions WHERE active_model_id = %s AND prediction_timestamp >= %s "
+            "AND prediction_timestamp <= %s GROUP BY 1",
+            [bucket_seconds, bucket_seconds, active_model_id, start, end],
+        )
+        counted = {row[0]: row[1:] for row in cursor.fetchall()}
+    return [
+        dict(zip(("bucket", "negativ", "positiv", "alert"), (bucket, *counted.get(bucket, (0, 0, 0)))))
+        for bucket in _bucket_starts(start, end, bucket_seconds)
+    ]
+
+
+def verdict_timeline(*, active_model_id: int, start: datetime, end: datetime, bucket_seconds: int) -> list[dict]:
+    """One model's alerts per time bucket (by data time) and verdict: [{bucket, success, failed, not_applicable,
+    pending}]."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_BUCKET_SQL.format(column='prediction_timestamp')} AS bucket, "
+            "count(*) FILTER (WHERE evaluation_result = 'success'), count(*) FILTER (WHERE evaluation_result = 'failed'), "
+            "count(*) FILTER (WHERE evaluation_result = 'not_applicable'), count(*) FILTER (WHERE status = 'aktiv') "
+            "FROM model_predictions WHERE active_model_id = %s AND tag = 'alert' AND prediction_timestamp >= %s "
+            "AND prediction_timestamp <= %s GROUP BY 1",
+            [bucket_seconds, bucket_seconds, active_model_id, start, end],
+        )
+        counted = {row[0]: row[1:] for row in cursor.fetchall()}
+    return [
+        dict(zip(("bucket", "success", "failed", "not_applicable", "pending"), (bucket, *counted.get(bucket, (0, 0, 0, 0)))))
+        for bucket in _bucket_starts(start, end, bucket_seconds)
+    ]
+
+
+def newest_alerts(*, limit: int = 10) -> list:
+    """The newest stored alerts (by insert time, walking the created_at index) with their model."""
+    from predictions.models import ModelPrediction
+
+    return list(
+        ModelPrediction.objects.filter(tag="alert").select_related("active_model").order_by("-created_at", "-id")[:limit]
+    )
+
+
+def webhook_deliveries(*, status: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list, int]:
+    """The webhook outbox, newest first (optionally one status), with the number of rows matching."""
+    from predictions.models import WebhookDelivery
+
+    queryset = WebhookDelivery.objects.all()
+    if status:
+        queryset = queryset.filter(status=status)
+    rows = list(queryset.order_by("-created_at", "-id")[offset: offset + limit])
+    return rows, queryset.count()
+
+
+def webhook_delivery_counts() -> dict[str, int]:
+    """Outbox rows per status (pending, delivered, failed), zeros included."""
+    from django.db.models import Count
+
+    from predictions.models import DeliveryStatus, WebhookDelivery
+
+    counted = dict(WebhookDelivery.objects.order_by().values_list("status").annotate(n=Count("id")))
+    return {status: counted.get(status, 0) for status in DeliveryStatus.values}
+
+
+def coin_metrics_summary() -> dict:
+    """Rows, newest and oldest data time and distinct coins of `coin_metrics` (the debug view, spec X2).
+
+    Counts the whole table (a debug aid, not for polling); `{message: "Keine Daten", total: 0}` when it is empty.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute('SELECT count(*), max("timestamp"), min("timestamp"), count(DISTINCT mint) FROM coin_metrics')
+        total, latest, earliest, coins = cursor.fetchone()
+    if not total:
+        return {"message": "Keine Daten", "total": 0}
+    return {"total": total, "latest": latest, "earliest": earliest, "unique_coins": coins}

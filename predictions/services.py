@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from modelregistry.models import ActiveModel
 from modelregistry.serving import ModelCache, ServedModel, active_served_models
 from predictions import selectors
 from predictions.engine import CoinEvent, EngineOutput, ModelResult, run_models, tag_for
+from predictions.webhooks import enqueue_deliveries
 from pumpserver import metrics
 
 logger = logging.getLogger(__name__)
@@ -29,41 +31,101 @@ DELETE FROM coin_metrics_queue
 RETURNING mint, data_timestamp, phase_id, enqueued_at
 """
 
+# The batch travels as three small tables: its coin events, its models and one (event, model, result) row per
+# prediction, as PostgreSQL array literals (psycopg's per-element list adaptation costs more than the INSERT). Prices
+# at prediction are the coin's newest row at or before the event, read in the same statement, never through Python.
 INSERT_PREDICTIONS_SQL = """
-INSERT INTO model_predictions (
-    coin_id, model_id, active_model_id, model_version, prediction, probability, tag, status,
-    prediction_timestamp, evaluation_timestamp, prediction_duration_ms,
-    price_close_at_prediction, price_open_at_prediction, price_high_at_prediction, price_low_at_prediction,
-    market_cap_at_prediction, volume_at_prediction, phase_id_at_prediction, created_at, updated_at)
-SELECT coin, training_id, model, version, prediction, probability, tag, 'aktiv', ts, due, ms,
-       close, open, high, low, cap, volume, phase, %s, %s
-  FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::int[], %s::smallint[], %s::float8[], %s::text[],
-              %s::timestamptz[], %s::timestamptz[], %s::float8[], %s::numeric[], %s::numeric[], %s::numeric[],
-              %s::numeric[], %s::numeric[], %s::numeric[], %s::int[])
-       AS t(coin, training_id, model, version, prediction, probability, tag, ts, due, ms,
-            close, open, high, low, cap, volume, phase)
-ON CONFLICT (active_model_id, coin_id, prediction_timestamp) DO NOTHING
-RETURNING active_model_id
+WITH ev AS (
+    SELECT e.i, e.coin, e.ts, e.phase, s.*
+      FROM unnest(%(coins)s::text[], %(times)s::timestamptz[], %(phases)s::int[])
+           WITH ORDINALITY AS e(coin, ts, phase, i)
+      LEFT JOIN LATERAL (
+           SELECT m.price_close, m.price_open, m.price_high, m.price_low, m.market_cap_close, m.volume_sol,
+                  m.phase_id_at_time
+             FROM coin_metrics m
+            WHERE m.mint = e.coin AND m."timestamp" <= e.ts
+            ORDER BY m."timestamp" DESC
+            LIMIT 1
+      ) s ON true
+), md AS (
+    SELECT * FROM unnest(%(training_ids)s::bigint[], %(models)s::bigint[], %(versions)s::int[], %(ms)s::float8[],
+                         %(horizons)s::int[]) WITH ORDINALITY AS md(training_id, model, version, ms, horizon, i)
+), ins AS (
+    INSERT INTO model_predictions (
+        coin_id, model_id, active_model_id, model_version, prediction, probability, tag, status,
+        prediction_timestamp, evaluation_timestamp, prediction_duration_ms,
+        price_close_at_prediction, price_open_at_prediction, price_high_at_prediction, price_low_at_prediction,
+        market_cap_at_prediction, volume_at_prediction, phase_id_at_prediction, created_at, updated_at)
+    SELECT ev.coin, md.training_id, md.model, md.version, p.prediction, p.probability, p.tag, 'aktiv',
+           ev.ts, ev.ts + md.horizon * interval '1 minute', md.ms,
+           ev.price_close, ev.price_open, ev.price_high, ev.price_low, ev.market_cap_close, ev.volume_sol,
+           coalesce(ev.phase, ev.phase_id_at_time), %(now)s, %(now)s
+      FROM unnest(%(event_of)s::int[], %(model_of)s::int[], %(predictions)s::smallint[], %(probabilities)s::float8[],
+                  %(tags)s::text[]) AS p(event_i, model_i, prediction, probability, tag)
+      JOIN ev ON ev.i = p.event_i
+      JOIN md ON md.i = p.model_i
+    ON CONFLICT (active_model_id, coin_id, prediction_timestamp) DO NOTHING
+    RETURNING active_model_id, coin_id
+), counted AS (
+    UPDATE prediction_active_models m
+       SET total_predictions = m.total_predictions + c.n, last_prediction_at = %(now)s
+      FROM (SELECT active_model_id, count(*) AS n FROM ins GROUP BY active_model_id) c
+     WHERE m.id = c.active_model_id
+)
+SELECT active_model_id, coin_id FROM ins
 """
 
 UPSERT_SCAN_CACHE_SQL = """
 INSERT INTO coin_scan_cache (coin_id, active_model_id, last_scan_at, last_prediction, last_probability, was_alert,
                              ignore_until, ignore_reason, created_at, updated_at)
-SELECT coin, model, %s, prediction, probability, was_alert, until, reason, %s, %s
-  FROM unnest(%s::text[], %s::bigint[], %s::smallint[], %s::float8[], %s::bool[], %s::timestamptz[], %s::text[])
-       AS t(coin, model, prediction, probability, was_alert, until, reason)
+SELECT c.coin, md.model, %(now)s, p.prediction, p.probability, p.was_alert,
+       CASE WHEN p.reason IS NOT NULL THEN %(now)s::timestamptz + p.seconds * interval '1 second' END, p.reason,
+       %(now)s, %(now)s
+  FROM unnest(%(event_of)s::int[], %(model_of)s::int[], %(predictions)s::smallint[], %(probabilities)s::float8[],
+              %(was_alert)s::bool[], %(seconds)s::int[], %(reasons)s::text[])
+       AS p(event_i, model_i, prediction, probability, was_alert, seconds, reason)
+  JOIN unnest(%(coins)s::text[]) WITH ORDINALITY AS c(coin, i) ON c.i = p.event_i
+  JOIN unnest(%(models)s::bigint[]) WITH ORDINALITY AS md(model, i) ON md.i = p.model_i
 ON CONFLICT (coin_id, active_model_id) DO UPDATE SET
     last_scan_at = EXCLUDED.last_scan_at, last_prediction = EXCLUDED.last_prediction,
     last_probability = EXCLUDED.last_probability, was_alert = EXCLUDED.was_alert,
     ignore_until = EXCLUDED.ignore_until, ignore_reason = EXCLUDED.ignore_reason, updated_at = EXCLUDED.updated_at
 """
 
-COUNT_PREDICTIONS_SQL = """
-UPDATE prediction_active_models m
-   SET total_predictions = m.total_predictions + c.n, last_prediction_at = %s
-  FROM unnest(%s::bigint[], %s::bigint[]) AS c(id, n)
- WHERE m.id = c.id
-"""
+
+def _array_literal(values) -> str:
+    """A PostgreSQL array literal of numbers, booleans or plain words (None is NULL). Floats use repr(), the shortest
+    string that reads back as the same double, so values arrive bit for bit."""
+    return "{" + ",".join("NULL" if value is None else repr(value) if not isinstance(value, str) else value
+                          for value in values) + "}"
+
+
+def _numbers_literal(values) -> str:
+    """Like _array_literal for a list without None (the fast path for per-prediction columns)."""
+    return "{" + ",".join(map(repr, values)) + "}"
+
+
+def _batch_index(items) -> tuple[list, list, list[int], list[int]]:
+    """The items' coin events and models, each numbered from 1 in order of appearance, and every item's two numbers.
+
+    Events are told apart by identity (the engine hands every model the same event objects); two equal events that
+    are distinct objects merely get two numbers, which changes nothing.
+    """
+    event_numbers: dict[int, int] = {}
+    model_numbers: dict[int, int] = {}
+    events, models, event_of, model_of = [], [], [], []
+    for item in items:
+        number = event_numbers.get(id(item.event))
+        if number is None:
+            events.append(item.event)
+            number = event_numbers[id(item.event)] = len(events)
+        event_of.append(number)
+        number = model_numbers.get(item.model.id)
+        if number is None:
+            models.append(item.model)
+            number = model_numbers[item.model.id] = len(models)
+        model_of.append(number)
+    return events, models, event_of, model_of
 
 
 @dataclass
@@ -96,20 +158,28 @@ def newest_per_coin(claimed_rows) -> list[CoinEvent]:
 
 def ignore_window(model: ServedModel, probability: float, prediction: int, now: datetime):
     """(ignore_until, reason) after a stored prediction; alert uses the probability, the others the 0/1 output."""
+    seconds, reason = _ignore_rule(model, probability, prediction)
+    return (now + timedelta(seconds=seconds), reason) if reason else (None, None)
+
+
+def _ignore_rule(model: ServedModel, probability: float, prediction: int) -> tuple[int, str | None]:
+    """(seconds, reason) of the ignore window a stored prediction opens; (0, None) for none."""
     if probability >= model.alert_threshold and model.ignore_alert_seconds > 0:
-        return now + timedelta(seconds=model.ignore_alert_seconds), "alert"
+        return model.ignore_alert_seconds, "alert"
     if prediction == 1 and model.ignore_positive_seconds > 0:
-        return now + timedelta(seconds=model.ignore_positive_seconds), "positive"
+        return model.ignore_positive_seconds, "positive"
     if prediction == 0 and model.ignore_bad_seconds > 0:
-        return now + timedelta(seconds=model.ignore_bad_seconds), "bad"
-    return None, None
+        return model.ignore_bad_seconds, "bad"
+    return 0, None
 
-
-def process_pending_batch(*, limit: int, cache: ModelCache, history_limit: int) -> BatchReport:
+def process_pending_batch(
+    *, limit: int, cache: ModelCache, history_limit: int, history_cache: selectors.HistoryCache | None = None
+) -> BatchReport:
     """Claim up to `limit` queued rows and predict them with every active model, in one transaction.
 
     The claim (DELETE … SKIP LOCKED) commits together with the predictions: a crash before the commit leaves the
-    rows queued for the next listener, and two listeners never claim the same row.
+    rows queued for the next listener, and two listeners never claim the same row. A long-running listener passes
+    its `history_cache`, so that each batch reads only the coins' new rows (same histories as a fresh read).
     """
     report = BatchReport()
     with transaction.atomic():
@@ -119,6 +189,14 @@ def process_pending_batch(*, limit: int, cache: ModelCache, history_limit: int) 
         if not claimed:
             return report
         report.claimed = len(claimed)
+        if history_cache is not None:
+            if history_cache.limit != history_limit:
+                history_cache.clear()
+                history_cache.limit = history_limit
+            history_cache.forget_late_rows(claimed)
+            load_histories = history_cache.histories
+        else:
+            load_histories = lambda requests: selectors.coin_histories(requests=requests, limit=history_limit)  # noqa: E731
         events = newest_per_coin(claimed)
         report.coins = len(events)
         models = active_served_models()
@@ -129,8 +207,11 @@ def process_pending_batch(*, limit: int, cache: ModelCache, history_limit: int) 
             output = run_models(
                 models=models,
                 events=events,
-                scan_states=selectors.scan_states(mints=mints, model_ids=[m.id for m in models]),
-                load_histories=lambda requests: selectors.coin_histories(requests=requests, limit=history_limit),
+                scan_states=selectors.scan_states(
+                    mints=mints, model_ids=[m.id for m in models], now=now,
+                    min_scan_intervals=[m.min_scan_interval_seconds for m in models],
+                ),
+                load_histories=load_histories,
                 cache=cache,
                 now=now,
             )
@@ -167,7 +248,9 @@ def _store(output: EngineOutput, report: BatchReport, now: datetime, *, apply_ca
             report.stored.append(item)
 
     ms_per_row = {r.model.id: 1000 * r.seconds / max(len(r.events), 1) for r in output.results}
-    _insert_predictions(report.stored, ms_per_row, now)
+    inserted = _insert_predictions(report.stored, ms_per_row, now)
+    # A replayed row (already predicted) is neither stored again nor announced again.
+    report.stored = [item for item in report.stored if (item.model.id, item.event.mint) in inserted]
     _update_scan_cache(report.stored, now)
     ActiveModel.objects.filter(pk__in=[r.model.id for r in output.results], load_error__isnull=False).update(
         load_error=None, load_error_at=None
@@ -177,48 +260,60 @@ def _store(output: EngineOutput, report: BatchReport, now: datetime, *, apply_ca
         metrics.PREDICTIONS.labels(**labels).inc(len(result.events))
         metrics.PREDICTIONS_BY_MODEL.labels(**labels).inc(len(result.events))
         metrics.PREDICTION_SECONDS.labels(model_id=labels["model_id"]).observe(result.seconds)
+    for item in report.stored:
+        if item.tag == "alert":
+            metrics.ALERTS_TRIGGERED.labels(model_id=str(item.model.model_id or item.model.id)).inc()
+    # The outbox rows commit with the predictions; a worker sends them after the commit (never in this transaction).
+    enqueue_deliveries(stored=report.stored, capped=report.capped, now=now)
 
 
-def _insert_predictions(items: list[StoredPrediction], ms_per_row: dict, now: datetime) -> None:
+def _insert_predictions(items: list[StoredPrediction], ms_per_row: dict, now: datetime) -> set[tuple[int, str]]:
+    """Insert the rows; returns the (model, coin) pairs actually inserted (replays hit the unique key)."""
     if not items:
-        return
-    snapshots = selectors.price_snapshots(events=sorted({(i.event.mint, i.event.timestamp) for i in items}))
-    empty = (None,) * 7
-    columns = [[] for _ in range(17)]
-    for item in items:
-        model, event = item.model, item.event
-        horizon = timedelta(minutes=model.future_minutes) if model.future_minutes else CLASSIC_HORIZON
-        snapshot = snapshots.get(event.mint, empty)
-        values = (
-            event.mint, model.model_id, model.id, model.artifact_version, item.prediction, item.probability,
-            item.tag, event.timestamp, event.timestamp + horizon, ms_per_row[model.id], *snapshot[:6],
-            event.phase_id if event.phase_id is not None else snapshot[6],
-        )
-        for column, value in zip(columns, values):
-            column.append(value)
+        return set()
+    events, served, event_of, model_of = _batch_index(items)
+    params = {
+        "now": now,
+        "coins": [event.mint for event in events],
+        "times": [event.timestamp for event in events],
+        "phases": [event.phase_id for event in events],
+        "training_ids": _array_literal(model.model_id for model in served),
+        "models": _array_literal(model.id for model in served),
+        "versions": _array_literal(model.artifact_version for model in served),
+        "ms": _array_literal(float(ms_per_row[model.id]) for model in served),
+        "horizons": _array_literal(
+            model.future_minutes or CLASSIC_HORIZON // timedelta(minutes=1) for model in served
+        ),
+        "event_of": _numbers_literal(event_of),
+        "model_of": _numbers_literal(model_of),
+        "predictions": _numbers_literal([item.prediction for item in items]),
+        "probabilities": _numbers_literal([item.probability for item in items]),
+        "tags": "{" + ",".join([item.tag for item in items]) + "}",
+    }
     with connection.cursor() as cursor:
-        cursor.execute(INSERT_PREDICTIONS_SQL, [now, now, *columns])
-        inserted = [model_id for (model_id,) in cursor.fetchall()]
-        counts: dict[int, int] = {}
-        for model_id in inserted:
-            counts[model_id] = counts.get(model_id, 0) + 1
-        if counts:
-            cursor.execute(COUNT_PREDICTIONS_SQL, [now, list(counts), list(counts.values())])
+        cursor.execute(INSERT_PREDICTIONS_SQL, params)
+        return set(cursor.fetchall())
 
 
 def _update_scan_cache(items: list[StoredPrediction], now: datetime) -> None:
     if not items:
         return
-    columns = [[] for _ in range(7)]
-    for item in items:
-        until, reason = ignore_window(item.model, item.probability, item.prediction, now)
-        values = (item.event.mint, item.model.id, item.prediction, item.probability,
-                  item.probability >= item.model.alert_threshold, until, reason)
-        for column, value in zip(columns, values):
-            column.append(value)
+    events, models, event_of, model_of = _batch_index(items)
+    rules = [_ignore_rule(item.model, item.probability, item.prediction) for item in items]
+    params = {
+        "now": now,
+        "coins": [event.mint for event in events],
+        "models": _array_literal(model.id for model in models),
+        "event_of": _numbers_literal(event_of),
+        "model_of": _numbers_literal(model_of),
+        "predictions": _numbers_literal([item.prediction for item in items]),
+        "probabilities": _numbers_literal([item.probability for item in items]),
+        "was_alert": _numbers_literal([item.probability >= item.model.alert_threshold for item in items]),
+        "seconds": _numbers_literal([seconds for seconds, _reason in rules]),
+        "reasons": _array_literal(reason for _seconds, reason in rules),
+    }
     with connection.cursor() as cursor:
-        cursor.execute(UPSERT_SCAN_CACHE_SQL, [now, now, now, *columns])
-
+        cursor.execute(UPSERT_SCAN_CACHE_SQL, params)
 
 def _observe(claimed, report: BatchReport) -> None:
     metrics.BATCH_ROWS.observe(len(claimed))
@@ -237,11 +332,19 @@ class NoActiveModels(Exception):
 _manual_cache = ModelCache(size=10)
 
 
-def predict_coin(*, coin_id: str, model_ids: list[int] | None = None, timestamp: datetime | None = None) -> dict:
+def predict_coin(
+    *,
+    coin_id: str,
+    model_ids: list[int] | None = None,
+    timestamp: datetime | None = None,
+    active_model_ids: list[int] | None = None,
+    store: bool = True,
+) -> dict:
     """Predict one coin with every active model (or those with the given training ids) and store the results.
 
     Unlike the stream, no whitelist, phase, ignore or cap applies. Features use the coin's rows up to `timestamp`
-    (the existing server ignored it and always used the newest rows).
+    (the existing server ignored it and always used the newest rows). `active_model_ids` selects models by their
+    local id instead (MCP `predict_coin`); `store=False` only predicts: nothing is written, no webhook is queued.
     """
     models = active_served_models()
     if not models:
@@ -250,10 +353,14 @@ def predict_coin(*, coin_id: str, model_ids: list[int] | None = None, timestamp:
         models = [m for m in models if m.model_id in set(model_ids)]
         if not models:
             raise NoActiveModels("Keine der angegebenen Modelle sind aktiv", status_code=404)
+    if active_model_ids:
+        models = [m for m in models if m.id in set(active_model_ids)]
+        if not models:
+            raise NoActiveModels("Keine der angegebenen Modelle sind aktiv", status_code=404)
     now = timezone.now()
     timestamp = timestamp or now
     report = BatchReport()
-    with transaction.atomic():
+    with transaction.atomic() if store else contextlib.nullcontext():
         output = run_models(
             models=models,
             events=[CoinEvent(coin_id, timestamp, None)],
@@ -265,7 +372,13 @@ def predict_coin(*, coin_id: str, model_ids: list[int] | None = None, timestamp:
             now=now,
             apply_filters=False,
         )
-        _store(output, report, now, apply_caps=False)
+        if store:
+            _store(output, report, now, apply_caps=False)
+    results = report.stored if store else [
+        StoredPrediction(result.model, event, float(p), int(y), tag_for(float(p), result.model.alert_threshold))
+        for result in output.results
+        for event, p, y in zip(result.events, result.probabilities, result.predictions)
+    ]
     return {
         "coin_id": coin_id,
         "timestamp": timestamp,
@@ -277,7 +390,7 @@ def predict_coin(*, coin_id: str, model_ids: list[int] | None = None, timestamp:
                 "prediction": item.prediction,
                 "probability": item.probability,
             }
-            for item in report.stored
+            for item in results
         ],
         "total_models": len(models),
     }

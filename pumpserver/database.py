@@ -83,7 +83,7 @@ def django_database_settings(target: DatabaseTarget) -> dict:
     """Translate a libpq conninfo into Django's DATABASES entry; extra URI parameters become OPTIONS."""
     params = conninfo_to_dict(target.conninfo)
     settings = {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": "django_prometheus.db.backends.postgresql",  # Django's backend, with query metrics
         "NAME": params.pop("dbname", "") or params.get("user", "postgres"),
         "USER": params.pop("user", ""),
         "PASSWORD": params.pop("password", ""),

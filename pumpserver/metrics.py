@@ -33,3 +33,22 @@ EVENT_LAG_SECONDS = Histogram(
     "ml_event_lag_seconds", "From a row's arrival in the queue to the commit of its predictions",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+ALERTS_TRIGGERED = Counter("ml_alerts_triggered_total", "Stored predictions tagged alert, per model", ["model_id"])
+WEBHOOK_DELIVERIES = Counter(
+    "ml_webhook_deliveries_total", "Webhook POST attempts by outcome (delivered, retry, failed, refused)", ["outcome"]
+)
+WEBHOOK_DELIVERY_SECONDS = Histogram(
+    "ml_webhook_delivery_seconds", "Duration of one webhook POST attempt, answered or not",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+WEBHOOK_OUTBOX_DEPTH = Gauge(
+    "ml_webhook_outbox_depth", "Webhook deliveries pending (waiting for their first attempt or a retry)",
+    multiprocess_mode="max",
+)
+EVALUATIONS = Counter("ml_evaluations_total", "Predictions judged at their horizon, by result", ["result"])
+EVALUATION_RUN_SECONDS = Histogram(
+    "ml_evaluation_run_seconds", "Time of one evaluation job run (ATH tracking and evaluation)",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+ATH_UPDATES = Counter("ml_ath_updates_total", "Pending predictions whose ATH figures moved")
+MCP_TOOL_CALLS = Counter("ml_mcp_tool_calls_total", "MCP tool calls by tool and outcome (ok, error)", ["tool", "outcome"])

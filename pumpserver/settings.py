@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from pathlib import Path
 
@@ -13,6 +14,12 @@ from pumpserver.env import env_bool, env_int, env_list, env_number, env_str
 
 VAR_DIR = Path(env_str("PUMP_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# Metrics of every process (web, listener, worker) meet in one directory and come out of one /metrics scrape.
+# Must be set before prometheus_client is first imported; the launcher empties it at start (deploy/run-local.sh).
+METRICS_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics")))
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 
 DATABASE_TARGET = resolve_target()
 DATABASES = {"default": django_database_settings(DATABASE_TARGET)}
@@ -39,6 +46,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+    "daphne",  # first: `manage.py runserver` then serves the whole ASGI app (pages, API, MCP)
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -48,13 +56,20 @@ INSTALLED_APPS = [
     "pumpserver",
     "rest_framework",
     "rest_framework.authtoken",
+    "channels",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
+    "django_prometheus",
+    "django_htmx",
+    "template_partials",
     "modelregistry.apps.ModelRegistryConfig",
     "predictions.apps.PredictionsConfig",
     "alerts.apps.AlertsConfig",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -62,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "pumpserver.urls"
@@ -94,6 +111,11 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Pages need a login (Django auth views under /accounts/; logout is a POST).
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
@@ -107,6 +129,19 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Pump Server API",
+    "DESCRIPTION": "Predictions, alerts and model registry for memecoin market data. "
+    "Authenticate with `Authorization: Token <key>` or `Bearer <key>` (python manage.py create_api_token USER).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # django-q2 on the same PostgreSQL (ORM broker): `python manage.py qcluster` is the worker process.
@@ -141,6 +176,19 @@ EVALUATION_INTERVAL_SECONDS = env_int("EVALUATION_INTERVAL_SECONDS", 30, minimum
 WEBHOOK_SECRET = env_str("WEBHOOK_SECRET")
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", [])
 REDIS_URL = env_str("REDIS_URL")
+
+# Channels layer: carries MCP SSE messages from the process that receives a POST to the process holding the
+# session's event stream. In-memory (one web process) by default; with REDIS_URL set, Redis, so several web
+# processes can serve MCP over SSE without sticky sessions (needs channels-redis).
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_LAYER_PREFIX", "pumpserver")},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 HEALTH_PUBLIC = env_bool("HEALTH_PUBLIC", True)
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", True)
 

@@ -34,6 +34,18 @@ def database_url(dbname: str) -> str:
 
 
 @pytest.fixture
+def api_client(django_user_model):
+    """A DRF client authenticated with a real API token, as an external client would be."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    user = django_user_model.objects.create_user(username="api-user", password="unused-password-1")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.fixture
 def scratch_database(django_db_blocker):
     """An empty database of its own on the test server, dropped afterwards; yields its URL."""
     name = f"pump_scratch_{uuid.uuid4().hex[:10]}"
@@ -78,7 +90,11 @@ def market(django_db_blocker):
         try:
             yield conn
         finally:
-            conn.execute("TRUNCATE coin_metrics, coin_metrics_queue")
+            # DELETE, not TRUNCATE: a test's still-open Django transaction may hold a share lock on these tables,
+            # and TRUNCATE would wait for it forever. The lock timeout turns any other wait into an error.
+            conn.execute("SET lock_timeout = '10s'")
+            conn.execute("DELETE FROM coin_metrics_queue")
+            conn.execute("DELETE FROM coin_metrics")
             conn.close()
 
 

@@ -45,6 +45,7 @@ class Command(BaseCommand):
         self.stopping = False
         previous_handlers = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         self.cache = ModelCache(size=settings.MODEL_CACHE_SIZE)
+        self.histories = selectors.HistoryCache(limit=settings.FEATURE_HISTORY_SIZE)
         self.heartbeat = Heartbeat("listener")
         self.doorbell: psycopg.Connection | None = None
         self.database_down_since: float | None = None
@@ -79,7 +80,8 @@ class Command(BaseCommand):
         while not self.stopping:
             close_old_connections()
             report = process_pending_batch(
-                limit=self.batch_size, cache=self.cache, history_limit=settings.FEATURE_HISTORY_SIZE
+                limit=self.batch_size, cache=self.cache, history_limit=settings.FEATURE_HISTORY_SIZE,
+                history_cache=self.histories,
             )
             self.heartbeat.beat(predicted=self.predicted, models_loaded=len(self.cache))
             if not report.claimed:
@@ -128,6 +130,7 @@ class Command(BaseCommand):
                 except Exception:
                     pass
         self.doorbell = None
+        self.histories.clear()  # the database may come back as another one (failover, restore)
         try:
             connection.close()
         except DatabaseError:

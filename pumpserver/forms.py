@@ -1,0 +1,28 @@
+"""Forms of the settings page (the persisted configuration of pumpserver.config)."""
+
+from __future__ import annotations
+
+from django import forms
+
+
+class SettingsForm(forms.Form):
+    training_service_url = forms.CharField(
+        label="Training service URL", required=False, max_length=2000,
+        help_text="Base URL including /api, e.g. http://training:8000/api. Empty: TRAINING_SERVICE_API_URL applies.",
+        widget=forms.URLInput(attrs={"placeholder": "http://training-service:8000/api"}),
+    )
+    n8n_webhook_url = forms.CharField(
+        label="Global n8n webhook URL", required=False, max_length=2000,
+        help_text="Used by models without their own URL. N8N_WEBHOOK_URL, when set, wins.",
+        widget=forms.URLInput(attrs={"placeholder": "https://n8n.example.com/webhook/…"}),
+    )
+    api_port = forms.IntegerField(
+        label="API port", required=False, min_value=1, max_value=65535, help_text="Informational only."
+    )
+    streamlit_port = forms.IntegerField(
+        label="Streamlit port", required=False, min_value=1, max_value=65535, help_text="Informational only."
+    )
+
+    def changes(self) -> dict:
+        """Every key, as update_config takes it ("" and None reset a key to its default)."""
+        return {name: self.cleaned_data.get(name) for name in self.fields}

@@ -1,0 +1,1 @@
+"""MCP server for AI agents: tools in `server`, HTTP transports (SSE over Channels, Streamable HTTP) in `transport`."""
