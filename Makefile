@@ -25,8 +25,17 @@ run: $(VENV)/.installed-base
 	$(PY) manage.py ensure_demo_model
 	HOST=$(HOST) PORT=$(PORT) PY=$(PY) ./deploy/run-local.sh
 
+# promtool (Debian package prometheus) checks the /metrics exposition in tests/test_metrics.py: installed when
+# missing and we can (root with apt-get); otherwise that test skips (and fails under CI=true).
 test: $(VENV)/.installed-test
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing promtool (Debian package prometheus)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else \
+	    echo "promtool is missing and cannot be installed here (needs root and apt-get)"; \
+	  fi; }
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed-test

@@ -19,9 +19,9 @@ verdict uses the stored value, so what a user reads is what was judged. The mode
 (LEFT JOIN: a deleted model gives `not_applicable`; the FK cascade makes that unreachable today).
 
 Time-based models (`price_change_percent` p set; direction d, NULL = up): the target is *reached* when
-Δ ≥ p (up) or Δ ≤ −p (down). Prediction 1 succeeds iff the target was reached; prediction 0 succeeds iff it was
-not (this is the spec's table: 1/up Δ ≥ p, 1/down Δ ≤ −p, 0/up Δ < p, 0/down Δ > −p). The 0/1 `prediction` is
-judged, not the tag, so every tag is evaluated.
+Δ ≥ p (up) or Δ ≤ −p (down). Prediction 1 succeeds iff the target was reached; prediction 0 succeeds iff it
+was not (this is the spec's table: 1/up Δ ≥ p, 1/down Δ ≤ −p, 0/up Δ < p, 0/down Δ > −p). The 0/1
+`prediction` is judged, not the tag, so every tag is evaluated.
 
 Classic models (`target_operator` and `target_value` set, no `price_change_percent`): the value of the model's
 `target_variable` (any numeric `coin_metrics` column) in the evaluation snapshot is compared with the operator and

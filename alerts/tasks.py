@@ -14,11 +14,10 @@ logger = logging.getLogger(__name__)
 
 
 def evaluate_and_track() -> dict:
-    """Track ATH figures of open predictions, then judge the due ones.
+    """Track the ATH figures of open predictions, then judge the due ones (the two touch disjoint rows).
 
-    ATH first, so a row closing in this run has its extremes up to now before the final merge. A backlog larger
-    than one run's limit is worked off in further runs within one evaluation interval; the loop stops as soon as a
-    run judges nothing (the rest is being judged by another worker).
+    A backlog larger than one run's limit is worked off by further runs within one evaluation interval; the loop
+    also stops as soon as a run judges nothing (the rows still due are then in another worker's hands).
     """
     started = time.monotonic()
     ath_updates = services.track_ath()

@@ -150,7 +150,8 @@ class TrainingServiceClient:
 
 
 def _too_large(what: str, limit: int) -> str:
-    return f"{what} is larger than {limit // (1024 * 1024)} MB; refused"
+    size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit} bytes"
+    return f"{what} is larger than {size}; refused"
 
 
 def _reason(exc: Exception) -> str:

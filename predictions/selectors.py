@@ -91,6 +91,7 @@ SELECT req.i, h.*
 """
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_FETCH_ROWS = 10_000
 
 
 def _micros(moment: datetime) -> int:
@@ -228,7 +229,16 @@ class HistoryCache:
             if entry is not None:
                 entry.used_at = now
         self._evict(now)
-        return {key: self._block(mints, key, views) for key, mints in requests.items()}
+        # Phase filters that leave every requested coin its unfiltered rows (the usual case) share one block, so the
+        # engine sees at once that their features are the same.
+        blocks: dict = {}
+        by_content: dict = {}
+        for key, mints in requests.items():
+            content = tuple((mint, None if views[(key, mint)] is None else id(views[(key, mint)][0])) for mint in mints)
+            if content not in by_content:
+                by_content[content] = self._block(mints, key, views)
+            blocks[key] = by_content[content]
+        return blocks
 
     def _refresh(self, keys: list, now: float) -> None:
         """One query: new rows for held pairs, whole histories for the others."""
@@ -240,12 +250,16 @@ class HistoryCache:
             mints.append(mint)
             phase_filters.append(None if key is None else "{" + ",".join(map(str, key)) + "}")
             after.append(entry.newest if entry is not None else None)
-        with connection.cursor() as cursor:
+        # A server-side cursor read in slices: whole histories of many coins (a start, an expiry wave) never sit in
+        # memory as one result set of Python tuples.
+        parts = []
+        with connection.chunked_cursor() as cursor:
             cursor.execute(CACHE_HISTORY_SQL, [mints, phase_filters, after, self.limit])
-            rows = cursor.fetchall()
-        self.stats["rows_read"] += len(rows)
-        if rows:
-            data = np.array(rows, dtype=np.float64)  # ids and microseconds stay exact (< 2**53); NULL → NaN
+            while rows := cursor.fetchmany(_FETCH_ROWS):
+                parts.append(np.array(rows, dtype=np.float64))  # ids and microseconds stay exact (< 2**53); NULL → NaN
+        data = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else None
+        self.stats["rows_read"] += 0 if data is None else len(data)
+        if data is not None:
             order = np.lexsort((data[:, 1], data[:, 0]))  # by request, then time ascending
             data = data[order]
             request = data[:, 0].astype(np.int64) - 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -51,11 +51,7 @@ def redact_database_url(url: str | None) -> str | None:
         if ":" in userinfo:
             userinfo = userinfo.split(":", 1)[0] + ":" + MASK
         netloc = f"{userinfo}@{hostinfo}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(key.lower() == "password" for key, _ in pairs):
-            query = urlencode([(key, MASK if key.lower() == "password" else value) for key, value in pairs], safe="/")
+    query = re.sub(r"(^|&)(password=)[^&]*", rf"\g<1>\g<2>{MASK}", parts.query, flags=re.IGNORECASE)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from pumpserver.api_views import RootHealthView
+from pumpserver import views as page_views
 from pumpserver.views import MetricsView
 
 urlpatterns = [
@@ -18,5 +18,13 @@ urlpatterns = [
     path("api/", include("alerts.api.urls")),
     path("api/", include("pumpserver.api_urls")),
     path("health", RootHealthView.as_view(), name="health"),
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    # Pages (HTMX, login required): dashboard, settings and info here; the rest in the apps' urls.py.
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("settings/", page_views.settings_page, name="settings"),
+    path("info/", page_views.info, name="info"),
+    path("info/token/", page_views.info_token, name="info-token"),
+    path("", include("modelregistry.urls")),
+    path("", include("alerts.urls")),
+    path("", include("predictions.urls")),
+    path("", page_views.dashboard, name="dashboard"),
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -72,6 +72,16 @@ def test_each_row_sees_the_prices_from_its_own_prediction_on(market):
 
     assert figures(early) == (Decimal("60"), minute(1), Decimal("-20"), minute(6))
     assert figures(late) == (Decimal("36.3636"), minute(5), Decimal("-27.2727"), minute(6))
+
+
+def test_the_price_at_the_prediction_instant_counts(market):
+    """The collector may rewrite the bucket predicted on; its close at that very instant belongs to the window."""
+    row = predict(time_model(), at=minute(1))
+    price(market, "coin", minute(1), 1.25)
+
+    track_ath(now=minute(2))
+
+    assert figures(row) == (Decimal("25"), minute(1), None, None)
 
 
 def test_a_price_that_only_fell_leaves_the_high_empty(market):

@@ -46,3 +46,28 @@ def test_a_prediction_by_the_listener_process_shows_in_the_web_scrape(market, cl
 def test_metrics_can_be_made_private(settings):
     settings.METRICS_PUBLIC = False
     assert APIClient().get("/metrics").status_code == 401
+
+
+def test_exposition_passes_promtool(client):
+    """A real /metrics scrape (every kind of series: labelled counters, histograms, gauges) is valid for promtool."""
+    import shutil
+
+    from pumpserver import metrics
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is missing; `make test` installs it (Debian package prometheus)")
+        pytest.skip("promtool is not installed (`make test` installs the Debian package prometheus)")
+    metrics.PREDICTIONS.labels(model_id="7", model_name='name with "quotes" and \\ backslash').inc()
+    metrics.PREDICTION_SECONDS.labels(model_id="7").observe(0.02)
+    metrics.ERRORS.labels(type="prediction").inc()
+    metrics.QUEUE_DEPTH.set(3)
+    client.get("/api/health")  # request metrics of the web process itself
+
+    scrape = client.get("/metrics")
+
+    assert scrape.status_code == 200
+    assert b"ml_predictions_total" in scrape.content and b"django_http_requests" in scrape.content
+    result = subprocess.run([promtool, "check", "metrics"], input=scrape.content, capture_output=True, timeout=60)
+    assert result.returncode == 0, (result.stdout + result.stderr).decode()

@@ -32,7 +32,19 @@ from django.utils.dateparse import parse_datetime
 from jsonschema import Draft202012Validator
 from mcp.server.lowlevel import Server
 
-from pumpserver import metrics
+from alerts import legacy_selectors, legacy_services
+from alerts import selectors as alert_selectors
+from modelregistry import selectors as registry_selectors
+from modelregistry import services as registry_services
+from modelregistry import training_service
+from modelregistry.api.serializers import ModelInfoSerializer
+from modelregistry.models import ActiveModel
+from predictions import log_selectors, log_services
+from predictions import selectors as prediction_selectors
+from predictions import services as prediction_services
+from predictions.api.serializers import ModelPredictionRowSerializer
+from pumpserver import config, metrics
+from pumpserver import selectors as system_selectors
 
 logger = logging.getLogger("pumpserver.mcp")
 
@@ -223,8 +235,6 @@ def jsonable(value):
 
 def _model_dict(model) -> dict:
     """ModelInfo (the REST shape) with the MCP tools' extra keys; `name` is the display name here."""
-    from modelregistry.api.serializers import ModelInfoSerializer
-
     data = dict(ModelInfoSerializer(model).data)
     data.update({
         "name": model.display_name,
@@ -240,22 +250,18 @@ def _model_dict(model) -> dict:
 
 
 def _get_model(model_id: int):
-    from modelregistry import selectors
-
     try:
-        return selectors.get_model(active_model_id=model_id)
+        return registry_selectors.get_model(active_model_id=model_id)
     except ObjectDoesNotExist:
         raise ToolError(f"model {model_id} not found (see list_active_models with include_inactive=true)") from None
 
 
 def _settings_update(model_id: int, changes: dict):
-    from modelregistry.services import InvalidSetting, update_model_settings
-
     try:
-        return update_model_settings(active_model_id=model_id, **changes)
+        return registry_services.update_model_settings(active_model_id=model_id, **changes)
     except ObjectDoesNotExist:
         raise ToolError(f"model {model_id} not found (see list_active_models with include_inactive=true)") from None
-    except InvalidSetting as exc:
+    except registry_services.InvalidSetting as exc:
         raise ToolError(exc.message) from None
 
 
@@ -272,9 +278,7 @@ def _label(prediction: int) -> str:
       "other tools take; `model_id` is the training-service id.",
       {"include_inactive": boolean("Also list inactive (paused) models.", default=False)})
 def list_active_models(args: dict) -> dict:
-    from modelregistry import selectors
-
-    models = [_model_dict(model) for model in selectors.list_models(include_inactive=args["include_inactive"])]
+    models = [_model_dict(model) for model in registry_selectors.list_models(include_inactive=args["include_inactive"])]
     active = sum(1 for model in models if model["is_active"])
     return {"models": models, "total": len(models), "active_count": active, "inactive_count": len(models) - active}
 
@@ -284,15 +288,12 @@ def list_active_models(args: dict) -> dict:
       "`id`). Fails with a readable error when the training service is not configured or unreachable.",
       open_world=True)
 def list_available_models(args: dict) -> dict:
-    from modelregistry.models import ActiveModel
-    from modelregistry.training_service import TrainingServiceClient, available_model
-
     imported = set(ActiveModel.objects.exclude(model_id=None).values_list("model_id", flat=True))
     models = []
-    for record in TrainingServiceClient().list_models():
+    for record in training_service.TrainingServiceClient().list_models():
         if record.get("id") in imported:
             continue
-        model = available_model(record)
+        model = training_service.available_model(record)
         model["features_count"] = len(model["features"] or [])
         models.append(model)
     return {"models": models, "total": len(models)}
@@ -301,13 +302,13 @@ def list_available_models(args: dict) -> dict:
 @tool("import_model", "Import a model",
       "Import a READY model from the training service by its training-service id (`id` from "
       "list_available_models). The file is downloaded, checked and stored; the model is active at once. "
-      "A model that is already imported is refused.",
-      {"model_id": integer("Training-service id of the model.", minimum=1)}, ("model_id",),
-      read_only=False, open_world=True)
+      "A model that is already imported is refused unless new_version is true (then its current file becomes a "
+      "new version of the imported model; its settings are kept).",
+      {"model_id": integer("Training-service id of the model.", minimum=1),
+       "new_version": boolean("Re-import an already imported model as a new version.", default=False)},
+      ("model_id",), read_only=False, open_world=True)
 def import_model(args: dict) -> dict:
-    from modelregistry.services import import_from_training_service
-
-    model = import_from_training_service(model_id=args["model_id"], allow_new_version=False)
+    model = registry_services.import_from_training_service(model_id=args["model_id"], allow_new_version=args["new_version"])
     return {
         "message": f"Modell {model.display_name} importiert (active_model_id: {model.pk})",
         "active_model_id": model.pk,
@@ -323,10 +324,8 @@ def import_model(args: dict) -> dict:
       "caps), training metrics and prediction counts.",
       {"active_model_id": active_model_id()}, ("active_model_id",))
 def get_model_details(args: dict) -> dict:
-    from modelregistry import selectors
-
     try:
-        model = selectors.get_model_with_statistics(active_model_id=args["active_model_id"])
+        model = registry_selectors.get_model_with_statistics(active_model_id=args["active_model_id"])
     except ObjectDoesNotExist:
         raise ToolError(f"model {args['active_model_id']} not found") from None
     return {"model": _model_dict(model)}
@@ -337,9 +336,7 @@ def get_model_details(args: dict) -> dict:
       "does not load stays inactive and the error says why.",
       {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False)
 def activate_model(args: dict) -> dict:
-    from modelregistry.services import activate_model as activate
-
-    model = activate(active_model_id=args["active_model_id"])
+    model = registry_services.activate_model(active_model_id=args["active_model_id"])
     return {"message": f"Modell {model.display_name} aktiviert", "active_model_id": model.pk}
 
 
@@ -347,9 +344,7 @@ def activate_model(args: dict) -> dict:
       "Pause a model: it makes no new predictions; its pending predictions are still evaluated.",
       {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False)
 def deactivate_model(args: dict) -> dict:
-    from modelregistry.services import deactivate_model as deactivate
-
-    model = deactivate(active_model_id=args["active_model_id"])
+    model = registry_services.deactivate_model(active_model_id=args["active_model_id"])
     return {"message": f"Modell {model.display_name} deaktiviert", "active_model_id": model.pk}
 
 
@@ -359,12 +354,10 @@ def deactivate_model(args: dict) -> dict:
       {"active_model_id": active_model_id(), "new_name": string("The new display name.", min_length=1, max_length=255)},
       ("active_model_id", "new_name"), read_only=False)
 def rename_model(args: dict) -> dict:
-    from modelregistry.services import rename_model as rename
-
     name = args["new_name"].strip()
     if not name:
         raise ToolError("argument 'new_name': the name must not be empty")
-    model = rename(active_model_id=args["active_model_id"], custom_name=name)
+    model = registry_services.rename_model(active_model_id=args["active_model_id"], custom_name=name)
     return {"message": f"Modell umbenannt in {name}", "active_model_id": model.pk, "new_name": name}
 
 
@@ -373,9 +366,7 @@ def rename_model(args: dict) -> dict:
       "deactivate_model only pauses.",
       {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True)
 def delete_model(args: dict) -> dict:
-    from modelregistry.services import delete_model as delete
-
-    model = delete(active_model_id=args["active_model_id"])
+    model = registry_services.delete_model(active_model_id=args["active_model_id"])
     return {
         "message": f"Modell {model.display_name} gelöscht",
         "active_model_id": args["active_model_id"],
@@ -391,14 +382,12 @@ def delete_model(args: dict) -> dict:
        "model_id": integer("Training-service id of the same model (as a check; must match the model).", minimum=1)},
       ("active_model_id", "model_id"), read_only=False, open_world=True)
 def update_model_metrics(args: dict) -> dict:
-    from modelregistry.services import refresh_training_metrics
-
     model = _get_model(args["active_model_id"])
     if model.model_id != args["model_id"]:
         raise ToolError(
             f"argument 'model_id': model {model.pk} has training-service id {model.model_id}, not {args['model_id']}"
         )
-    refresh_training_metrics(active_model_id=model.pk)
+    registry_services.refresh_training_metrics(active_model_id=model.pk)
     return {"message": f"Metriken von Modell {model.display_name} aktualisiert", "active_model_id": model.pk}
 
 
@@ -413,9 +402,7 @@ def update_model_metrics(args: dict) -> dict:
                      "description": "active_model_id values of the models to run; default: every active model."}},
       ("coin_id",))
 def predict_coin(args: dict) -> dict:
-    from predictions.services import predict_coin as predict
-
-    result = predict(coin_id=args["coin_id"], active_model_ids=args.get("model_ids"), store=False)
+    result = prediction_services.predict_coin(coin_id=args["coin_id"], active_model_ids=args.get("model_ids"), store=False)
     predictions = [
         {**item, "prediction_label": _label(item["prediction"]), "probability": round(item["probability"], 4)}
         for item in result["predictions"]
@@ -453,10 +440,8 @@ def _prediction_summary(row) -> dict:
        "limit": integer(f"Page size, 1 to {MAX_PAGE}.", minimum=1, maximum=MAX_PAGE, default=50),
        "offset": OFFSET})
 def get_predictions(args: dict) -> dict:
-    from predictions.log_selectors import predictions_page
-
     filters = {key: args.get(key) for key in ("coin_id", "active_model_id", "prediction", "min_probability")}
-    rows, total = predictions_page(filters=filters, limit=args["limit"], offset=args["offset"])
+    rows, total = log_selectors.predictions_page(filters=filters, limit=args["limit"], offset=args["offset"])
     return {
         "predictions": [_prediction_summary(row) for row in rows],
         "count": len(rows),
@@ -474,9 +459,7 @@ def get_predictions(args: dict) -> dict:
        "model_id": integer("Training-service id of the model (not the active_model_id).", minimum=1)},
       ("coin_id",))
 def get_latest_prediction(args: dict) -> dict:
-    from predictions.log_selectors import latest_prediction
-
-    row = latest_prediction(coin_id=args["coin_id"], model_id=args.get("model_id"))
+    row = log_selectors.latest_prediction(coin_id=args["coin_id"], model_id=args.get("model_id"))
     if row is None:
         return {"found": False, "prediction": None, "message": f"Keine Vorhersage für Coin {args['coin_id']}"}
     return {"found": True, "prediction": _prediction_summary(row)}
@@ -491,11 +474,8 @@ def get_latest_prediction(args: dict) -> dict:
        "coin_id": string("Only this coin (mint address).", max_length=255),
        "limit": LIMIT, "offset": OFFSET})
 def get_model_predictions(args: dict) -> dict:
-    from predictions.api.serializers import ModelPredictionRowSerializer
-    from predictions.log_selectors import model_predictions_page
-
     filters = {key: args.get(key) for key in ("active_model_id", "tag", "status", "coin_id")}
-    page = model_predictions_page(filters=filters, limit=args["limit"], offset=args["offset"])
+    page = log_selectors.model_predictions_page(filters=filters, limit=args["limit"], offset=args["offset"])
     rows = ModelPredictionRowSerializer(page.predictions, many=True).data
     return {
         "predictions": rows,
@@ -511,9 +491,7 @@ def get_model_predictions(args: dict) -> dict:
       "Delete every stored prediction of one model (its prediction log). Cannot be undone.",
       {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True)
 def delete_model_predictions(args: dict) -> dict:
-    from predictions.log_services import delete_model_predictions as delete
-
-    deleted = delete(active_model_id=args["active_model_id"])
+    deleted = log_services.delete_model_predictions(active_model_id=args["active_model_id"])
     return {
         "message": f"{deleted} Vorhersagen gelöscht",
         "active_model_id": args["active_model_id"],
@@ -526,9 +504,7 @@ def delete_model_predictions(args: dict) -> dict:
       "(use delete_model_predictions to remove them).",
       {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True)
 def reset_model_statistics(args: dict) -> dict:
-    from alerts.legacy_services import reset_model_statistics as reset
-
-    deleted = reset(active_model_id=args["active_model_id"])
+    deleted = legacy_services.reset_model_statistics(active_model_id=args["active_model_id"])
     return {
         "message": "Statistiken zurückgesetzt",
         "active_model_id": args["active_model_id"],
@@ -545,13 +521,11 @@ def reset_model_statistics(args: dict) -> dict:
        "end_timestamp": timestamp("Window end (default: now).")},
       ("active_model_id", "coin_id"))
 def get_coin_details(args: dict) -> dict:
-    from predictions.log_selectors import coin_details
-
     end = parse_time(args, "end_timestamp") or timezone.now()
     start = parse_time(args, "start_timestamp") or end - timedelta(hours=24)
     if start > end:
         raise ToolError("argument 'start_timestamp' must not be after 'end_timestamp'")
-    details = coin_details(active_model_id=args["active_model_id"], coin_id=args["coin_id"], start=start, end=end)
+    details = log_selectors.coin_details(active_model_id=args["active_model_id"], coin_id=args["coin_id"], start=start, end=end)
     return {
         "coin_id": details["coin_id"],
         "active_model_id": details["model_id"],
@@ -615,10 +589,8 @@ def update_alert_config(args: dict) -> dict:
       "distribution, alerts, coins, and the webhook attempts for its coins.",
       {"active_model_id": active_model_id()}, ("active_model_id",))
 def get_model_statistics(args: dict) -> dict:
-    from alerts.selectors import model_statistics
-
     model = _get_model(args["active_model_id"])
-    figures = model_statistics(active_model_id=model.pk)
+    figures = alert_selectors.model_statistics(active_model_id=model.pk)
     statistics = {key: value for key, value in figures.items() if not key.startswith("webhook_")}
     statistics["webhook_stats"] = {
         "total": figures["webhook_total"],
@@ -633,10 +605,8 @@ def get_model_statistics(args: dict) -> dict:
       "How the last webhook POST to the model's n8n URL went: ok, error, unknown, or no_url.",
       {"active_model_id": active_model_id()}, ("active_model_id",))
 def get_n8n_status(args: dict) -> dict:
-    from modelregistry.selectors import n8n_status
-
     model = _get_model(args["active_model_id"])
-    return {"active_model_id": model.pk, "n8n_status": n8n_status(active_model_id=model.pk)}
+    return {"active_model_id": model.pk, "n8n_status": registry_selectors.n8n_status(active_model_id=model.pk)}
 
 
 IGNORE_FIELDS = ("ignore_bad_seconds", "ignore_positive_seconds", "ignore_alert_seconds")
@@ -711,8 +681,6 @@ def update_max_log_entries(args: dict) -> dict:
        "include_non_alerts": boolean("Accepted for compatibility; has no effect.", default=False),
        "limit": LIMIT, "offset": OFFSET})
 def get_alerts(args: dict) -> dict:
-    from alerts.legacy_selectors import alerts_page
-
     filters = {
         "status": args.get("status"),
         "model_id": args.get("model_id"),
@@ -722,8 +690,15 @@ def get_alerts(args: dict) -> dict:
         "date_from": parse_time(args, "date_from"),
         "date_to": parse_time(args, "date_to"),
     }
-    page = alerts_page(filters=filters, unique_coins=args["unique_coins"], limit=args["limit"], offset=args["offset"])
-    return {**page, "count": len(page["alerts"]), "limit": args["limit"], "offset": args["offset"]}
+    page = legacy_selectors.alerts_page(filters=filters, unique_coins=args["unique_coins"], limit=args["limit"], offset=args["offset"])
+    return {
+        "alerts": page["alerts"],
+        "total": page["total"],
+        "count": len(page["alerts"]),
+        "limit": args["limit"],
+        "offset": args["offset"],
+        "status_counts": {key: page[key] for key in ("pending", "success", "failed", "expired")},
+    }
 
 
 @tool("get_alert_details", "Alert details",
@@ -734,9 +709,7 @@ def get_alerts(args: dict) -> dict:
        "chart_after_minutes": integer("Chart minutes after the evaluation.", minimum=0, maximum=1440, default=10)},
       ("alert_id",))
 def get_alert_details(args: dict) -> dict:
-    from alerts.legacy_selectors import alert_details
-
-    details = alert_details(alert_id=args["alert_id"], chart_before_minutes=args["chart_before_minutes"],
+    details = legacy_selectors.alert_details(alert_id=args["alert_id"], chart_before_minutes=args["chart_before_minutes"],
                             chart_after_minutes=args["chart_after_minutes"])
     if details is None:
         raise ToolError(f"Alert {args['alert_id']} nicht gefunden")
@@ -751,10 +724,8 @@ def get_alert_details(args: dict) -> dict:
        "date_from": timestamp("Predictions at or after this time."),
        "date_to": timestamp("Predictions at or before this time.")})
 def get_alert_statistics(args: dict) -> dict:
-    from alerts.selectors import alert_statistics
-
     model_id = args.get("active_model_id", args.get("model_id"))
-    return {"statistics": alert_statistics(active_model_id=model_id, date_from=parse_time(args, "date_from"),
+    return {"statistics": alert_selectors.alert_statistics(active_model_id=model_id, date_from=parse_time(args, "date_from"),
                                            date_to=parse_time(args, "date_to"))}
 
 
@@ -764,18 +735,14 @@ def get_alert_statistics(args: dict) -> dict:
       {"active_model_ids": {"type": "array", "items": {"type": "integer", "minimum": 1}, "maxItems": 1000,
                             "description": "Local ids of the models; default: all active models."}})
 def get_all_models_alert_statistics(args: dict) -> dict:
-    from alerts.selectors import models_alert_statistics
-
-    return {"model_statistics": models_alert_statistics(active_model_ids=args.get("active_model_ids"))}
+    return {"model_statistics": alert_selectors.models_alert_statistics(active_model_ids=args.get("active_model_ids"))}
 
 
 @tool("delete_model_alerts", "Delete a model's alerts",
       "Delete a model's alerts (its predictions tagged alert). Cannot be undone.",
       {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True)
 def delete_model_alerts(args: dict) -> dict:
-    from alerts.legacy_services import delete_model_alerts as delete
-
-    deleted = delete(active_model_id=args["active_model_id"])
+    deleted = legacy_services.delete_model_alerts(active_model_id=args["active_model_id"])
     return {"message": f"{deleted} Alerts gelöscht", "active_model_id": args["active_model_id"],
             "deleted_alerts": deleted}
 
@@ -791,9 +758,7 @@ def _uptime_human(seconds: int) -> str:
 
 
 def health_report() -> dict:
-    from pumpserver.selectors import health
-
-    report = health()
+    report = system_selectors.health()
     checks = report["checks"]
     return {
         "status": report["status"],
@@ -821,14 +786,10 @@ def health_check(args: dict) -> dict:
       "Totals: predictions (all, last hour/24 h/7 days, positive/negative, coins), models (total/active/inactive), "
       "webhook deliveries, alerts (all, last 24 h) and uptime.")
 def get_stats(args: dict) -> dict:
-    from alerts.selectors import alert_statistics, models_alert_statistics, system_stats
-    from modelregistry.models import ActiveModel
-    from pumpserver.selectors import PROCESS_START_TIME
-
     now = timezone.now()
-    stats = system_stats(now=now)
+    stats = alert_selectors.system_stats(now=now)
     model_ids = list(ActiveModel.objects.values_list("id", flat=True))
-    per_model = models_alert_statistics(active_model_ids=model_ids).values()
+    per_model = alert_selectors.models_alert_statistics(active_model_ids=model_ids).values()
     positive = sum(figures["positive_predictions"] for figures in per_model)
     negative = sum(figures["negative_predictions"] for figures in per_model)
     total = stats["total_predictions"]
@@ -850,10 +811,10 @@ def get_stats(args: dict) -> dict:
         "webhooks": {"total": stats["webhook_total"], "success": stats["webhook_success"],
                      "failed": stats["webhook_failed"]},
         "alerts": {
-            "total": alert_statistics()["alerts_above_threshold"],
-            "last_24h": alert_statistics(date_from=now - timedelta(days=1))["alerts_above_threshold"],
+            "total": alert_selectors.alert_statistics()["alerts_above_threshold"],
+            "last_24h": alert_selectors.alert_statistics(date_from=now - timedelta(days=1))["alerts_above_threshold"],
         },
-        "uptime_seconds": max(0, int(time.time() - PROCESS_START_TIME)),
+        "uptime_seconds": max(0, int(time.time() - system_selectors.PROCESS_START_TIME)),
     }
 
 
@@ -861,9 +822,7 @@ def get_stats(args: dict) -> dict:
       "The runtime configuration (training-service URL, global n8n webhook URL, ports, database URL with the "
       "password masked).")
 def get_system_config(args: dict) -> dict:
-    from pumpserver.config import get_config
-
-    return {"config": get_config()}
+    return {"config": config.get_config()}
 
 
 @tool("update_configuration", "Change configuration",
@@ -880,21 +839,17 @@ def get_system_config(args: dict) -> dict:
                   }}},
       ("config",), read_only=False)
 def update_configuration(args: dict) -> dict:
-    from pumpserver.config import update_config
-
     if not args["config"]:
         raise ToolError("argument 'config': give at least one key to change")
-    return {"message": "Konfiguration gespeichert", "config": update_config(changes=args["config"])}
+    return {"message": "Konfiguration gespeichert", "config": config.update_config(changes=args["config"])}
 
 
 @tool("get_logs", "Recent log lines",
       "The last lines of the server log file (LOG_FILE), or a hint where the logs are when there is no file.",
       {"tail": integer("How many lines (1 to 10000).", minimum=1, maximum=10_000, default=100)})
 def get_logs(args: dict) -> dict:
-    from pumpserver.selectors import log_file, log_tail
-
-    text = log_tail(lines=args["tail"])
-    if log_file() is None:
+    text = system_selectors.log_tail(lines=args["tail"])
+    if system_selectors.log_file() is None:
         return {"source": "none", "lines": [], "count": 0, "message": text.strip()}
     lines = text.splitlines()
     return {"source": "files", "lines": lines, "count": len(lines)}
@@ -915,9 +870,7 @@ def restart_system(args: dict) -> dict:
       "Delete every stored prediction of one model (the \"reset logs\" of the UI). Other models are not touched.",
       {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True)
 def delete_old_logs(args: dict) -> dict:
-    from predictions.log_services import delete_old_logs as delete
-
-    result = delete(active_model_id=args["active_model_id"])
+    result = log_services.delete_old_logs(active_model_id=args["active_model_id"])
     return {
         "message": f"{result['total_deleted']} Einträge gelöscht",
         "active_model_id": args["active_model_id"],
@@ -937,11 +890,9 @@ def migrate_performance_metrics(args: dict) -> dict:
 @tool("debug_active_models", "Debug: active model rows",
       "Read-only dump of the active models' stored rows (settings, target, training metrics, load errors).")
 def debug_active_models(args: dict) -> dict:
-    from modelregistry import selectors
-
     rows = [
         {field.attname: getattr(model, field.attname) for field in model._meta.concrete_fields}
-        for model in selectors.list_models(include_inactive=False)
+        for model in registry_selectors.list_models(include_inactive=False)
     ]
     return {"active_models": rows, "count": len(rows)}
 
@@ -949,9 +900,7 @@ def debug_active_models(args: dict) -> dict:
 @tool("debug_coin_metrics", "Debug: market data summary",
       "Read-only summary of the coin_metrics table: rows, newest and oldest timestamp, distinct coins.")
 def debug_coin_metrics(args: dict) -> dict:
-    from predictions.selectors import coin_metrics_summary
-
-    return coin_metrics_summary()
+    return prediction_selectors.coin_metrics_summary()
 
 
 # === dispatch ========================================================================================================
@@ -962,25 +911,23 @@ TOOL_COUNT = 38
 def _readable_text(exc: BaseException, args: dict) -> str | None:
     """The message of an exception meant for the caller (unknown ids, refused values, training-service failures);
     None for anything else (a bug: logged with its traceback)."""
-    from modelregistry.services import InvalidSetting, ModelImportError, OperationRefused, RegistrationError
-    from modelregistry.training_service import TrainingServiceError
-    from predictions.log_selectors import NotFound
-    from alerts.legacy_services import ModelNotFound as AlertsModelNotFound
-    from predictions.log_services import ModelNotFound
-    from predictions.services import NoActiveModels
-    from pumpserver.config import ConfigError
-
-    if isinstance(exc, (ObjectDoesNotExist, ModelNotFound, AlertsModelNotFound)):
+    if isinstance(exc, (ObjectDoesNotExist, log_services.ModelNotFound, legacy_services.ModelNotFound)):
         if "active_model_id" in args:
             return f"model {args['active_model_id']} not found (see list_active_models with include_inactive=true)"
         return f"not found: {exc}"
     if isinstance(exc, DjangoValidationError):
         return "; ".join(exc.messages)
-    if isinstance(exc, (ToolError, InvalidSetting, ModelImportError, OperationRefused, RegistrationError,
-                        TrainingServiceError, NotFound, NoActiveModels, ConfigError)):
+    if isinstance(exc, READABLE_ERRORS):
         message = getattr(exc, "message", None)
         return message if isinstance(message, str) and message else str(exc) or type(exc).__name__
     return None
+
+
+READABLE_ERRORS = (
+    ToolError, registry_services.InvalidSetting, registry_services.ModelImportError, registry_services.OperationRefused,
+    registry_services.RegistrationError, training_service.TrainingServiceError, log_selectors.NotFound,
+    prediction_services.NoActiveModels, config.ConfigError,
+)
 
 
 def _with_connection(function, *args):
@@ -1017,14 +964,13 @@ async def run_tool(name: str, arguments: dict | None, *, caller: str = "-") -> t
         if problems:
             raise ToolError("invalid arguments: " + "; ".join(problems))
         args = _with_defaults(name, arguments)
-        data = jsonable({"success": True, **await in_thread(spec.handler, args)})
+        answer = await in_thread(spec.handler, args)
+        assert "success" not in answer, f"{name} must not answer its own 'success' key"
+        data = jsonable({"success": True, **answer})
         error = False
     except Exception as exc:  # every failure is a result the agent can read, never a broken session
         error = True
-        try:
-            text = _readable_text(exc, arguments)
-        except Exception:  # a module that cannot be imported right now: report the original failure
-            text = str(exc) if isinstance(exc, ToolError) else None
+        text = _readable_text(exc, arguments)
         if text is None:
             logger.exception("MCP tool %s failed", name)
             text = f"internal error in {name}: {type(exc).__name__}: {exc}"

@@ -260,12 +260,13 @@ class SseConsumer(AsyncHttpConsumer):
         except Exception:
             logger.exception("MCP SSE session %s failed", self.session_id)
         finally:
-            try:
-                await self.send_body(b"", more_body=False)
-            except Exception:  # the client is already gone
-                pass
-            # Let the consumer finish (a handler cannot be ended from this task directly).
-            await self.channel_layer.send(self.channel_name, {"type": "mcp.closed"})
+            if self.session_id is not None:  # the loop ended on its own, not because the client left
+                try:
+                    await self.send_body(b"", more_body=False)
+                except Exception:  # the client is already gone
+                    pass
+                # Let the consumer finish (a handler cannot end it from this task directly).
+                await self.channel_layer.send(self.channel_name, {"type": "mcp.closed"})
 
     async def _forward(self, tg) -> None:
         async for session_message in self.write_reader:
@@ -312,12 +313,12 @@ class SseConsumer(AsyncHttpConsumer):
         if session_id is None:
             return
         LOCAL_SSE_SESSIONS.pop(session_id, None)
+        self.session_id = None
         task = getattr(self, "stream_task", None)
         if task is not None and not task.done():
             task.cancel()
         await self.channel_layer.group_discard(_group(session_id), self.channel_name)
         await self.read_writer.aclose()
-        self.session_id = None
         logger.info("MCP SSE session %s closed", session_id)
 
 
@@ -356,7 +357,7 @@ async def post_message(scope, receive, send) -> None:
     layer = get_channel_layer()
     if isinstance(layer, InMemoryChannelLayer) and session_id not in LOCAL_SSE_SESSIONS:
         return await send_text(send, 404, "Could not find session")  # one process: nowhere else to look
-    reply = await layer.new_channel(prefix="mcp-ack.")
+    reply = await layer.new_channel(prefix="mcp-ack")
     await layer.group_send(
         _group(session_id), {"type": "mcp.message", "body": body, "user_id": caller.user_id, "reply": reply}
     )

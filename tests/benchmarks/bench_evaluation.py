@@ -51,7 +51,8 @@ SELECT coin.mint, m.model_id, m.id, (random() < 0.5)::int, probability,
   FROM (SELECT 'bench' || lpad(n::text, 4, '0') AS mint FROM generate_series(0, %(coins)s - 1) AS n) coin
  CROSS JOIN prediction_active_models m
  CROSS JOIN unnest(%(minutes)s::int[]) AS minute
- CROSS JOIN LATERAL (SELECT %(start)s + make_interval(mins => minute) AS at, round(random()::numeric, 4) AS probability) t
+ CROSS JOIN LATERAL (SELECT %(start)s + make_interval(mins => minute) AS at,
+                            round(random()::numeric, 4) AS probability) t
   LEFT JOIN coin_metrics start ON start.mint = coin.mint AND start."timestamp" = t.at
 """
 

@@ -291,12 +291,13 @@ class Bench:
         return False
 
     def snapshot(self, generator: subprocess.Popen) -> dict:
-        """Wall time and CPU seconds so far of each party (and of the whole machine)."""
+        """Wall time and CPU seconds so far of each party (and of the whole machine). PostgreSQL's backends come and
+        go, so its figure is per process: {pid: seconds}."""
         return {
             "wall": time.monotonic(),
             "listener": _cpu_seconds([self.listener.pid]),
             "generator": _cpu_seconds([generator.pid]),
-            "postgres": _cpu_seconds(_postgres_pids(self.postmaster)),
+            "postgres": {pid: _cpu_seconds([pid]) for pid in _postgres_pids(self.postmaster)},
             "watcher": time.process_time(),
             "machine": _machine_busy_seconds()[0],
         }
@@ -318,7 +319,12 @@ class Bench:
         phase.generator_output = generator.communicate()[0].strip().splitlines()[-1]
         phase.ended = time.monotonic()
         wall = max(last["wall"] - warm["wall"], 1e-9)
-        phase.cpu = {name: (last[name] - warm[name]) / wall for name in warm if name != "wall"}
+        phase.cpu = {name: (last[name] - warm[name]) / wall for name in warm if name not in ("wall", "postgres")}
+        # A backend that ended before the last snapshot is missed for its last half second at most.
+        phase.cpu["postgres"] = sum(seconds - warm["postgres"].get(pid, 0.0)
+                                    for pid, seconds in last["postgres"].items()) / wall
+        phase.cpu["other"] = phase.cpu["machine"] - sum(phase.cpu[k] for k in ("listener", "generator", "postgres",
+                                                                                "watcher"))
         # Let the listener finish the rows of this phase, so their latencies are recorded; a backlog it cannot work
         # off within DRAIN_SECONDS is dropped, so that the next phase starts on an empty queue.
         phase.drained = self.wait_for_empty_queue(timeout=DRAIN_SECONDS)
@@ -447,7 +453,7 @@ def _phase_line(p: Phase) -> str:
             f"queue end {p.depth_end} (slope {p.depth_slope:+.1f}/s), p50/p95/p99 {p.percentile(50):.0f}/"
             f"{p.percentile(95):.0f}/{p.percentile(99):.0f} ms, "
             f"cpu listener {p.cpu.get('listener', 0):.0%} pg {p.cpu.get('postgres', 0):.0%} "
-            f"gen {p.cpu.get('generator', 0):.0%} machine {p.cpu.get('machine', 0):.0%}, "
+            f"gen {p.cpu.get('generator', 0):.0%} other {p.cpu.get('other', 0):.0%}, "
             f"{'sustained' if p.sustained else 'NOT sustained'}")
 
 
@@ -479,14 +485,16 @@ def _report(phases, *, peak, current, history, total_rows, setup_models, prefill
         "phase. *Claimed* = rows taken off the queue per second (several queued rows of one coin collapse into one "
         "prediction by design); *sustained* = queue depth grows by < 5 % of the rate over the last 30 s and ends "
         "below one batch. Steps: 100 and 500 rows/s, then up a ladder (1,000, 1,500, 2,000, 3,000, …) until a rate "
-        "fails, then the geometric midpoint between the best sustained and the failed rate while time allows. CPU = share of one core over the measured part (machine: all processes, both cores = 200 %).",
+        "fails, then the geometric midpoint between the best sustained and the failed rate while time allows. "
+        "CPU = share of one core over the measured part (both cores = 200 %; *other* = the rest of the machine, "
+        "e.g. other users' jobs).",
         "",
         "| offered rows/s | claimed rows/s | predictions stored/s | rows predicted | queue at end (slope/s) | "
-        "p50 ms | p95 ms | p99 ms | CPU listener / PostgreSQL / generator / machine | sustained |",
+        "p50 ms | p95 ms | p99 ms | CPU listener / PostgreSQL / generator / watcher / other processes | sustained |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for p in phases:
-        cpu = " / ".join(f"{p.cpu.get(k, 0):.0%}" for k in ("listener", "postgres", "generator", "machine"))
+        cpu = " / ".join(f"{p.cpu.get(k, 0):.0%}" for k in ("listener", "postgres", "generator", "watcher", "other"))
         lines.append(
             f"| {p.offered:,.0f} (target {p.rate:,.0f}) | {p.claimed:,.0f} | {p.predictions:,.0f} | "
             f"{p.predicted_share:.0%} | {p.depth_end:,} ({p.depth_slope:+.0f}) | {p.percentile(50):,.0f} | "
