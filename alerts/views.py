@@ -11,7 +11,7 @@ from alerts.selectors import alert_statistics
 from predictions import log_selectors
 from predictions.models import Tag
 from pumpserver import charts
-from pumpserver.views import page_login_required, partial_request
+from pumpserver.views import VERDICT_COLORS, page_login_required, partial_request
 
 ALERTS_PER_PAGE = 25
 
@@ -46,12 +46,13 @@ def alert_list(request):
     query.pop("page", None)
     judged = statistics["alerts_success"] + statistics["alerts_failed"]
     expired = max(statistics["alerts_above_threshold"] - judged - statistics["alerts_pending"], 0)
-    verdict_chart = charts.bar_chart(
-        ["success", "failed", "expired", "pending"],
-        [charts.BarSeries("alerts", [statistics["alerts_success"], statistics["alerts_failed"], expired,
-                                     statistics["alerts_pending"]], "#7c3aed")],
-        title="Alert verdicts", y_unit="alerts", height=170,
-    ) if statistics["alerts_above_threshold"] else charts.empty_chart("No alerts in this selection", height=170)
+    verdict_chart = charts.category_bars(
+        [("success", statistics["alerts_success"], VERDICT_COLORS["success"]),
+         ("failed", statistics["alerts_failed"], VERDICT_COLORS["failed"]),
+         ("expired", expired, VERDICT_COLORS["expired"]),
+         ("pending", statistics["alerts_pending"], VERDICT_COLORS["pending"])],
+        title="Alert verdicts", y_unit="alerts", height=170, empty_message="No alerts in this selection",
+    )
     context = {
         "form": form,
         "alerts": result.predictions,

@@ -69,7 +69,7 @@ class ModelSettingsForm(forms.Form):
     send_ignored_to_n8n = forms.BooleanField(
         label="Also send results held back by a max-log cap", required=False
     )
-    coin_filter_mode = forms.ChoiceField(label="Coins", choices=CoinFilterMode.choices)
+    coin_filter_mode = forms.ChoiceField(label="Which coins", choices=CoinFilterMode.choices)
     coin_whitelist = forms.CharField(
         label="Whitelist", required=False, widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
         help_text="Mint addresses, one per line (or separated by commas or spaces).",
@@ -97,6 +97,7 @@ class ModelSettingsForm(forms.Form):
         initial = {name: getattr(model, name) for name in cls.base_fields}
         initial["coin_whitelist"] = "\n".join(model.coin_whitelist or [])
         initial["n8n_webhook_url"] = model.n8n_webhook_url or ""
+        initial["alert_threshold"] = model.alert_threshold.normalize()  # 0.7, not 0.7000
         return initial
 
     def fieldsets(self):

@@ -13,8 +13,9 @@ What we do differently from the original training service, on purpose (spec §7)
   ends, or the price is missing or 0) are dropped, not labelled 0;
 * train/serve skew (§4, bugs 1-3): features come from the SERVING feature code (`predictions.features.
   build_features`): each training row's vector is computed "as of" that row exactly as the listener would compute
-  it when the row is the newest — the coin's newest ≤ 1000 rows up to it, after the model's phase filter, float32
-  column rules included. A served model therefore sees the same numbers it was fit on;
+  it when the row is the newest — the coin's newest ≤ FEATURE_HISTORY_SIZE (1000) rows up to it, after the
+  model's phase filter, float32 column rules included. A served model therefore sees the same numbers it was fit
+  on (a listener with another FEATURE_HISTORY_SIZE would see other cumulative/ATH values);
 * bug 10: one time-ordered split — train on the past, test on the future: rows at or after a timestamp cut-off
   are the test part; training rows whose label horizon (the look-ahead row) reaches the cut-off are dropped, so no
   training label peeks into the test period. The model is fit on the whole training part;
@@ -39,13 +40,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone as django_timezone
 
 from modelregistry import loading
 from modelregistry.models import ActiveModel, ModelSource, ModelType, TargetDirection
 from modelregistry.services import register_model
-from predictions.features import HISTORY_COLUMNS, HISTORY_LIMIT, VALUE_COLUMNS, CoinHistories, build_features
+from predictions.features import HISTORY_COLUMNS, VALUE_COLUMNS, CoinHistories, build_features
 
 # The base columns of the original training service's usual request (spec §2.3), target price_close removed.
 BASE_FEATURES = (
@@ -74,6 +76,7 @@ DEFAULT_WINDOWS = (5, 10, 15)
 DEFAULT_MAX_DEPTH = {ModelType.XGBOOST: 6, ModelType.RANDOM_FOREST: 10}  # the training service's defaults
 TARGET_VARIABLE = "price_close"
 TEST_SAMPLE_SIZE = 200
+MIN_ROWS_PER_CLASS = 5  # fewest training rows of each label
 # As-of histories are built in blocks of about this many rows (~230 bytes per row and copy).
 _BLOCK_ROWS = 300_000
 
@@ -121,6 +124,7 @@ class TrainingConfig:
     max_rows: int = 20_000
     min_rows: int = 200
     test_fraction: float = 0.2
+    history_limit: int | None = None  # None: settings.FEATURE_HISTORY_SIZE, the listener's history length
 
     def validated(self) -> TrainingConfig:
         """A checked copy with defaults filled in; raises TrainingConfigError naming the option."""
@@ -169,6 +173,7 @@ class TrainingConfig:
             since=self.since, until=self.until, name=self.name, activate=self.activate,
             n_estimators=self.n_estimators, max_depth=max_depth, seed=self.seed, max_rows=self.max_rows,
             min_rows=max(self.min_rows, 2), test_fraction=self.test_fraction,
+            history_limit=int(self.history_limit or settings.FEATURE_HISTORY_SIZE),
         )
 
     @property
@@ -216,7 +221,7 @@ SELECT m.mint, {_EPOCH_MICROS_SQL}, m.phase_id_at_time::float8, m.{TARGET_VARIAB
  ORDER BY m.mint, m."timestamp"
 """
 
-# Per coin: the rows from the first to the last sampled row, plus the HISTORY_LIMIT - 1 rows before the first one
+# Per coin: the rows from the first to the last sampled row, plus the history_limit - 1 rows before the first one
 # (what the serving history query can reach back to), under the phase filter.
 HISTORY_ROWS_SQL = f"""
 SELECT req.i, h.*
@@ -227,7 +232,7 @@ SELECT req.i, h.*
           FROM coin_metrics m
          WHERE m.mint = req.mint AND m."timestamp" < req.first_ts AND {_PHASE_FILTER}
          ORDER BY m."timestamp" DESC
-         LIMIT {HISTORY_LIMIT - 1})
+         LIMIT %(before)s)
        UNION ALL
        (SELECT {_EPOCH_MICROS_SQL} AS ts, {_VALUE_SELECT}
           FROM coin_metrics m
@@ -333,6 +338,7 @@ def feature_matrix(config: TrainingConfig, mints: list[str], coin: np.ndarray, t
                 "firsts": [_from_us(t) for t in firsts],
                 "lasts": [_from_us(t) for t in lasts],
                 "phases": config.phases,
+                "before": config.history_limit - 1,
             },
         )
         data = np.array(cursor.fetchall(), dtype=np.float64)
@@ -344,7 +350,7 @@ def feature_matrix(config: TrainingConfig, mints: list[str], coin: np.ndarray, t
     bounds = np.searchsorted(request, np.arange(len(used) + 1))
 
     # Each training row -> its position among its coin's loaded rows; its history is the newest
-    # HISTORY_LIMIT rows up to and including it.
+    # history_limit rows up to and including it (the listener's FEATURE_HISTORY_SIZE, 1000 as the original).
     ends = np.empty(n, dtype=np.int64)
     by_slot = np.argsort(slot, kind="stable")
     group_bounds = np.searchsorted(slot[by_slot], np.arange(len(used) + 1))
@@ -355,7 +361,7 @@ def feature_matrix(config: TrainingConfig, mints: list[str], coin: np.ndarray, t
         if np.any(pos >= hi) or np.any(row_ts[np.minimum(pos, hi - 1)] != ts_us[mine]):
             raise TrainingDataError("coin_metrics changed while training (a labelled row disappeared); run again")
         ends[mine] = pos + 1
-    starts = np.maximum(bounds[slot], ends - HISTORY_LIMIT)
+    starts = np.maximum(bounds[slot], ends - config.history_limit)
     lengths = ends - starts
 
     block_start = 0
@@ -476,18 +482,22 @@ def train(config: TrainingConfig) -> TrainingResult:
         "dropped_for_horizon": dropped_for_horizon,
         "coins": len(labelled.mints),
     }
-    if counts["train_rows"] < 2 or counts["test_rows"] < 1:
+    min_train = max(10, config.min_rows // 2)
+    if counts["train_rows"] < min_train or counts["test_rows"] < 1:
         raise TrainingDataError(
-            f"the time split at {_iso(_from_us(cut_at))} leaves {counts['train_rows']} training and "
-            f"{counts['test_rows']} test rows {window}; more data over a longer time is needed"
+            f"the time split at {_iso(_from_us(cut_at))} leaves only {counts['train_rows']} training rows whose "
+            f"{config.future_minutes}-min horizon ends before the test part ({dropped_for_horizon} dropped) and "
+            f"{counts['test_rows']} test rows {window}; need at least {min_train} training rows: the data must span "
+            "much longer than --future-minutes"
         )
-    if counts["train_positive"] in (0, counts["train_rows"]):
-        which = "0" if counts["train_positive"] == 0 else "1"
+    train_negative = counts["train_rows"] - counts["train_positive"]
+    if min(counts["train_positive"], train_negative) < MIN_ROWS_PER_CLASS:
         move = f"{'+' if config.direction == 'up' else '-'}{config.min_percent_change:g} %"
         raise TrainingDataError(
-            f"all {counts['train_rows']} training rows {window} are labelled {which} (a move of {move} within "
-            f"{config.future_minutes} min); both classes are needed: wait for more data or change "
-            "--min-percent-change / --future-minutes"
+            f"{counts['train_positive']} of {counts['train_rows']} training rows {window} are labelled 1 (a move "
+            f"of {move} within {config.future_minutes} min) and {train_negative} are labelled 0; at least "
+            f"{MIN_ROWS_PER_CLASS} of each class are needed: wait for more data or change --min-percent-change / "
+            "--future-minutes"
         )
 
     selected = np.flatnonzero(train_mask | test)
@@ -567,6 +577,7 @@ def train(config: TrainingConfig) -> TrainingResult:
             "max_rows": config.max_rows,
             "test_fraction": config.test_fraction,
             "seed": config.seed,
+            "history_limit": config.history_limit,
             "class_weighting": weighting,
             "labels": "per coin, k rows ahead by the row's phase interval; rows without a future value dropped",
             "features": "predictions.features.build_features as of each row (serving code)",

@@ -272,7 +272,7 @@ def _detail_charts(model: ActiveModel, range_key: str, statistics: dict) -> dict
                 charts.BarSeries("positiv", [row["positiv"] for row in timeline], "#60a5fa"),
                 charts.BarSeries("alert", [row["alert"] for row in timeline], "#7c3aed"),
             ],
-            title=f"Predictions per {bucket_text}, {label}", y_unit=f"per {bucket_text}", x_unit="UTC", max_labels=6,
+            title=f"Predictions per {bucket_text}, {label}", y_unit="predictions", x_unit="UTC", max_labels=6,
         )
     else:
         prediction_chart = charts.empty_chart(f"No predictions in the {label}")
@@ -285,7 +285,7 @@ def _detail_charts(model: ActiveModel, range_key: str, statistics: dict) -> dict
                 charts.BarSeries("expired", [row["not_applicable"] for row in verdicts], "#9ca3af"),
                 charts.BarSeries("pending", [row["pending"] for row in verdicts], "#f59e0b"),
             ],
-            title=f"Alert verdicts per {bucket_text}, {label}", y_unit=f"alerts per {bucket_text}", x_unit="UTC",
+            title=f"Alert verdicts per {bucket_text}, {label}", y_unit="alerts", x_unit="UTC",
             max_labels=6,
         )
     else:
@@ -297,12 +297,12 @@ def _detail_charts(model: ActiveModel, range_key: str, statistics: dict) -> dict
             [b.split("-")[0] for b in buckets],
             [charts.BarSeries("predictions", [distribution.get(b, 0) for b in buckets], "#2563eb")],
             title="Probability histogram (all predictions)", y_unit="predictions", x_unit="probability ≥",
-            max_labels=10,
+            max_labels=10, legend=False,
         )
     else:
         histogram = charts.empty_chart("No predictions yet")
     return {"prediction_chart": prediction_chart, "verdict_chart": verdict_chart, "histogram": histogram,
-            "range_label": label}
+            "range_label": label, "bucket_text": bucket_text}
 
 
 @page_login_required

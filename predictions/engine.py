@@ -142,7 +142,7 @@ def run_models(
                 all_features = build_features(block, feature_names=names, engineered=model.engineered,
                                               windows=list(model.windows))
             matrix = all_features[np.ix_([row_of[e.mint] for e in predictable], [columns[n] for n in ready.input_names])]
-            probabilities, predictions = ready.loaded.predict_proba_positive(matrix)
+            probabilities, predictions = ready.predict_proba_positive(matrix)
         except Exception as exc:
             logger.exception("model %s failed on a batch of %d coins", model.id, len(eligible))
             output.failures.append(ModelFailure(model, f"prediction failed: {exc}", "prediction"))

@@ -485,12 +485,19 @@ def verdict_timeline(*, active_model_id: int, start: datetime, end: datetime, bu
 
 
 def newest_alerts(*, limit: int = 10) -> list:
-    """The newest stored alerts (by insert time, walking the created_at index) with their model."""
+    """The newest alerts with their model, newest data time first.
+
+    Read from the most recently stored alerts (walking the created_at index; there is no index on data time across
+    models), so a backfill of old data does not hide what just came in.
+    """
     from predictions.models import ModelPrediction
 
-    return list(
-        ModelPrediction.objects.filter(tag="alert").select_related("active_model").order_by("-created_at", "-id")[:limit]
+    recent = list(
+        ModelPrediction.objects.filter(tag="alert").select_related("active_model")
+        .order_by("-created_at", "-id")[: limit * 5]
     )
+    recent.sort(key=lambda row: (row.prediction_timestamp, row.pk), reverse=True)
+    return recent[:limit]
 
 
 def webhook_deliveries(*, status: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -23,6 +23,8 @@ TAG_STYLE = {"negativ": ("#9ca3af", "circle"), "positiv": ("#2563eb", "circle"),
 
 def _price_at(times: list[datetime], prices: list[float | None], moment: datetime) -> float | None:
     """The newest known price at or before `moment` (the first one if `moment` is earlier)."""
+    if not times:
+        return None
     index = bisect.bisect_right(times, moment) - 1
     for i in range(max(index, 0), -1, -1):
         if prices[i] is not None:
@@ -30,7 +32,8 @@ def _price_at(times: list[datetime], prices: list[float | None], moment: datetim
     return next((p for p in prices if p is not None), None)
 
 
-def _coin_charts(details: dict, rows: list, *, anchor_time: datetime, markers: list[charts.Marker]) -> dict:
+def _coin_charts(details: dict, rows: list, *, anchor_time: datetime, markers: list[charts.Marker],
+                 window: tuple[datetime, datetime], reference: str) -> dict:
     history = details["price_history"]
     times = [row["timestamp"] for row in history]
     prices = [row["price_close"] for row in history]
@@ -58,12 +61,12 @@ def _coin_charts(details: dict, rows: list, *, anchor_time: datetime, markers: l
         if verdicts[status]:
             series.append(charts.Series(f"judged {status}", verdicts[status], color, kind="points", marker="square"))
     price_chart = charts.line_chart(
-        series, title="Price change with predictions", y_unit="% vs. price at start", height=230, markers=markers,
-        empty_message="No price rows in this window",
+        series, title="Price change with predictions", y_unit=f"% vs. {reference}", height=230, markers=markers,
+        x_min=window[0], x_max=window[1], empty_message="No price rows in this window",
     ) if history else charts.empty_chart("No price rows in this window", height=230)
     volume_chart = charts.line_chart(
         [charts.Series("volume", [(row["timestamp"], row["volume_sol"]) for row in history], "#0891b2")],
-        title="Volume", y_unit="SOL per row", height=170, y_min=0, markers=markers,
+        title="Volume", y_unit="SOL per row", height=170, y_min=0, markers=markers, x_min=window[0], x_max=window[1],
     ) if history else charts.empty_chart("No volume in this window", height=170)
     return {"price_chart": price_chart, "volume_chart": volume_chart, "base_price": base,
             "last_price": next((p for p in reversed(prices) if p is not None), None)}
@@ -93,22 +96,29 @@ def coin_detail(request, active_model_id: int, coin_id: str):
         return render(request, "predictions/coin_detail.html", context, status=404)
     markers = []
     anchor = details["prediction_timestamp"]
+    history = details["price_history"]
     if prediction_id:
         anchor_row = next((row for row in details["predictions"] if row["id"] == prediction_id), None)
+        horizon = anchor_row["evaluation_timestamp"] if anchor_row else None
         markers.append(charts.Marker(anchor, "prediction", "#7c3aed"))
-        if anchor_row and anchor_row["evaluation_timestamp"]:
-            markers.append(charts.Marker(anchor_row["evaluation_timestamp"], "horizon", "#f59e0b"))
-    history = details["price_history"]
-    start_time = history[0]["timestamp"] if history else anchor
+        if horizon:
+            markers.append(charts.Marker(horizon, "horizon", "#f59e0b"))
+        window_range = (anchor - timedelta(minutes=10), (horizon or anchor) + timedelta(minutes=10))
+        reference_time, reference = anchor, "price at the prediction"
+    else:  # the selector's window: from 5 min before the coin's first prediction, moved by the offset
+        start = anchor - timedelta(minutes=5) + timedelta(minutes=offset)
+        window_range = (start, start + timedelta(minutes=window))
+        reference_time, reference = (history[0]["timestamp"] if history else start), "first price"
     by_id = {row.pk: row for row in model.predictions.filter(pk__in=[p["id"] for p in details["predictions"]])}
     rows = [by_id[p["id"]] for p in details["predictions"] if p["id"] in by_id]
-    context.update(_coin_charts(details, rows, anchor_time=anchor if prediction_id else start_time, markers=markers))
+    context.update(_coin_charts(details, rows, anchor_time=reference_time, markers=markers, window=window_range,
+                                reference=reference))
     context.update({
         "details": details,
         "rows": rows[::-1],
         "history_rows": len(history),
-        "window_start": history[0]["timestamp"] if history else None,
-        "window_end": history[-1]["timestamp"] if history else None,
+        "window_start": window_range[0],
+        "window_end": window_range[1],
         "earlier": offset - window,
         "later": offset + window,
     })

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 
+from django.db import DatabaseError, InterfaceError
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -71,6 +73,16 @@ class HealthView(APIView):
 
     def perform_authentication(self, request):
         pass  # lazy: a public health check must not need the database to look up a token or session
+
+    def handle_exception(self, exc):
+        if isinstance(exc, (DatabaseError, InterfaceError)):
+            # The token or session of a private health check could not be looked up: the database is down, which
+            # is the answer (503), not a server error.
+            report = selectors.health()
+            if not report["db_connected"]:
+                return Response(HealthSerializer(report).data, status=503)
+            exc = NotAuthenticated()  # the database is back, but this request's credentials were not checked
+        return super().handle_exception(exc)
 
     @extend_schema(
         operation_id="health",

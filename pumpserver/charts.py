@@ -21,11 +21,11 @@ from django.utils.safestring import SafeString, mark_safe
 PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563"]
 
 # Layout (viewBox units; the SVG is scaled to its container, so keep fonts readable at phone width).
-FONT = 11
-PAD_LEFT = 46
+FONT = 12
+PAD_LEFT = 48
 PAD_RIGHT = 10
-PAD_TOP = 22  # legend line
-PAD_BOTTOM = 30
+PAD_TOP = 26  # legend line
+PAD_BOTTOM = 32
 
 
 @dataclass
@@ -190,21 +190,30 @@ def _marker_shape(kind: str, x: float, y: float, color: str, title: str) -> str:
     return f'<circle cx="{_fmt(x)}" cy="{_fmt(y)}" r="3.2" fill="{color}" stroke="#fff" stroke-width="0.8">{tip}</circle>'
 
 
-def _legend(entries: list[tuple[str, str, str]], width: int) -> str:
-    """entries: (name, color, kind) laid out left to right on the top line."""
+def _text_width(text: str, size: float) -> float:
+    return len(text) * size * 0.56
+
+
+def _legend(entries: list[tuple[str, str, str]], width: int, *, start: float = PAD_LEFT) -> str:
+    """entries: (name, color, kind) laid out left to right on the top line, right of the unit label."""
     parts = []
-    x = PAD_LEFT
+    x = start
     for name, color, kind in entries:
-        label_width = 14 + len(name) * FONT * 0.58 + 12
-        if x + label_width > width and x > PAD_LEFT:
+        label_width = 14 + _text_width(name, FONT - 1) + 10
+        if x + label_width > width and x > start:
             break  # no second legend line: a chart this busy should be split
         if kind == "points":
             parts.append(_marker_shape("circle", x + 5, 10, color, ""))
         else:
-            parts.append(f'<rect x="{_fmt(x)}" y="6" width="10" height="8" rx="1.5" fill="{color}"/>')
+            parts.append(f'<rect x="{_fmt(x)}" y="5" width="10" height="10" rx="2" fill="{color}"/>')
         parts.append(_text(x + 14, 14, name, anchor="start", size=FONT - 1))
         x += label_width
     return "".join(parts)
+
+
+def _legend_start(unit: str) -> float:
+    """The legend starts after the y unit, which sits at the top left above the axis."""
+    return max(PAD_LEFT, 4 + _text_width(unit, FONT - 1) + 12) if unit else PAD_LEFT
 
 
 def _svg(width: int, height: int, title: str, body: str) -> SafeString:
@@ -216,7 +225,7 @@ def _svg(width: int, height: int, title: str, body: str) -> SafeString:
     )
 
 
-def empty_chart(message: str = "No data yet", *, width: int = 420, height: int = 200, title: str = "") -> SafeString:
+def empty_chart(message: str = "No data yet", *, width: int = 380, height: int = 200, title: str = "") -> SafeString:
     body = (
         f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" fill="none" stroke="#e5e7eb" rx="4"/>'
         + _text(width / 2, height / 2 + 4, message, fill="#6b7280", size=FONT + 1)
@@ -233,7 +242,7 @@ def _y_axis_svg(axis: _Axis, *, top: float, bottom: float, left: float, right: f
         parts.append(f'<line x1="{_fmt(left)}" x2="{_fmt(right)}" y1="{_fmt(y)}" y2="{_fmt(y)}" stroke="#e5e7eb"/>')
         parts.append(_text(left - 4, y + 3.5, format_number(value, step), anchor="end", size=FONT - 1))
     if unit:
-        parts.append(_text(4, top - 8, unit, anchor="start", size=FONT - 1, fill="#6b7280"))
+        parts.append(_text(4, 14, unit, anchor="start", size=FONT - 1, fill="#6b7280"))
     parts.append(f'<line x1="{_fmt(left)}" x2="{_fmt(left)}" y1="{_fmt(top)}" y2="{_fmt(bottom)}" stroke="#9ca3af"/>')
     parts.append(f'<line x1="{_fmt(left)}" x2="{_fmt(right)}" y1="{_fmt(bottom)}" y2="{_fmt(bottom)}" stroke="#9ca3af"/>')
     return "".join(parts)
@@ -248,7 +257,7 @@ def line_chart(
     title: str = "",
     y_unit: str = "",
     x_unit: str = "",
-    width: int = 420,
+    width: int = 380,
     height: int = 200,
     y_min: float | None = None,
     y_max: float | None = None,
@@ -357,7 +366,8 @@ def line_chart(
                     f'<polyline points="{" ".join(seg)}" fill="none" stroke="{color}" stroke-width="1.8" '
                     f'stroke-linejoin="round" stroke-linecap="round" clip-path="url(#{clip})"/>'
                 )
-    parts.append(_legend([(item.name, color, item.kind) for item, _, color in cleaned], width))
+    parts.append(_legend([(item.name, color, item.kind) for item, _, color in cleaned], width,
+                         start=_legend_start(y_unit)))
     return _svg(width, height, title, "".join(parts))
 
 
@@ -369,9 +379,10 @@ def bar_chart(
     y_unit: str = "",
     x_unit: str = "",
     stacked: bool = True,
-    width: int = 420,
+    width: int = 380,
     height: int = 200,
     max_labels: int = 8,
+    legend: bool = True,
     empty_message: str = "No data yet",
 ) -> SafeString:
     """Bars per label; several series stack (or stand side by side with stacked=False). Labels are thinned to fit."""
@@ -429,8 +440,9 @@ def bar_chart(
             parts.append(_text(center, bottom + 15, label, size=FONT - 1))
     if x_unit:
         parts.append(_text(right, height - 3, x_unit, anchor="end", size=FONT - 1, fill="#6b7280"))
-    if len(series) > 1 or series[0].name:
-        parts.append(_legend([(s.name, colors[i], "line") for i, s in enumerate(series)], width))
+    if legend and (len(series) > 1 or series[0].name):
+        parts.append(_legend([(s.name, colors[i], "line") for i, s in enumerate(series)], width,
+                             start=_legend_start(y_unit)))
     return _svg(width, height, title, "".join(parts))
 
 
@@ -445,3 +457,16 @@ def time_buckets(start: datetime, end: datetime, step: timedelta) -> list[dateti
         buckets.append(moment)
         moment += step
     return buckets
+
+
+def category_bars(categories: list[tuple[str, float, str]], *, title: str = "", y_unit: str = "",
+                  width: int = 380, height: int = 200, empty_message: str = "No data yet") -> SafeString:
+    """One bar per (label, value, color), e.g. verdicts in their own colors; labels name the bars (no legend)."""
+    if not categories or not any(value for _, value, _ in categories):
+        return empty_chart(empty_message, width=width, height=height, title=title)
+    labels = [label for label, _, _ in categories]
+    series = [
+        BarSeries(label, [value if j == i else 0 for j in range(len(categories))], color)
+        for i, (label, value, color) in enumerate(categories)
+    ]
+    return bar_chart(labels, series, title=title, y_unit=y_unit, width=width, height=height, legend=False)

@@ -184,7 +184,11 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_LAYER_PREFIX", "pumpserver")},
+            "CONFIG": {
+                # The layer blocks up to 5 s per receive (BZPOPMIN); redis-py 8 would cut reads at 5 s by default.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": env_str("CHANNEL_LAYER_PREFIX", "pumpserver"),
+            },
         }
     }
 else:

@@ -37,6 +37,7 @@ from django.views.decorators.http import require_http_methods, require_POST  # n
 from django_htmx.http import HttpResponseClientRedirect  # noqa: E402
 
 DASHBOARD_MINUTES = 60
+VERDICT_COLORS = {"success": "#16a34a", "failed": "#dc2626", "expired": "#9ca3af", "pending": "#f59e0b"}
 NEWEST_ALERTS = 8
 
 
@@ -122,18 +123,19 @@ def _dashboard_stats() -> dict:
         chart = charts.bar_chart(
             [row["model"].display_name[:14] for row in rated],
             [charts.BarSeries("alert success rate", [row["alerts_success_rate"] for row in rated], "#16a34a")],
-            title="Alert success rate per model", y_unit="%", height=190, max_labels=6,
+            title="Alert success rate per model", y_unit="%", height=190, max_labels=6, legend=False,
         )
     else:
         chart = charts.empty_chart("No alert has been judged yet", height=190)
-    verdicts = charts.bar_chart(
-        ["success", "failed", "expired", "pending"],
-        [charts.BarSeries("alerts", [statistics["alerts_success"], statistics["alerts_failed"],
-                                     max(statistics["alerts_above_threshold"] - statistics["alerts_success"]
-                                         - statistics["alerts_failed"] - statistics["alerts_pending"], 0),
-                                     statistics["alerts_pending"]], "#7c3aed")],
-        title="Alert verdicts", y_unit="alerts", height=190,
-    ) if statistics["alerts_above_threshold"] else charts.empty_chart("No alerts yet", height=190)
+    expired = max(statistics["alerts_above_threshold"] - statistics["alerts_success"] - statistics["alerts_failed"]
+                  - statistics["alerts_pending"], 0)
+    verdicts = charts.category_bars(
+        [("success", statistics["alerts_success"], VERDICT_COLORS["success"]),
+         ("failed", statistics["alerts_failed"], VERDICT_COLORS["failed"]),
+         ("expired", expired, VERDICT_COLORS["expired"]),
+         ("pending", statistics["alerts_pending"], VERDICT_COLORS["pending"])],
+        title="Alert verdicts", y_unit="alerts", height=190, empty_message="No alerts yet",
+    )
     return {"statistics": statistics, "model_rows": rows, "success_chart": chart, "verdict_chart": verdicts}
 
 

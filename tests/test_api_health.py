@@ -169,3 +169,18 @@ def test_logs_tail_is_validated(api_client, tail):
 
 def test_logs_need_authentication():
     assert APIClient().get("/api/logs").status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_private_health_with_the_database_down_is_503_not_500(client, settings):
+    settings.HEALTH_PUBLIC = False
+    saved = dict(connection.settings_dict)
+    connection.close()
+    connection.settings_dict.update(HOST="127.0.0.1", PORT=str(_closed_port()))
+    try:
+        response = client.get("/api/health", HTTP_AUTHORIZATION="Token some-token")
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
+    assert response.status_code == 503 and response.json()["db_connected"] is False

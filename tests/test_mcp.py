@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -71,50 +74,66 @@ def _database_url_with_password() -> tuple[str, str | None]:
     return url + ("&" if "?" in url else "?") + f"password={SECRET_PASSWORD}", SECRET_PASSWORD
 
 
-@pytest.fixture(scope="module")
-def server(django_db_setup, tmp_path_factory):
-    url, password = _database_url_with_password()
-    port = _free_port()
-    log = tmp_path_factory.mktemp("daphne") / "daphne.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "DJANGO_SETTINGS_MODULE": "pumpserver.test_settings",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "HEALTH_PUBLIC": "true",
-        "METRICS_PUBLIC": "true",
-    }
-    env.pop("TRAINING_SERVICE_API_URL", None)
-    env.pop("REDIS_URL", None)
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "pumpserver.asgi:application"],
-            cwd=PROJECT_DIR, env=env, stdout=output, stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
+class Daphne:
+    """A daphne process serving pumpserver.asgi over the test database."""
+
+    def __init__(self, log_path, **env_overrides):
+        self.url, self.password = _database_url_with_password()
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = log_path
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.url,
+            "DJANGO_SETTINGS_MODULE": "pumpserver.test_settings",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "HEALTH_PUBLIC": "true",
+            "METRICS_PUBLIC": "true",
+        }
+        env.pop("TRAINING_SERVICE_API_URL", None)
+        env.pop("REDIS_URL", None)
+        env.update(env_overrides)
+        with open(log_path, "w") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "pumpserver.asgi:application"],
+                cwd=PROJECT_DIR, env=env, stdout=output, stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self) -> None:
         deadline = time.monotonic() + 60
         while True:
-            if process.poll() is not None:
-                raise AssertionError(f"daphne exited: {log.read_text()[-3000:]}")
+            if self.process.poll() is not None:
+                raise AssertionError(f"daphne exited: {self.log.read_text()[-3000:]}")
             try:
-                if requests.get(f"{base}/mcp/info", timeout=2).status_code == 200:
-                    break
+                if requests.get(f"{self.base}/mcp/info", timeout=2).status_code == 200:
+                    return
             except requests.ConnectionError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"daphne did not come up: {log.read_text()[-3000:]}")
+                raise AssertionError(f"daphne did not come up: {self.log.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield {"base": base, "password": password, "log": log}
-    finally:
-        process.send_signal(signal.SIGTERM)
+
+    def stop(self) -> str:
+        """Stop it; its log, which must hold no traceback."""
+        self.process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=15)
+            self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    text = log.read_text()
-    assert "Traceback" not in text, text[-5000:]
+            self.process.kill()
+            self.process.wait()
+        text = self.log.read_text()
+        assert "Traceback" not in text, text[-5000:]
+        return text
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup, tmp_path_factory):
+    daphne = Daphne(tmp_path_factory.mktemp("daphne") / "daphne.log")
+    try:
+        daphne.wait_ready()
+        yield {"base": daphne.base, "password": daphne.password, "log": daphne.log}
+    finally:
+        daphne.stop()
 
 
 @pytest.fixture
@@ -257,14 +276,28 @@ def test_sse_endpoint_event_is_a_relative_url(server, token):
     with requests.get(f"{server['base']}/mcp/sse", headers=auth(token), stream=True, timeout=10) as response:
         assert response.status_code == 200
         assert response.headers["Content-Type"].startswith("text/event-stream")
+        stream = response.iter_lines(decode_unicode=True)
         lines = []
-        for line in response.iter_lines(decode_unicode=True):
+        for line in stream:
             lines.append(line)
             if line.startswith("data:"):
                 break
-    assert lines[0] == "event: endpoint"
-    endpoint = lines[1].removeprefix("data:").strip()
-    assert endpoint.startswith("/mcp/messages/?session_id=") and "://" not in endpoint
+        assert lines[0] == "event: endpoint"
+        endpoint = lines[1].removeprefix("data:").strip()
+        assert endpoint.startswith("/mcp/messages/?session_id=") and "://" not in endpoint
+
+        # The session belongs to the token's user: another user's token is answered as if it did not exist.
+        from django.contrib.auth.models import User
+        from rest_framework.authtoken.models import Token
+
+        stranger = Token.objects.create(user=User.objects.create_user("stranger", password="unused-pw-2")).key
+        ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        url = server["base"] + endpoint
+        assert requests.post(url, json=ping, headers=auth(stranger), timeout=10).status_code == 404
+        assert requests.post(url, data="{not json", headers=auth(token), timeout=10).status_code == 400
+        assert requests.post(url, json=ping, headers=auth(token), timeout=10).status_code == 202
+        answer = next(line for line in stream if line.startswith("data:"))  # the reply comes on the stream
+        assert json.loads(answer.removeprefix("data:"))["id"] == 1
 
 
 def test_every_tool_over_both_transports(server, token, market, httpserver):
@@ -513,3 +546,58 @@ def test_every_tool_over_both_transports(server, token, market, httpserver):
     }
     assert calls[("list_active_models", "ok")] >= 6
     assert calls[("unknown", "error")] >= 1 and calls[("import_model", "error")] >= 1
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs a redis-server binary")
+def test_sse_session_across_two_web_processes_with_redis(token, tmp_path):
+    """With the Redis channel layer, a message POSTed to one web process reaches the stream held by another."""
+    redis_port = _free_port()
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    first = Daphne(tmp_path / "first.log", REDIS_URL=redis_url)
+    second = Daphne(tmp_path / "second.log", REDIS_URL=redis_url)
+    try:
+        first.wait_ready()
+        second.wait_ready()
+        events: queue.Queue = queue.Queue()
+
+        def read_stream():
+            try:
+                with requests.get(f"{first.base}/mcp/sse", headers=auth(token), stream=True, timeout=60) as response:
+                    for line in response.iter_lines(decode_unicode=True):
+                        if line.startswith("data:"):
+                            events.put(line.removeprefix("data:").strip())
+            except requests.RequestException:
+                pass  # the server stops at the end of the test
+
+        threading.Thread(target=read_stream, daemon=True).start()
+        endpoint = events.get(timeout=15)
+        assert endpoint.startswith("/mcp/messages/?session_id=")
+
+        def post(message: dict) -> int:
+            return requests.post(second.base + endpoint, json=message, headers=auth(token), timeout=15).status_code
+
+        initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}
+        assert post(initialize) == 202
+        assert json.loads(events.get(timeout=15))["result"]["serverInfo"]["name"] == "pump-server-mcp"
+        assert post({"jsonrpc": "2.0", "method": "notifications/initialized"}) == 202
+        assert post({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                     "params": {"name": "list_active_models", "arguments": {}}}) == 202
+        answer = json.loads(events.get(timeout=15))
+        assert answer["id"] == 2 and answer["result"]["structuredContent"]["success"] is True
+        # another user's token cannot use the session, on either process
+        from django.contrib.auth.models import User
+        from rest_framework.authtoken.models import Token
+
+        stranger = Token.objects.create(user=User.objects.create_user("stranger", password="unused-pw-2")).key
+        for base in (first.base, second.base):
+            assert requests.post(base + endpoint, json=initialize, headers=auth(stranger), timeout=15).status_code == 404
+    finally:
+        for daphne in (first, second):
+            daphne.stop()
+        redis.terminate()
+        redis.wait(timeout=10)

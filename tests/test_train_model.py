@@ -45,11 +45,13 @@ def train(**options) -> str:
     return out.getvalue()
 
 
-def assert_served_like_trained(model: ActiveModel, rows: int = 12) -> None:
+def assert_served_like_trained(model: ActiveModel, rows: int = 12, only=None) -> None:
     """predict_coin as of a test row (features from the rows up to it) gives the training-time probability."""
     ActiveModel.objects.exclude(pk=model.pk).update(is_active=False)
     sample = model.training_details["test_predictions"]
     picks = list(zip(sample["mints"], sample["timestamps"], sample["probabilities"]))
+    if only is not None:
+        picks = [pick for pick, keep in zip(picks, only) if keep]
     step = max(1, len(picks) // rows)
     for mint, timestamp, probability in picks[::step]:
         answer = predict_coin(coin_id=mint, timestamp=datetime.fromisoformat(timestamp))
@@ -130,7 +132,7 @@ def test_bad_options_and_too_little_data(simulated_market):
     too_little = r"^only \d+ labelled rows between 2025-01-01T00:00:0[\d.]+Z and 2025-01-01T00:02:30Z \(of \d+ rows; .*\); need at least 200$"
     with pytest.raises(CommandError, match=too_little):
         train(until="2025-01-01T00:02:30Z")
-    with pytest.raises(CommandError, match="are labelled 0"):
+    with pytest.raises(CommandError, match="are labelled 1 .* at least 5 of each class"):
         train(min_percent_change=100000)
     assert ActiveModel.objects.count() == 0
 
@@ -150,3 +152,21 @@ def test_demo_model_replaces_the_fixture_model_once(simulated_market):
     call_command("train_demo_model", stdout=out)
     assert "no demo model trained" in out.getvalue()
     assert ActiveModel.objects.count() == 2
+
+
+def test_history_limit_cuts_training_histories_like_serving(simulated_market, settings):
+    """With a short FEATURE_HISTORY_SIZE many as-of histories are cut; training and serving cut them alike."""
+    settings.FEATURE_HISTORY_SIZE = 30
+    train(model_type="random_forest", n_estimators=15, max_depth=6, name="short history", activate=True)
+    model = ActiveModel.objects.get(model_name="short history")
+    assert model.training_details["builtin_training"]["history_limit"] == 30
+    sample = model.training_details["test_predictions"]
+    with open_connection() as conn:
+        lengths = [count for (count,) in conn.execute(
+            "SELECT (SELECT count(*) FROM coin_metrics m WHERE m.mint = s.mint AND m.timestamp <= s.ts) "
+            "FROM unnest(%s::text[], %s::timestamptz[]) WITH ORDINALITY AS s(mint, ts, i) ORDER BY s.i",
+            [sample["mints"], sample["timestamps"]],
+        ).fetchall()]
+    cut = [length > 30 for length in lengths]
+    assert sum(cut) >= 10  # rows whose history the limit cut
+    assert_served_like_trained(model, rows=10, only=cut)

@@ -53,7 +53,7 @@ class AlertStatisticsSerializer(serializers.Serializer):
 
 class ModelsAlertStatisticsQuerySerializer(serializers.Serializer):
     active_model_ids = serializers.ListField(
-        child=_id_field(), required=False, max_length=1000,
+        child=_id_field(), required=False, max_length=100,
         help_text="Repeatable; default: every active model.",
     )
 

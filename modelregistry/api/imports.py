@@ -63,7 +63,7 @@ class AvailableModelListSerializer(serializers.Serializer):
     total = serializers.IntegerField()
 
 
-class ImportRequestSerializer(serializers.Serializer):
+class ModelImportSerializer(serializers.Serializer):
     model_id = serializers.IntegerField(help_text="Model id in the training service.")
     model_file_url = serializers.CharField(
         required=False, allow_null=True, allow_blank=True,
@@ -87,7 +87,7 @@ class ImportResponseSerializer(serializers.Serializer):
     sha256 = serializers.CharField()
 
 
-class UploadRequestSerializer(serializers.Serializer):
+class ModelUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="XGBoost JSON/UBJ (booster.save_model) or skops (skops.io.dump) file.")
     meta = serializers.CharField(
         help_text="The model record in the training service's shape (GET /models/{id}), as a JSON string or a "
@@ -191,7 +191,7 @@ class ImportModelView(APIView):
 
     @extend_schema(
         operation_id="models_import",
-        request=ImportRequestSerializer,
+        request=ModelImportSerializer,
         responses={
             201: ImportResponseSerializer,
             400: OpenApiResponse(
@@ -203,7 +203,7 @@ class ImportModelView(APIView):
         },
     )
     def post(self, request):
-        body = ImportRequestSerializer(data=request.data)
+        body = ModelImportSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         model_id = body.validated_data["model_id"]
         try:
@@ -244,7 +244,7 @@ class UploadModelView(APIView):
 
     @extend_schema(
         operation_id="models_upload",
-        request={"multipart/form-data": UploadRequestSerializer},
+        request={"multipart/form-data": ModelUploadSerializer},
         responses={
             201: UploadResponseSerializer,
             400: OpenApiResponse(

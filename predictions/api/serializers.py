@@ -64,10 +64,11 @@ class ModelPredictionsQuerySerializer(PageQuerySerializer):
     probability_operator = serializers.ChoiceField(choices=OPERATOR_CHOICES, required=False)
     probability_value = serializers.FloatField(min_value=0, max_value=1, required=False)
     prediction_statuses = serializers.ListField(
-        child=serializers.ChoiceField(choices=Tag.values), required=False, help_text="Tags (repeatable): tag IN (…)."
+        child=serializers.ChoiceField(choices=Tag.values), required=False, max_length=20,
+        help_text="Tags (repeatable): tag IN (…).",
     )
     evaluation_statuses = serializers.ListField(
-        child=serializers.ChoiceField(choices=EVALUATION_STATUSES), required=False,
+        child=serializers.ChoiceField(choices=EVALUATION_STATUSES), required=False, max_length=20,
         help_text="Repeatable; the union of the given verdicts, `wait` = not evaluated yet.",
     )
     ath_highest_operator = serializers.ChoiceField(choices=OPERATOR_CHOICES, required=False)

@@ -16,6 +16,7 @@ import logging
 import math
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -24,6 +25,7 @@ from typing import Any, Callable
 
 import mcp_types as types
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import close_old_connections
@@ -939,8 +941,14 @@ def _with_connection(function, *args):
         close_old_connections()
 
 
+# Tool calls run in a small pool of their own: calls of several agents run in parallel, and each thread keeps at
+# most one database connection (reused for CONN_MAX_AGE), so MCP holds at most this many per web process.
+TOOL_THREADS = int(getattr(settings, "MCP_TOOL_THREADS", 8))
+_executor = ThreadPoolExecutor(max_workers=TOOL_THREADS, thread_name_prefix="mcp-tool")
+
+
 async def in_thread(function, *args):
-    return await sync_to_async(_with_connection, thread_sensitive=False)(function, *args)
+    return await sync_to_async(_with_connection, thread_sensitive=False, executor=_executor)(function, *args)
 
 
 def _result(data: dict, *, error: bool) -> types.CallToolResult:

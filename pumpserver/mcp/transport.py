@@ -31,12 +31,10 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import anyio
 import mcp_types as types
-from asgiref.sync import sync_to_async
 from channels.generic.http import AsyncHttpConsumer
 from channels.exceptions import StopConsumer
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections
 from django.http.request import split_domain_port, validate_host
 from django.urls import path, re_path
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -156,21 +154,17 @@ def _token_key(scope) -> str | None:
 def _caller_for_key(key: str) -> Caller | None:
     from rest_framework.authtoken.models import Token
 
-    close_old_connections()
-    try:
-        token = Token.objects.select_related("user").filter(key=key).first()
-        if token is None or not token.user.is_active:
-            return None
-        return Caller(user_id=token.user.pk, username=token.user.get_username())
-    finally:
-        close_old_connections()
+    token = Token.objects.select_related("user").filter(key=key).first()
+    if token is None or not token.user.is_active:
+        return None
+    return Caller(user_id=token.user.pk, username=token.user.get_username())
 
 
 async def authenticate(scope) -> Caller | None:
     key = _token_key(scope)
     if not key or len(key) > 128:
         return None
-    return await sync_to_async(_caller_for_key, thread_sensitive=False)(key)
+    return await mcp_server.in_thread(_caller_for_key, key)
 
 
 def guarded(app, *, methods: tuple[str, ...], public_setting: str | None = None):
@@ -250,7 +244,7 @@ class SseConsumer(AsyncHttpConsumer):
         """Run the SDK's server loop and stream its messages until the client goes or the loop ends."""
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._forward, tg)
+                tg.start_soon(self._forward)
                 tg.start_soon(self._keepalive)
                 async with read_stream, write_stream:
                     await mcp_server.server.run(
@@ -268,7 +262,7 @@ class SseConsumer(AsyncHttpConsumer):
                 # Let the consumer finish (a handler cannot end it from this task directly).
                 await self.channel_layer.send(self.channel_name, {"type": "mcp.closed"})
 
-    async def _forward(self, tg) -> None:
+    async def _forward(self) -> None:
         async for session_message in self.write_reader:
             data = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
             await self.send_body(_sse_event("message", data), more_body=True)
@@ -281,8 +275,8 @@ class SseConsumer(AsyncHttpConsumer):
     async def mcp_message(self, event) -> None:
         """A client message relayed by a POST (possibly from another process); acknowledged on its reply channel."""
         reply = event.get("reply")
-        if event.get("user_id") != self.caller.user_id:
-            # A session belongs to the token's user that opened it; answer as if it did not exist.
+        if self.session_id is None or event.get("user_id") != self.caller.user_id:
+            # Closed, or not the token's user that opened it: answer as if the session did not exist.
             status = 404
         else:
             try:
@@ -294,10 +288,13 @@ class SseConsumer(AsyncHttpConsumer):
                     "type": "http", "method": "POST", "path": MESSAGES_PATH, "headers": [],
                     "query_string": b"", "mcp_caller": self.caller,
                 })
-                await self.read_writer.send(
-                    SessionMessage(message, metadata=ServerMessageMetadata(request_context=request))
-                )
-                status = 202
+                try:
+                    await self.read_writer.send(
+                        SessionMessage(message, metadata=ServerMessageMetadata(request_context=request))
+                    )
+                    status = 202
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    status = 404  # the session's server loop has ended
         if reply:
             await self.channel_layer.send(reply, {"type": "mcp.ack", "status": status})
 

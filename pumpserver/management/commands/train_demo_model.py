@@ -47,7 +47,7 @@ class Command(BaseCommand):
             model_type="xgboost", future_minutes=2, min_percent_change=5.0, direction="up", n_estimators=100,
             max_depth=4, max_rows=5000, min_rows=min_rows, name=DEMO_NAME, activate=True,
         )
-        announced = False
+        announced_at = None
         while True:
             if _other_models_exist():
                 self.stdout.write("train_demo_model: the registry holds a model of its own; no demo model trained.")
@@ -59,12 +59,9 @@ class Command(BaseCommand):
                 if time.monotonic() + poll > deadline:
                     self.stdout.write(f"train_demo_model: gave up, not enough market data yet: {exc}")
                     return
-                if not announced:
-                    self.stdout.write(
-                        f"train_demo_model: waiting for market data ({exc}); retrying every {poll:g} s "
-                        f"for up to {wait:g} s"
-                    )
-                    announced = True
+                if announced_at is None or time.monotonic() - announced_at >= 60:  # at most once a minute
+                    self.stdout.write(f"train_demo_model: waiting for market data ({exc}); retrying every {poll:g} s")
+                    announced_at = time.monotonic()
             until = time.monotonic() + poll
             while time.monotonic() < until:
                 if stop_with and not _alive(stop_with):  # `make run` ended: stop with it

@@ -1,0 +1,140 @@
+"""The listener's history cache: batch after batch, what it hands the engine equals a fresh read of coin_metrics.
+
+Rows arrive as a stream (several batches), one of them late (older than rows already read), for three models: no
+phase filter, phases [1,2,3] (every fixture row passes) and phases [1,3] (cut out of the rows, or read on its own
+when the held rows cannot answer it). Each batch's histories are compared with a fresh read, and every stored
+probability with one computed independently from a fresh read (no cache, no shared features, scikit-learn's own
+predict path).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+
+from modelregistry.models import ActiveModel, ModelSource
+from modelregistry.serving import ModelCache, active_served_models
+from modelregistry.services import register_model
+from predictions import selectors
+from predictions.features import build_features
+from predictions.services import process_pending_batch
+from tests import parity
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HEADER, ROWS = parity.coin_metrics_rows()
+INSERT_SQL = f"INSERT INTO coin_metrics ({', '.join(HEADER)}) VALUES ({', '.join(['%s'] * len(HEADER))})"
+MINT, TIMESTAMP, PHASE, PRICE_CLOSE = (HEADER.index(c) for c in ("mint", "timestamp", "phase_id_at_time", "price_close"))
+MINTS = sorted({row[MINT] for row in ROWS})
+
+
+def rows_of(mint: str) -> list:
+    return [row for row in ROWS if row[MINT] == mint]
+
+
+def register_models() -> None:
+    xgb = parity.meta("xgb")  # phases [1, 2, 3]
+    register_model(artifact=parity.artifact("model_xgb.json"), meta=xgb, source=ModelSource.COMMAND_LINE, activate=True)
+    register_model(artifact=parity.artifact("model_rf.pkl"), meta=parity.meta("rf"), source=ModelSource.COMMAND_LINE,
+                   filename="model_rf.pkl", activate=True, trust_pickle=True)  # no phase filter
+    register_model(artifact=parity.artifact("model_xgb.json"), meta={**xgb, "id": 777, "name": "phases 1 and 3",
+                   "phases": [1, 3]}, source=ModelSource.COMMAND_LINE, activate=True)
+    ActiveModel.objects.update(min_scan_interval_seconds=0)
+
+
+def same_histories(cached, fresh) -> None:
+    assert sorted(cached.mints) == sorted(fresh.mints)
+    position = {mint: i for i, mint in enumerate(cached.mints)}
+    for i, mint in enumerate(fresh.mints):
+        j = position[mint]
+        ours, theirs = slice(cached.offsets[j], cached.offsets[j + 1]), slice(fresh.offsets[i], fresh.offsets[i + 1])
+        assert np.array_equal(cached.timestamps_ns[ours], fresh.timestamps_ns[theirs]), mint
+        assert set(cached.columns) == set(fresh.columns)
+        for name, values in fresh.columns.items():
+            assert np.array_equal(cached.columns[name][ours], values[theirs], equal_nan=True), (mint, name)
+
+
+def independent_probabilities(events, limit: int, model_cache: ModelCache) -> dict:
+    """(model id, mint) → probability from a fresh read, each model on its own, through LoadedModel's predict."""
+    expected = {}
+    for model in active_served_models():
+        ready = model_cache.get(model)
+        mints = sorted({e.mint for e in events if not model.phases or e.phase_id in model.phases})
+        block = selectors.coin_histories(requests={model.phases: mints}, limit=limit)[model.phases]
+        if block.n_coins == 0:
+            continue
+        features = build_features(block, feature_names=list(ready.input_names), engineered=model.engineered,
+                                  windows=list(model.windows))
+        probabilities, _ = ready.loaded.predict_proba_positive(features)
+        expected.update({(model.id, mint): p for mint, p in zip(block.mints, probabilities)})
+    return expected
+
+
+@pytest.mark.parametrize(("limit", "max_rows"), [(1000, 600_000), (30, 600_000), (30, 100)],
+                         ids=["history-1000", "history-30", "history-30-evicting"])
+def test_cached_histories_and_predictions_equal_a_fresh_read(market, limit, max_rows):
+    register_models()
+    model_cache = ModelCache(size=10)
+    cache = selectors.HistoryCache(limit=limit, max_rows=max_rows)
+    compared = []
+    read = cache.histories
+
+    def checked(requests):
+        cached = read(requests)
+        fresh = selectors.coin_histories(requests=requests, limit=limit)
+        for key in requests:
+            same_histories(cached[key], fresh[key])
+        compared.append(sorted(requests, key=str))
+        return cached
+
+    cache.histories = checked
+
+    def batch(rows) -> None:
+        with market.cursor() as cursor:
+            cursor.executemany(INSERT_SQL, rows)
+        report = process_pending_batch(limit=10_000, cache=model_cache, history_limit=limit, history_cache=cache)
+        assert report.stored and not report.failures
+        stored = {(item.model.id, item.event.mint): item.probability for item in report.stored}
+        expected = independent_probabilities({item.event for item in report.stored}, limit, model_cache)
+        assert stored == expected  # bit for bit, every model and coin of the batch
+
+    late_mint = MINTS[0]
+    batch([row for mint in MINTS for row in rows_of(mint)[:150]])
+    for start in range(150, 200, 10):
+        batch([row for mint in MINTS for row in rows_of(mint)[start:start + 10]])
+        if start == 170:
+            # A late row: older than the newest rows already read for its coin, with values of its own.
+            late = list(rows_of(late_mint)[175])
+            late[TIMESTAMP] = (datetime.fromisoformat(late[TIMESTAMP]) + timedelta(milliseconds=1)).isoformat()
+            late[PRICE_CLOSE] = str(2 * float(late[PRICE_CLOSE]))
+            batch([late])
+            assert cache.stats["late_rows"] >= 1
+    # Longer histories than the row limit, coins in phases 2 and 3: the [1, 3] filter reaches back past the rows held.
+    for start in range(200, 240, 20):
+        batch([row for mint in MINTS for row in rows_of(mint)[start:start + 20]])
+
+    assert len(compared) == 9
+    assert any(key == (1, 3) for keys in compared for key in keys)
+    if max_rows < 1000:
+        assert cache.stats["evicted"] > 0  # coins dropped for room were read afresh, and still matched
+
+
+def test_a_coin_is_read_afresh_after_max_age(market):
+    register_models()
+    now = [0.0]
+    cache = selectors.HistoryCache(limit=1000, max_age_seconds=60, clock=lambda: now[0])
+    with market.cursor() as cursor:
+        cursor.executemany(INSERT_SQL, rows_of(MINTS[0])[:50])
+    requests = {None: [MINTS[0]]}
+    cache.histories(requests)
+    assert cache.stats["full_loads"] == 1
+    # A row the cache cannot notice (rewritten in place, never queued): seen once the entry has expired.
+    market.execute("UPDATE coin_metrics SET price_close = price_close * 3 WHERE mint = %s", [MINTS[0]])
+    now[0] = 30.0
+    cache.histories(requests)
+    assert cache.stats["full_loads"] == 1
+    now[0] = 61.0
+    same_histories(cache.histories(requests)[None], selectors.coin_histories(requests=requests, limit=1000)[None])
+    assert cache.stats["full_loads"] == 2
