@@ -27,15 +27,18 @@ run: $(VENV)/.installed-base
 
 # promtool (Debian package prometheus) checks the /metrics exposition in tests/test_metrics.py: installed when
 # missing and we can (root with apt-get); otherwise that test skips (and fails under CI=true).
+# Programs the tests drive, from Debian's packages, installed only when missing (needs root, as on CI):
+# chromium for the page tests, promtool (package prometheus) for the metrics exposition, redis-server for the
+# multi-process MCP test.
+TEST_PROGRAMS := chromium:chromium promtool:prometheus redis-server:redis-server
+
 test: $(VENV)/.installed-test
-	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
-	@command -v promtool >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing promtool (Debian package prometheus)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
-	  else \
-	    echo "promtool is missing and cannot be installed here (needs root and apt-get)"; \
-	  fi; }
+	@missing=""; for pair in $(TEST_PROGRAMS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing from Debian's packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed-test

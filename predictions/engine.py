@@ -184,8 +184,9 @@ def _built_features(built: dict, block: CoinHistories, model: ServedModel, names
             matrix[mine[same]] = other_matrix[theirs[same]]
             todo[mine[same]] = False
         for group in _feature_groups(block.lengths, np.flatnonzero(todo)):
+            whole = len(group) == block.n_coins and np.array_equal(group, np.arange(block.n_coins))
             matrix[group] = build_features(
-                block if len(group) == block.n_coins else block.take(group),
+                block if whole else block.take(group),
                 feature_names=names, engineered=model.engineered, windows=list(model.windows),
             )
         metrics.FEATURE_SECONDS.observe(time.perf_counter() - started)

@@ -128,9 +128,10 @@ class HistoryCache:
     (the newest `limit` rows per coin and phase filter), with one query per batch that fetches, per coin, only the
     rows newer than the newest one it holds (or the whole history for a coin it does not hold).
 
-    Each coin is held once, unfiltered; a phase filter's history is cut from it (`CoinHistories.select_rows`) when
-    that is exact: the coin's whole history is held, or at least `limit` of the held rows pass the filter. Otherwise
-    the (filter, coin) pair is held on its own. When every held row passes the filter, both share the same arrays.
+    Each coin is held once, unfiltered; a phase filter's history is cut from it (the newest `limit` held rows that
+    pass the filter) when that is exact: the coin's whole history is held, or at least `limit` held rows pass.
+    Otherwise the (filter, coin) pair is held on its own. When every held row passes the filter (the usual case),
+    the filter's history is the very same arrays, and filters whose coins all share them get one block.
 
     Rows the cache cannot see coming are handled like this:
     * a row older than (or as old as) the newest held row of its coin and not held (a late, out-of-order insert) is
@@ -142,7 +143,7 @@ class HistoryCache:
     `idle_seconds` (coins without events for that long are dropped).
     """
 
-    def __init__(self, *, limit: int, max_rows: int = 600_000, idle_seconds: float = 900.0,
+    def __init__(self, *, limit: int, max_rows: int = 500_000, idle_seconds: float = 300.0,
                  max_age_seconds: float = 600.0, clock=time.monotonic):
         self.limit = limit
         self.max_rows = max_rows

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from modelregistry.models import ActiveModel
 from predictions.models import ModelPrediction
-from tests.test_api_model_predictions import T0, insert_prices, make_model, make_prediction
+from tests.test_api_model_predictions import insert_prices, make_model, make_prediction
 
 pytestmark = pytest.mark.django_db
 

@@ -48,7 +48,7 @@ def test_database_url_is_redacted(url, shown):
     assert config.redact_database_url(url) == shown
 
 
-def test_database_url_in_the_answer_never_has_the_password(api_client, settings, monkeypatch):
+def test_database_url_in_the_answer_never_has_the_password(api_client, settings):
     target = type(settings.DATABASE_TARGET)(conninfo="postgresql://pump:s3cret@db.example/pump", source="DATABASE_URL")
     settings.DATABASE_TARGET = target
     body = api_client.get("/api/config").json()

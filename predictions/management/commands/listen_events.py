@@ -45,7 +45,12 @@ class Command(BaseCommand):
         self.stopping = False
         previous_handlers = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         self.cache = ModelCache(size=settings.MODEL_CACHE_SIZE)
-        self.histories = selectors.HistoryCache(limit=settings.FEATURE_HISTORY_SIZE)
+        self.histories = selectors.HistoryCache(
+            limit=settings.FEATURE_HISTORY_SIZE,
+            max_rows=getattr(settings, "HISTORY_CACHE_MAX_ROWS", 500_000),  # ~230 bytes per row
+            idle_seconds=getattr(settings, "HISTORY_CACHE_IDLE_SECONDS", 300.0),
+            max_age_seconds=getattr(settings, "HISTORY_CACHE_MAX_AGE_SECONDS", 600.0),
+        )
         self.heartbeat = Heartbeat("listener")
         self.doorbell: psycopg.Connection | None = None
         self.database_down_since: float | None = None
