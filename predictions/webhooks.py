@@ -149,7 +149,10 @@ def _non_public_kind(address) -> str | None:
 
 
 def target_url(model: ServedModel) -> str | None:
-    return model.n8n_webhook_url or settings.N8N_WEBHOOK_URL or None
+    """The model's URL, else the global one (N8N_WEBHOOK_URL, else the one saved on the settings page)."""
+    from pumpserver.config import global_n8n_webhook_url
+
+    return model.n8n_webhook_url or global_n8n_webhook_url() or None
 
 
 def alert_threshold(model: ServedModel) -> float:

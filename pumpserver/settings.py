@@ -194,6 +194,11 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 HEALTH_PUBLIC = env_bool("HEALTH_PUBLIC", True)
+# A listener or worker whose heartbeat is older than this counts as down in /api/health (503).
+HEARTBEAT_STALE_SECONDS = env_int("HEARTBEAT_STALE_SECONDS", 30, minimum=5, maximum=3600)
+WEBHOOK_LOG_RETENTION_DAYS = env_int("WEBHOOK_LOG_RETENTION_DAYS", 30, minimum=1, maximum=3650)
+# Optional log file (also what /api/logs shows); without it logs go to stderr only.
+LOG_FILE = env_str("LOG_FILE")
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", True)
 
 LOG_LEVEL = (env_str("LOG_LEVEL", "INFO") or "INFO").upper()
@@ -211,6 +216,13 @@ LOGGING = {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
         "json": {"()": "pumpserver.logging.JsonFormatter", "indent": LOG_JSON_INDENT or None},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
+        **(
+            {"file": {"class": "logging.handlers.WatchedFileHandler", "filename": LOG_FILE, "formatter": LOG_FORMAT}}
+            if LOG_FILE
+            else {}
+        ),
+    },
+    "root": {"handlers": ["console", "file"] if LOG_FILE else ["console"], "level": LOG_LEVEL},
 }
