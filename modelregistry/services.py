@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -407,7 +408,7 @@ def import_from_training_service(
                     source=ModelSource.TRAINING_SERVICE,
                     filename=f"model_{model_id}.pkl",
                     activate=activate,
-                    trust_pickle=True,
+                    trust_pickle=pickles_trusted_from(client),
                 )
                 ActiveModel.objects.filter(pk=model.pk).update(model_file_url=client.download_url(model_id))
                 model.model_file_url = client.download_url(model_id)
@@ -454,3 +455,13 @@ __all__ += [
     "import_from_training_service",
     "upload_model",
 ]
+
+
+def pickles_trusted_from(client) -> bool:
+    """Pickles can run code: they are trusted only from the training service the operator set in the environment.
+
+    A URL saved through the settings page, the config API or MCP is good for listing and for safe formats, but a
+    token holder could point it at a server of their own, so its pickles are refused.
+    """
+    configured = (settings.TRAINING_SERVICE_API_URL or "").strip().rstrip("/")
+    return bool(configured) and client.base_url == configured

@@ -169,21 +169,44 @@ def available_model(record: dict) -> dict:
     params = record.get("params") if isinstance(record.get("params"), dict) else {}
     time_based = params.get("_time_based") if isinstance(params.get("_time_based"), dict) else None
     source = time_based if time_based is not None else record
+    features = record.get("features")
+    phases = record.get("phases")
     return {
         "id": record.get("id"),
-        "name": record.get("name"),
-        "model_type": record.get("model_type"),
-        "target_variable": record.get("target_variable"),
-        "target_operator": record.get("target_operator"),
-        "target_value": record.get("target_value"),
-        "future_minutes": source.get("future_minutes"),
-        "price_change_percent": source.get("min_percent_change" if time_based is not None else "price_change_percent"),
-        "target_direction": source.get("direction" if time_based is not None else "target_direction"),
-        "features": record.get("features") or [],
-        "phases": record.get("phases"),
-        "training_accuracy": record.get("training_accuracy"),
-        "training_f1": record.get("training_f1"),
-        "training_precision": record.get("training_precision"),
-        "training_recall": record.get("training_recall"),
-        "created_at": record.get("created_at"),
+        "name": _text(record.get("name")),
+        "model_type": _text(record.get("model_type")),
+        "target_variable": _text(record.get("target_variable")),
+        "target_operator": _text(record.get("target_operator")),
+        "target_value": _number(record.get("target_value")),
+        "future_minutes": _whole(source.get("future_minutes")),
+        "price_change_percent": _number(
+            source.get("min_percent_change" if time_based is not None else "price_change_percent")
+        ),
+        "target_direction": _text(source.get("direction" if time_based is not None else "target_direction")),
+        "features": [str(f) for f in features] if isinstance(features, list) else [],
+        "phases": [p for p in phases if _whole(p) is not None] if isinstance(phases, list) else None,
+        "training_accuracy": _number(record.get("training_accuracy")),
+        "training_f1": _number(record.get("training_f1")),
+        "training_precision": _number(record.get("training_precision")),
+        "training_recall": _number(record.get("training_recall")),
+        "created_at": _text(record.get("created_at")),
     }
+
+
+# A record with an odd value still lists (the value becomes null) instead of failing the whole list.
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _whole(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -237,3 +237,30 @@ def test_timeouts_and_size_cap(httpserver, settings):
 def test_endpoints_need_authentication(client):
     assert client.get("/api/models/available").status_code in (401, 403)
     assert client.post("/api/models/import", {"model_id": 1}).status_code in (401, 403)
+
+
+def test_odd_records_are_listed_not_fatal(api_client, httpserver, settings):
+    settings.TRAINING_SERVICE_API_URL = httpserver.url_for("/api")
+    odd = {"id": 77, "name": "odd", "target_value": "n/a", "features": None, "phases": "1,2", "params": "x",
+           "training_accuracy": "0.5", "created_at": None}
+    httpserver.expect_request("/api/models", query_string=READY_QUERY).respond_with_json([odd, "junk", {"no": "id"}])
+    listed = api_client.get("/api/models/available")
+    assert listed.status_code == 200, listed.content
+    [model] = listed.json()["models"]
+    assert model["id"] == 77 and model["target_value"] is None and model["features"] == []
+    assert model["phases"] is None and model["training_accuracy"] == 0.5
+
+
+def test_pickles_are_refused_from_a_url_saved_through_the_api(api_client, service, settings):
+    """Any token holder may save a training-service URL; only the environment's URL is trusted with pickles."""
+    from pumpserver.config import update_config
+
+    url = settings.TRAINING_SERVICE_API_URL
+    settings.TRAINING_SERVICE_API_URL = None
+    update_config(changes={"training_service_url": url})
+
+    response = api_client.post("/api/models/import", {"model_id": 101}, format="json")
+
+    assert response.status_code == 400
+    assert "pickle" in response.json()["detail"]
+    assert not ActiveModel.objects.exists()
