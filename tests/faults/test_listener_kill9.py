@@ -16,15 +16,10 @@ from modelregistry.models import ActiveModel
 from predictions.models import ModelPrediction
 from pumpserver.database import open_connection
 from tests.conftest import test_database_url
-from tests.faults.processes import Processes, wait_for
+from tests.faults.processes import Processes, hold_models_locked, wait_for, wait_for_blocked_batch
 from tests.test_listener import MINT, ROWS, insert, newest_rows, register_rf, register_xgb, rows_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-BLOCKED_BATCH_SQL = """
-SELECT pid FROM pg_stat_activity
- WHERE datname = current_database() AND wait_event_type = 'Lock' AND backend_xid IS NOT NULL
-"""
 
 
 def queued(market, mint=None, timestamp=None) -> int:
@@ -53,13 +48,9 @@ def test_kill9_inside_a_batch_loses_nothing_and_duplicates_nothing(market, tmp_p
             time.sleep(0.02)
         wait_for(lambda: queued(market) == 0, timeout=30, message="the listener did not keep up")
 
-        locker.execute("SET lock_timeout = '20s'")
-        locker.execute("SELECT id FROM prediction_active_models ORDER BY id FOR UPDATE")
+        hold_models_locked(locker)
         insert(market, [rows_of(mint)[last] for mint in everyone])
-        (blocked_pid,) = wait_for(
-            lambda: market.execute(BLOCKED_BATCH_SQL).fetchone(), timeout=20,
-            message="the listener's batch never reached its INSERT",
-        )
+        blocked_pid = wait_for_blocked_batch(market)
         first.kill9()  # claimed, predicted, inserting: the transaction is open
         assert first.popen.returncode == -9
 
