@@ -86,11 +86,12 @@ def percent_change_sql(price: str, start: str) -> str:
     """SQL for the change from `start` to `price` in percent, as stored: rounded to 4 places and capped.
 
     A coin can rise from 1e-18 to 1: the cap keeps such an outlier from failing the whole set-wise statement
-    (and, with it, every run after it). NULL when either price is missing or the start is zero.
+    (and, with it, every run after it). NULL when either price is missing, zero or NaN (NUMERIC 'NaN' sorts above
+    every number in PostgreSQL, so `> 0` alone lets it through).
     """
     limit = _largest_stored_percent()
     return (
-        f"CASE WHEN {start} > 0 AND {price} > 0 THEN round(least(greatest(({price} - {start}) / {start} * 100, "
+        f"CASE WHEN {start} > 0 AND {price} > 0 AND {start} <> 'NaN' AND {price} <> 'NaN' THEN round(least(greatest(({price} - {start}) / {start} * 100, "
         f"-{limit}), {limit}), 4) END"
     )
 
@@ -230,7 +231,7 @@ WITH open_rows AS (
      WHERE status = 'aktiv'
        AND evaluation_timestamp > %(now)s
        AND prediction_timestamp <= %(now)s
-       AND price_close_at_prediction > 0
+       AND price_close_at_prediction > 0 AND price_close_at_prediction <> 'NaN'
 ),
 coin_windows AS (
     -- Each coin's prices are read once, from its oldest open prediction on, however many models predicted it.
@@ -245,7 +246,7 @@ timeline AS (
       FROM coin_windows w
       JOIN coin_metrics c
         ON c.mint = w.coin_id AND c."timestamp" >= w.since AND c."timestamp" <= %(now)s
-     WHERE c.price_close IS NOT NULL
+     WHERE c.price_close IS NOT NULL AND c.price_close <> 'NaN'  -- NaN would win every max()
     UNION ALL
     SELECT coin_id, prediction_timestamp, id, NULL, NULL FROM open_rows
 ),

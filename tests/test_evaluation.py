@@ -372,3 +372,27 @@ def test_rows_locked_by_another_worker_are_skipped_without_waiting(market):
         assert ModelPrediction.objects.get(pk=theirs.pk).status == "aktiv"
         other_worker.rollback()
     assert evaluate_due(now=AFTER_HORIZON).evaluated == 1
+
+
+def test_nan_prices_never_make_a_verdict_or_an_ath(market):
+    """NUMERIC 'NaN' compares above every number in PostgreSQL; it must count as a missing price."""
+    from alerts.services import evaluate_due, track_ath
+
+    model = ActiveModel.objects.create(model_id=9901, model_name="nan", model_type="xgboost", features=["a"],
+                                       future_minutes=5, price_change_percent=5, target_direction="up")
+    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    market.execute(
+        "INSERT INTO coin_metrics (mint, timestamp, price_close) VALUES ('nancoin', %s, 1), ('nancoin', %s, 'NaN')",
+        [start, start + timedelta(minutes=2)],
+    )
+    open_row = ModelPrediction.objects.create(
+        coin_id="nancoin", active_model=model, prediction=1, probability=0.9, tag="alert",
+        prediction_timestamp=start, evaluation_timestamp=start + timedelta(minutes=10), price_close_at_prediction=1,
+    )
+    track_ath(now=start + timedelta(minutes=3))
+    open_row.refresh_from_db()
+    assert open_row.ath_highest_pct is None
+
+    evaluate_due(now=start + timedelta(minutes=11))
+    open_row.refresh_from_db()
+    assert open_row.evaluation_result == "not_applicable"
