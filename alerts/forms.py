@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from pumpserver.forms import TimeWindowFilterForm
+
 from modelregistry.models import ActiveModel
 
 STATUS_CHOICES = [
@@ -22,21 +24,9 @@ class ModelChoice(forms.ModelChoiceField):
         return f"{obj.display_name} (#{obj.pk})"
 
 
-class AlertFilterForm(forms.Form):
+class AlertFilterForm(TimeWindowFilterForm):
+    field_order = ["model", "status", "coin", "date_from", "date_to", "page"]
     model = ModelChoice(queryset=ActiveModel.objects.order_by("-is_active", "-created_at"), required=False,
                         empty_label="all models", label="Model")
     status = forms.ChoiceField(choices=STATUS_CHOICES, required=False, label="Verdict")
     coin = forms.CharField(required=False, max_length=255, label="Coin")
-    date_from = forms.DateTimeField(
-        required=False, label="From (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
-    date_to = forms.DateTimeField(
-        required=False, label="To (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
-    page = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("date_from") and cleaned.get("date_to") and cleaned["date_from"] > cleaned["date_to"]:
-            self.add_error("date_to", "“To” must be after “From”.")
-        return cleaned

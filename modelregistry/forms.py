@@ -8,6 +8,8 @@ import shlex
 
 from django import forms
 
+from pumpserver.forms import TimeWindowFilterForm
+
 from modelregistry.models import (
     IGNORE_SECONDS_MAX,
     SEND_MODES,
@@ -222,27 +224,16 @@ TIME_RANGES = {  # key: (label, window, bucket seconds)
 }
 
 
-class PredictionFilterForm(forms.Form):
+class PredictionFilterForm(TimeWindowFilterForm):
     """Filters and paging of a model's recent predictions."""
+
+    field_order = ["coin", "tag", "date_from", "date_to", "page"]
 
     coin = forms.CharField(required=False, max_length=255, label="Coin")
     tag = forms.ChoiceField(
         required=False, label="Tag",
         choices=[("", "any"), ("negativ", "negativ"), ("positiv", "positiv"), ("alert", "alert")],
     )
-    date_from = forms.DateTimeField(
-        required=False, label="From (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
-    date_to = forms.DateTimeField(
-        required=False, label="To (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
-    )
-    page = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("date_from") and cleaned.get("date_to") and cleaned["date_from"] > cleaned["date_to"]:
-            self.add_error("date_to", "“To” must be after “From”.")
-        return cleaned
 
 
 class RangeForm(forms.Form):

@@ -1,8 +1,27 @@
-"""Forms of the settings page (the persisted configuration of pumpserver.config)."""
+"""Forms of the settings page (the persisted configuration of pumpserver.config), and the time-window filter every
+list page shares."""
 
 from __future__ import annotations
 
 from django import forms
+
+
+class TimeWindowFilterForm(forms.Form):
+    """A From/To window (UTC) and a page number; list pages add their own filters to it."""
+
+    date_from = forms.DateTimeField(
+        required=False, label="From (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    date_to = forms.DateTimeField(
+        required=False, label="To (UTC)", widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    page = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("date_from") and cleaned.get("date_to") and cleaned["date_from"] > cleaned["date_to"]:
+            self.add_error("date_to", "“To” must be after “From”.")
+        return cleaned
 
 
 class SettingsForm(forms.Form):
