@@ -28,5 +28,5 @@ start "$PY" manage.py simulate_market --coins "${DEMO_COINS:-60}" --rate "${DEMO
 # outside the job table so that its exit does not end the run; it stops waiting when this script ends).
 ( "$PY" manage.py train_demo_model --wait "${DEMO_TRAIN_WAIT:-900}" --stop-with "$$" & )
 
-echo "Pump Server: http://$HOST:$PORT/admin/  (Ctrl-C stops everything)"
+echo "Pump Server: http://$HOST:$PORT/ (pages), /admin/, /api/docs/  (Ctrl-C stops everything)"
 wait -n
