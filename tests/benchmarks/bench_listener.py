@@ -543,7 +543,10 @@ def _report(phases, *, peak, current, history, total_rows, setup_models, prefill
         if best_every_row else "- No rate was sustained with every row predicted on its own.",
         f"- Listener peak RSS (VmHWM): **{_mb(peak)}** (RSS at the end {_mb(current)}).",
         "- Targets: ≥ 1,000 rows/s sustained with 10,000 predictions/s stored: "
-        f"{_verdict(best_every_row is not None and best_every_row.rate >= 1000)}; "
+        f"{_verdict(best_every_row is not None and best_every_row.rate >= 1000)}"
+        + (f" ({best_every_row.claimed:,.0f} of {best_every_row.offered:,.0f} offered rows/s claimed, "
+           f"{best_every_row.predictions:,.0f} predictions/s, queue {best_every_row.depth_slope:+.0f} rows/s)"
+           if best_every_row else "") + "; "
         f"p99 ≤ 250 ms at 500 rows/s: {_verdict(p99_500 <= 250)} ({p99_500:,.0f} ms); "
         f"RSS ≤ 500 MB: {_verdict(peak is not None and peak <= 500 * 2**20)}.",
         f"- Setup (training and registering the models) {setup_models:.0f} s; whole benchmark {elapsed / 60:.1f} min.",
