@@ -29,7 +29,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
 ]
-SCREENSHOTS = PROJECT_DIR / "var" / "screenshots"
+SCREENSHOTS = PROJECT_DIR / "tests" / "artifacts"  # git-ignored
 PASSWORD = "browser-test-password-1"
 
 pytestmark = [
