@@ -106,3 +106,23 @@ def test_database_url() -> str:
 
 
 test_database_url.__test__ = False  # a helper, not a test
+
+
+def wait_until_serving(url: str, *, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Poll `url` until it answers 200; fail with the end of the server's log if it exits or never comes up."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited: {log.read_text()[-3000:]}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"server did not come up: {log.read_text()[-3000:]}")
+        time.sleep(0.2)

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -34,7 +33,7 @@ from modelregistry.services import register_model
 from predictions.models import ModelPrediction, WebhookDelivery
 from modelregistry import loading
 from tests import parity
-from tests.conftest import PROJECT_DIR, test_database_url
+from tests.conftest import PROJECT_DIR, test_database_url, wait_until_serving
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -101,18 +100,7 @@ class Daphne:
             )
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while True:
-            if self.process.poll() is not None:
-                raise AssertionError(f"daphne exited: {self.log.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{self.base}/mcp/info", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"daphne did not come up: {self.log.read_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_until_serving(f"{self.base}/mcp/info", process=self.process, log=self.log)
 
     def stop(self) -> str:
         """Stop it; its log, which must hold no traceback."""

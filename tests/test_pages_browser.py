@@ -10,17 +10,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-import requests
 from django.utils import timezone
 
 from modelregistry.models import ActiveModel
 from predictions.models import ModelPrediction
-from tests.conftest import PROJECT_DIR, test_database_url
+from tests.conftest import PROJECT_DIR, test_database_url, wait_until_serving
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -64,18 +62,7 @@ def server(django_db_setup, tmp_path_factory):
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"daphne exited: {log.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{base}/accounts/login/", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"daphne did not come up: {log.read_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_until_serving(f"{base}/accounts/login/", process=process, log=log)
         yield base
     finally:
         process.send_signal(signal.SIGTERM)
