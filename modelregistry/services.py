@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from modelregistry import loading
+from inference import loading
 from modelregistry.metadata import MetadataError, registry_fields
 from modelregistry.models import (
     IGNORE_SECONDS_MAX,
@@ -23,7 +23,7 @@ from modelregistry.models import (
     ModelSource,
 )
 from modelregistry.training_service import TrainingServiceClient, TrainingServiceError
-from predictions.webhooks import InvalidWebhookUrl, validate_webhook_url
+from pumpserver.webhook_urls import InvalidWebhookUrl, validate_webhook_url
 
 
 class RegistrationError(ValueError):

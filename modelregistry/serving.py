@@ -1,25 +1,13 @@
-"""What the listener needs of a registered model: an immutable settings snapshot and the loaded estimator.
-
-Snapshots are re-read every batch (one query), so setting changes apply at once; estimators are cached per process
-and reloaded only when the current artifact changes (new version), keyed by its checksum.
-"""
+"""Registered models as the engine runs them: settings snapshots re-read every batch (one query), so setting
+changes apply at once, and the per-process model cache reading artifacts from the registry."""
 
 from __future__ import annotations
 
-import ctypes
-import threading
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
-import numpy as np
-
-from modelregistry import loading
+from inference.features import DEFAULT_WINDOWS
+from inference.scoring import ModelCache, ServedModel
 from modelregistry.models import ActiveModel, ModelArtifact
-from pumpserver import metrics
-from predictions.features import DEFAULT_WINDOWS, required_feature_names
 
 CAP_FIELDS = {
     "negativ": "max_log_entries_per_coin_negative",
@@ -42,80 +30,46 @@ def _positive_or_none(value: Decimal | None) -> float | None:
     return float(value) if value else None
 
 
-@dataclass(frozen=True)
-class ServedModel:
-    id: int
-    model_id: int | None
-    name: str
-    model_type: str
-    target_variable: str
-    target_operator: str | None
-    target_value: float | None  # None when 0 or missing (the webhook's convention)
-    future_minutes: int | None
-    price_change_percent: float | None  # None when 0 or missing
-    target_direction: str | None
-    features: tuple[str, ...]
-    phases: tuple[int, ...] | None
-    engineered: bool
-    windows: tuple[int, ...]
-    alert_threshold: float
-    whitelist: frozenset[str] | None  # None = all coins
-    ignore_bad_seconds: int
-    ignore_positive_seconds: int
-    ignore_alert_seconds: int
-    min_scan_interval_seconds: int
-    caps: dict  # tag → max pending rows per coin (0 = unlimited)
-    n8n_enabled: bool
-    n8n_webhook_url: str | None  # None → the global N8N_WEBHOOK_URL
-    n8n_send_mode: tuple[str, ...]
-    send_ignored_to_n8n: bool
-    total_predictions: int  # as read for this batch (the webhook reports them; they may lag by one batch)
-    last_prediction_at: datetime | None
-    artifact_id: int | None
-    artifact_sha256: str | None
-    artifact_version: int | None
-    updated_at: datetime
-
-    @classmethod
-    def from_row(cls, model: ActiveModel, artifact: tuple | None) -> ServedModel:
-        params = model.params or {}
-        windows = params.get("feature_engineering_windows") or DEFAULT_WINDOWS
-        whitelist = None
-        if model.coin_filter_mode == "whitelist":
-            whitelist = frozenset(model.coin_whitelist or ())  # an empty whitelist admits no coin
-        return cls(
-            id=model.pk,
-            model_id=model.model_id,
-            name=model.display_name,
-            model_type=model.model_type,
-            target_variable=model.target_variable,
-            target_operator=model.target_operator,
-            target_value=_positive_or_none(model.target_value),
-            future_minutes=model.future_minutes,
-            price_change_percent=_positive_or_none(model.price_change_percent),
-            target_direction=model.target_direction,
-            features=tuple(model.features),
-            phases=tuple(sorted(set(model.phases))) if model.phases else None,
-            engineered=bool(params.get("use_engineered_features")),
-            windows=tuple(int(w) for w in windows),
-            alert_threshold=float(model.alert_threshold),
-            whitelist=whitelist,
-            ignore_bad_seconds=model.ignore_bad_seconds,
-            ignore_positive_seconds=model.ignore_positive_seconds,
-            ignore_alert_seconds=model.ignore_alert_seconds,
-            min_scan_interval_seconds=model.min_scan_interval_seconds,
-            caps={tag: getattr(model, field) for tag, field in CAP_FIELDS.items()},
-            n8n_enabled=model.n8n_enabled is not False,  # NULL (older rows of the existing server) means enabled
-            n8n_webhook_url=model.n8n_webhook_url or None,
-            n8n_send_mode=send_modes(model.n8n_send_mode),
-            send_ignored_to_n8n=bool(model.send_ignored_to_n8n),
-            total_predictions=model.total_predictions,
-            last_prediction_at=model.last_prediction_at,
-            artifact_id=artifact[0] if artifact else None,
-            artifact_sha256=artifact[1] if artifact else None,
-            artifact_version=artifact[2] if artifact else None,
-            updated_at=model.updated_at,
-        )
+def served_model(model: ActiveModel, artifact: tuple | None) -> ServedModel:
+    """The snapshot of a registry row and its current artifact (id, sha256, version) that the engine runs."""
+    params = model.params or {}
+    windows = params.get("feature_engineering_windows") or DEFAULT_WINDOWS
+    whitelist = None
+    if model.coin_filter_mode == "whitelist":
+        whitelist = frozenset(model.coin_whitelist or ())  # an empty whitelist admits no coin
+    return ServedModel(
+        id=model.pk,
+        model_id=model.model_id,
+        name=model.display_name,
+        model_type=model.model_type,
+        target_variable=model.target_variable,
+        target_operator=model.target_operator,
+        target_value=_positive_or_none(model.target_value),
+        future_minutes=model.future_minutes,
+        price_change_percent=_positive_or_none(model.price_change_percent),
+        target_direction=model.target_direction,
+        features=tuple(model.features),
+        phases=tuple(sorted(set(model.phases))) if model.phases else None,
+        engineered=bool(params.get("use_engineered_features")),
+        windows=tuple(int(w) for w in windows),
+        alert_threshold=float(model.alert_threshold),
+        whitelist=whitelist,
+        ignore_bad_seconds=model.ignore_bad_seconds,
+        ignore_positive_seconds=model.ignore_positive_seconds,
+        ignore_alert_seconds=model.ignore_alert_seconds,
+        min_scan_interval_seconds=model.min_scan_interval_seconds,
+        caps={tag: getattr(model, field) for tag, field in CAP_FIELDS.items()},
+        n8n_enabled=model.n8n_enabled is not False,  # NULL (older rows of the existing server) means enabled
+        n8n_webhook_url=model.n8n_webhook_url or None,
+        n8n_send_mode=send_modes(model.n8n_send_mode),
+        send_ignored_to_n8n=bool(model.send_ignored_to_n8n),
+        total_predictions=model.total_predictions,
+        last_prediction_at=model.last_prediction_at,
+        artifact_id=artifact[0] if artifact else None,
+        artifact_sha256=artifact[1] if artifact else None,
+        artifact_version=artifact[2] if artifact else None,
+        updated_at=model.updated_at,
+    )
 
 
 def active_served_models() -> list[ServedModel]:
@@ -127,105 +81,15 @@ def active_served_models() -> list[ServedModel]:
             model__in=[m.pk for m in models], is_current=True
         ).values_list("pk", "model_id", "sha256", "version")
     }
-    return [ServedModel.from_row(model, artifacts.get(model.pk)) for model in models]
+    return [served_model(model, artifacts.get(model.pk)) for model in models]
 
 
-def _return_freed_memory() -> None:
-    """Give the heap memory a model load freed (file bytes, decoded documents: several times the file size) back to
-    the operating system, so the listener's resident size stays near what its models really hold (glibc only)."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+def read_artifact(artifact_id: int) -> tuple[bytes, str]:
+    """The stored file of an artifact and its format."""
+    artifact = ModelArtifact.objects.only("content", "format").get(pk=artifact_id)
+    return bytes(artifact.content), artifact.format
 
 
-@dataclass(frozen=True)
-class ReadyModel:
-    """A loaded estimator and the input columns it takes."""
-
-    loaded: loading.LoadedModel
-    input_names: tuple[str, ...]
-    trees: tuple = ()  # a forest's fitted sklearn Tree objects, in forest order (see predict_proba_positive)
-
-    @classmethod
-    def prepare(cls, loaded: loading.LoadedModel, input_names: tuple[str, ...]) -> ReadyModel:
-        """Ready for the listener: XGBoost predicts on one thread (its OpenMP threads, fighting PostgreSQL and the
-        listener for the cores, made a 20-row call take ~50 ms instead of ~4 ms on a busy 2-core machine; the sum
-        over trees is per row, so the result is the same bit for bit), and a forest keeps its trees at hand."""
-        if loaded.model_type == loading.MODEL_TYPE_XGBOOST:
-            loaded.estimator.set_params(n_jobs=1)
-            return cls(loaded, input_names)
-        return cls(loaded, input_names, tuple(tree.tree_ for tree in loaded.estimator.estimators_))
-
-    def predict_proba_positive(self, X) -> tuple[np.ndarray, np.ndarray]:
-        """Exactly loaded.predict_proba_positive(X).
-
-        For a forest it repeats LoadedModel's arithmetic (float32 input, each tree's class-1 fraction added in tree
-        order, one division) on the fitted trees directly: scikit-learn's per-call checks cost ~50 µs per tree, i.e.
-        10 ms per 200-tree model and batch whatever its size, and the loader has checked the trees once already.
-        """
-        X = np.asarray(X, dtype=np.float64)
-        if not self.trees or X.ndim != 2 or X.shape[1] != self.loaded.n_features or len(X) == 0:
-            return self.loaded.predict_proba_positive(X)  # its own answer, errors and empty batches included
-        X32 = np.ascontiguousarray(X, dtype=np.float32)
-        total = np.zeros(len(X), dtype=np.float64)
-        for tree in self.trees:
-            total += tree.predict(X32)[:, 1]  # = DecisionTreeClassifier.predict_proba(X32, check_input=False)[:, 1]
-        probabilities = total / len(self.trees)
-        return probabilities, (probabilities > 0.5).astype(np.int64)
-
-
-class ModelCache:
-    """Loaded models of this process, least recently used evicted; keyed by artifact checksum and feature list."""
-
-    def __init__(self, *, size: int):
-        self.size = size
-        self._entries: OrderedDict[tuple, ReadyModel] = OrderedDict()
-        # The web process predicts from several threads (REST, MCP); one load per model, one writer at a time.
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, model: ServedModel) -> ReadyModel:
-        """The ready model, loading it on first use or when its artifact or features changed.
-
-        Raises loading.ModelLoadError (or ValueError for an unusable feature list) with a readable message.
-        """
-        with self._lock:
-            return self._get(model)
-
-    def _get(self, model: ServedModel) -> ReadyModel:
-        if model.artifact_id is None:
-            raise loading.ModelLoadError("the model has no stored artifact")
-        key = (model.id, model.artifact_sha256, model.features, model.target_operator, model.target_variable)
-        ready = self._entries.get(key)
-        if ready is not None:
-            self._entries.move_to_end(key)
-            return ready
-        started = time.perf_counter()
-        artifact = ModelArtifact.objects.only("content", "format").get(pk=model.artifact_id)
-        loaded = loading.load_model(bytes(artifact.content), fmt=artifact.format)
-        loading.validate_against_metadata(loaded, features=list(model.features))
-        if loaded.feature_names:
-            input_names = tuple(loaded.feature_names)
-        else:
-            input_names = tuple(
-                required_feature_names(
-                    features=model.features,
-                    n_features_in=loaded.n_features,
-                    target_operator=model.target_operator,
-                    target_variable=model.target_variable,
-                )
-            )
-        ready = ReadyModel.prepare(loaded, input_names)
-        del artifact
-        _return_freed_memory()
-        metrics.MODEL_LOAD_SECONDS.labels(model_id=str(model.model_id or model.id)).observe(time.perf_counter() - started)
-        for stale in [k for k in self._entries if k[0] == model.id]:
-            del self._entries[stale]
-        self._entries[key] = ready
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-        metrics.MODELS_LOADED.set(len(self._entries))
-        return ready
+def model_cache(*, size: int) -> ModelCache:
+    """A per-process cache of loaded models whose files come from the registry."""
+    return ModelCache(size=size, read_artifact=read_artifact)

@@ -11,7 +11,7 @@ What we do differently from the original training service, on purpose (spec §7)
   flush cycle alike);
 * bug 9: the look-ahead runs PER COIN — never into another coin's rows — and rows without a future value (the coin
   ends, or the price is missing or 0) are dropped, not labelled 0;
-* train/serve skew (§4, bugs 1-3): features come from the SERVING feature code (`predictions.features.
+* train/serve skew (§4, bugs 1-3): features come from the SERVING feature code (`inference.features.
   build_features`): each training row's vector is computed "as of" that row exactly as the listener would compute
   it when the row is the newest — the coin's newest ≤ FEATURE_HISTORY_SIZE (1000) rows up to it, after the
   model's phase filter, float32 column rules included. A served model therefore sees the same numbers it was fit
@@ -44,10 +44,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone as django_timezone
 
-from modelregistry import loading
+from inference import loading
 from modelregistry.models import ActiveModel, ModelSource, ModelType, TargetDirection
 from modelregistry.services import register_model
-from predictions.features import HISTORY_COLUMNS, VALUE_COLUMNS, CoinHistories, build_features
+from inference.features import HISTORY_COLUMNS, VALUE_COLUMNS, CoinHistories, build_features
 
 # The base columns of the original training service's usual request (spec §2.3), target price_close removed.
 BASE_FEATURES = (
@@ -580,7 +580,7 @@ def train(config: TrainingConfig) -> TrainingResult:
             "history_limit": config.history_limit,
             "class_weighting": weighting,
             "labels": "per coin, k rows ahead by the row's phase interval; rows without a future value dropped",
-            "features": "predictions.features.build_features as of each row (serving code)",
+            "features": "inference.features.build_features as of each row (serving code)",
             **counts,
         },
         "test_predictions": {

@@ -8,7 +8,6 @@ from predictions.models import (
     CoinScanCache,
     ModelPrediction,
     PendingCoinMetric,
-    ProcessHeartbeat,
     WebhookDelivery,
     WebhookLog,
 )
@@ -95,9 +94,3 @@ class WebhookLogAdmin(ReadOnlyAdmin):
     list_filter = ["response_status"]
     search_fields = ["=coin_id", "webhook_url"]
     date_hierarchy = "created_at"
-
-
-@admin.register(ProcessHeartbeat)
-class ProcessHeartbeatAdmin(ReadOnlyAdmin):
-    list_display = ["name", "kind", "hostname", "pid", "started_at", "last_seen"]
-    list_filter = ["kind"]

@@ -340,29 +340,3 @@ class WebhookLog(models.Model):
             # Statistics windows and housekeeping of old attempts.
             models.Index(fields=["created_at"], name="webhook_log_created_idx"),
         ]
-
-
-class ProcessKind(models.TextChoices):
-    WEB = "web", "web"
-    LISTENER = "listener", "listener"
-    WORKER = "worker", "worker"
-
-
-class ProcessHeartbeat(models.Model):
-    """Each long-running process writes its heartbeat here; health checks read liveness from it."""
-
-    name = models.CharField(max_length=200, unique=True, help_text="kind@host:pid")
-    kind = models.CharField(max_length=10, choices=ProcessKind.choices)
-    hostname = models.CharField(max_length=255)
-    pid = models.IntegerField()
-    started_at = models.DateTimeField()
-    last_seen = models.DateTimeField()
-    details = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        db_table = "process_heartbeats"
-        ordering = ["kind", "name"]
-        constraints = [models.CheckConstraint(condition=Q(kind__in=ProcessKind.values), name="heartbeats_kind")]
-
-    def __str__(self) -> str:
-        return self.name

@@ -13,9 +13,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from modelregistry.models import ActiveModel
-from modelregistry.serving import ModelCache, ServedModel, active_served_models
+from inference.scoring import ModelCache, ServedModel
+from modelregistry.serving import active_served_models, model_cache
+from inference import history
 from predictions import selectors
-from predictions.engine import CoinEvent, EngineOutput, ModelResult, run_models, tag_for
+from inference.engine import CoinEvent, EngineOutput, run_models, tag_for
 from predictions.webhooks import enqueue_deliveries
 from pumpserver import metrics
 
@@ -192,7 +194,7 @@ def _ignore_rule(model: ServedModel, probability: float, prediction: int) -> tup
     return 0, None
 
 def process_pending_batch(
-    *, limit: int, cache: ModelCache, history_limit: int, history_cache: selectors.HistoryCache | None = None
+    *, limit: int, cache: ModelCache, history_limit: int, history_cache: history.HistoryCache | None = None
 ) -> BatchReport:
     """Claim up to `limit` queued rows and predict them with every active model, in one transaction.
 
@@ -216,7 +218,7 @@ def process_pending_batch(
             history_cache.forget_late_rows(claimed)
             load_histories = history_cache.histories
         else:
-            load_histories = lambda requests: selectors.coin_histories(requests=requests, limit=history_limit)  # noqa: E731
+            load_histories = lambda requests: history.coin_histories(requests=requests, limit=history_limit)  # noqa: E731
         events = newest_per_coin(claimed)
         report.coins = len(events)
         models = active_served_models()
@@ -376,7 +378,7 @@ class NoActiveModels(Exception):
 
 
 # Loaded models of this (web) process for manual predictions; the listener keeps its own.
-_manual_cache = ModelCache(size=10)
+_manual_cache = model_cache(size=10)
 
 
 def predict_coin(
@@ -412,7 +414,7 @@ def predict_coin(
             models=models,
             events=[CoinEvent(coin_id, timestamp, None)],
             scan_states={},
-            load_histories=lambda requests: selectors.coin_histories(
+            load_histories=lambda requests: history.coin_histories(
                 requests=requests, limit=settings.FEATURE_HISTORY_SIZE, until=timestamp
             ),
             cache=_manual_cache,

@@ -1,6 +1,6 @@
 """ASGI entry point for daphne: pages, API, admin and MCP in one application.
 
-Routing (Channels): `/mcp…` paths go to the MCP transports (pumpserver.mcp.transport: the SSE stream is a Channels
+Routing (Channels): `/mcp…` paths go to the MCP transports (web.mcp.transport: the SSE stream is a Channels
 consumer, Streamable HTTP the SDK's session manager); everything else goes to Django, with static files served
 in-process for a one-command setup. The lifespan scope (sent by servers such as uvicorn, not by daphne) starts and
 stops the MCP session manager.
@@ -19,7 +19,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from pumpserver.mcp import transport  # noqa: E402
+from web.mcp import transport  # noqa: E402
 
 application = ProtocolTypeRouter({
     "http": URLRouter([

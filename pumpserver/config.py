@@ -22,6 +22,9 @@ from urllib.parse import urlsplit, urlunsplit
 from django.conf import settings
 from django.db import transaction
 
+from pumpserver.models import RuntimeSetting
+from pumpserver.webhook_urls import InvalidWebhookUrl, validate_webhook_url
+
 EDITABLE_KEYS = ("training_service_url", "n8n_webhook_url", "api_port", "streamlit_port")
 READ_ONLY_KEYS = ("database_url",)
 CONFIG_KEYS = READ_ONLY_KEYS + EDITABLE_KEYS
@@ -61,8 +64,6 @@ def _database_url() -> str | None:
 
 
 def _stored() -> dict:
-    from alerts.models import RuntimeSetting
-
     return dict(RuntimeSetting.objects.filter(key__in=EDITABLE_KEYS).values_list("key", "value"))
 
 
@@ -108,8 +109,6 @@ def _clean(key: str, value):
         raise ValueError("must be at most 2000 characters without NUL")
     if key == "training_service_url":
         return _validate_http_url(value)
-    from predictions.webhooks import InvalidWebhookUrl, validate_webhook_url
-
     try:
         return validate_webhook_url(value)
     except InvalidWebhookUrl as exc:
@@ -123,8 +122,6 @@ def update_config(*, changes: dict) -> dict:
     the real value), but not changed: the database is chosen by the DATABASE_URL environment variable.
     Raises ConfigError naming every bad key; nothing is stored then.
     """
-    from alerts.models import RuntimeSetting
-
     errors: dict[str, list[str]] = {}
     cleaned: dict = {}
     for key, value in changes.items():
@@ -169,8 +166,6 @@ def _stored_value(key: str):
         hit = _cache.get(key)
         if hit is not None and now - hit[0] < CACHE_SECONDS:
             return hit[1]
-    from alerts.models import RuntimeSetting
-
     value = RuntimeSetting.objects.filter(key=key).values_list("value", flat=True).first()
     with _cache_lock:
         _cache[key] = (now, value)

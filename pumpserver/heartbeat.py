@@ -8,6 +8,8 @@ import time
 
 from django.utils import timezone
 
+from pumpserver.models import ProcessHeartbeat
+
 
 class Heartbeat:
     """Upserts this process's row at most every `interval` seconds; removed on a clean exit."""
@@ -24,8 +26,6 @@ class Heartbeat:
     def beat(self, *, force: bool = False, **details) -> None:
         if not force and time.monotonic() - self._last_beat < self.interval:
             return
-        from predictions.models import ProcessHeartbeat
-
         ProcessHeartbeat.objects.update_or_create(
             name=self.name,
             defaults={
@@ -40,6 +40,4 @@ class Heartbeat:
         self._last_beat = time.monotonic()
 
     def stop(self) -> None:
-        from predictions.models import ProcessHeartbeat
-
         ProcessHeartbeat.objects.filter(name=self.name).delete()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from alerts.models import RuntimeSetting
+from pumpserver.models import RuntimeSetting
 from pumpserver import config
 
 pytestmark = pytest.mark.django_db

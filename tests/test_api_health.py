@@ -10,7 +10,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from predictions.models import ProcessHeartbeat
+from pumpserver.models import ProcessHeartbeat
 from tests.test_api_model_predictions import make_model, make_prediction
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from modelregistry.models import ActiveModel
 from predictions.models import CoinScanCache, ModelPrediction
 from tests import parity
-from tests.test_listener import HEADER, INSERT_SQL, MINT, ROWS, insert, register_rf, register_xgb
+from tests.test_listener import MINT, ROWS, insert, register_rf, register_xgb
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,7 +58,7 @@ def test_predict_as_of_a_timestamp_uses_the_rows_up_to_it(market, api_client):
 
 
 def test_predict_filters_by_training_model_ids(market, api_client):
-    xgb, rf = register_xgb(), register_rf()
+    _xgb, rf = register_xgb(), register_rf()
     mint = sorted({row[MINT] for row in ROWS})[0]
     insert(market, [row for row in ROWS if row[MINT] == mint][:40])
     response = api_client.post("/api/predict", {"coin_id": mint, "model_ids": [rf.model_id]}, format="json")

@@ -21,7 +21,7 @@ import requests
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from predictions.models import ProcessHeartbeat
+from pumpserver.models import ProcessHeartbeat
 from tests.conftest import PROJECT_DIR, test_database_url
 from tests.test_api_model_predictions import insert_prices, make_model, make_prediction
 

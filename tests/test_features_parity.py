@@ -1,4 +1,4 @@
-"""Serving parity of predictions.features against the original server (fixture parity_public).
+"""Serving parity of inference.features against the original server (fixture parity_public).
 
 No database and no Django: the fixture CSV plays the role of ``coin_metrics``; every
 expected.csv row is rebuilt "as of" its row (fixture README) and all of them go through
@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import xgboost
 
-from predictions.features import (
+from inference.features import (
     HISTORY_COLUMNS,
     CoinHistories,
     build_features,
@@ -511,7 +511,7 @@ def _harder_histories(rows: list[tuple], n_coins: int, seed: int) -> list[list[t
 
 @pytest.mark.parametrize("windows", [[5, 10, 15], [1, 3, 7]])
 def test_matches_pandas_transcription_on_hard_cases(coin_metrics_rows, monkeypatch, windows):
-    import predictions.features as features
+    import inference.features as features
 
     monkeypatch.setattr(features, "_CHUNK_MAX_COINS", 7)  # several chunks, lengths interleaved
     monkeypatch.setattr(features, "_CHUNK_MIN_COINS", 2)

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from modelregistry.models import ActiveModel, ModelSource
-from modelregistry.serving import ModelCache, active_served_models
+from inference.scoring import ModelCache
+from modelregistry.serving import active_served_models, model_cache
 from modelregistry.services import register_model
-from predictions import selectors
-from predictions.features import build_features
+from inference import history
+from inference.features import build_features
 from predictions.services import process_pending_batch
 from tests import parity
 
@@ -56,13 +57,13 @@ def same_histories(cached, fresh) -> None:
             assert np.array_equal(cached.columns[name][ours], values[theirs], equal_nan=True), (mint, name)
 
 
-def independent_probabilities(events, limit: int, model_cache: ModelCache) -> dict:
+def independent_probabilities(events, limit: int, models: ModelCache) -> dict:
     """(model id, mint) → probability from a fresh read, each model on its own, through LoadedModel's predict."""
     expected = {}
     for model in active_served_models():
-        ready = model_cache.get(model)
+        ready = models.get(model)
         mints = sorted({e.mint for e in events if not model.phases or e.phase_id in model.phases})
-        block = selectors.coin_histories(requests={model.phases: mints}, limit=limit)[model.phases]
+        block = history.coin_histories(requests={model.phases: mints}, limit=limit)[model.phases]
         if block.n_coins == 0:
             continue
         features = build_features(block, feature_names=list(ready.input_names), engineered=model.engineered,
@@ -76,14 +77,14 @@ def independent_probabilities(events, limit: int, model_cache: ModelCache) -> di
                          ids=["history-1000", "history-30", "history-30-evicting"])
 def test_cached_histories_and_predictions_equal_a_fresh_read(market, limit, max_rows):
     register_models()
-    model_cache = ModelCache(size=10)
-    cache = selectors.HistoryCache(limit=limit, max_rows=max_rows)
+    models = model_cache(size=10)
+    cache = history.HistoryCache(limit=limit, max_rows=max_rows)
     compared = []
     read = cache.histories
 
     def checked(requests):
         cached = read(requests)
-        fresh = selectors.coin_histories(requests=requests, limit=limit)
+        fresh = history.coin_histories(requests=requests, limit=limit)
         for key in requests:
             same_histories(cached[key], fresh[key])
         compared.append(sorted(requests, key=str))
@@ -94,10 +95,10 @@ def test_cached_histories_and_predictions_equal_a_fresh_read(market, limit, max_
     def batch(rows) -> None:
         with market.cursor() as cursor:
             cursor.executemany(INSERT_SQL, rows)
-        report = process_pending_batch(limit=10_000, cache=model_cache, history_limit=limit, history_cache=cache)
+        report = process_pending_batch(limit=10_000, cache=models, history_limit=limit, history_cache=cache)
         assert report.stored and not report.failures
         stored = {(item.model.id, item.event.mint): item.probability for item in report.stored}
-        expected = independent_probabilities({item.event for item in report.stored}, limit, model_cache)
+        expected = independent_probabilities({item.event for item in report.stored}, limit, models)
         assert stored == expected  # bit for bit, every model and coin of the batch
 
     late_mint = MINTS[0]
@@ -124,7 +125,7 @@ def test_cached_histories_and_predictions_equal_a_fresh_read(market, limit, max_
 def test_a_coin_is_read_afresh_after_max_age(market):
     register_models()
     now = [0.0]
-    cache = selectors.HistoryCache(limit=1000, max_age_seconds=60, clock=lambda: now[0])
+    cache = history.HistoryCache(limit=1000, max_age_seconds=60, clock=lambda: now[0])
     with market.cursor() as cursor:
         cursor.executemany(INSERT_SQL, rows_of(MINTS[0])[:50])
     requests = {None: [MINTS[0]]}
@@ -136,5 +137,5 @@ def test_a_coin_is_read_afresh_after_max_age(market):
     cache.histories(requests)
     assert cache.stats["full_loads"] == 1
     now[0] = 61.0
-    same_histories(cache.histories(requests)[None], selectors.coin_histories(requests=requests, limit=1000)[None])
+    same_histories(cache.histories(requests)[None], history.coin_histories(requests=requests, limit=1000)[None])
     assert cache.stats["full_loads"] == 2

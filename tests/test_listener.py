@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from modelregistry.models import ActiveModel, ModelArtifact, ModelSource
-from modelregistry.serving import ModelCache
+from modelregistry.serving import model_cache
 from modelregistry.services import register_model
 from predictions.models import CoinScanCache, ModelPrediction
 from predictions.services import process_pending_batch
@@ -52,7 +52,7 @@ def insert(market, rows) -> None:
 
 
 def run_batch(**kwargs):
-    return process_pending_batch(limit=10_000, cache=kwargs.pop("cache", ModelCache(size=10)), history_limit=1000)
+    return process_pending_batch(limit=10_000, cache=kwargs.pop("cache", model_cache(size=10)), history_limit=1000)
 
 
 def rows_of(mint: str):
@@ -65,7 +65,7 @@ def test_served_probabilities_match_the_parity_fixture(market):
     first_as_of = min(r.as_of_row for r in expected)
     mints = sorted({r.mint for r in expected})
     insert(market, [row for mint in mints for row in rows_of(mint)[:first_as_of]])
-    cache = ModelCache(size=10)
+    cache = model_cache(size=10)
     run_batch(cache=cache)
     for as_of in range(first_as_of, max(len(rows_of(mint)) for mint in mints)):
         insert(market, [rows_of(mint)[as_of] for mint in mints if as_of < len(rows_of(mint))])

@@ -27,11 +27,11 @@ from mcp.client.streamable_http import streamable_http_client
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict
 
-from alerts.models import RuntimeSetting
+from pumpserver.models import RuntimeSetting
 from modelregistry.models import ActiveModel, ModelSource
 from modelregistry.services import register_model
 from predictions.models import ModelPrediction, WebhookDelivery
-from modelregistry import loading
+from inference import loading
 from tests import parity
 from tests.conftest import PROJECT_DIR, test_database_url, wait_until_serving
 

@@ -1,4 +1,4 @@
-"""modelregistry.loading against the parity fixture (spec §2.4, §3.10). No database, no Django.
+"""inference.loading against the parity fixture (spec §2.4, §3.10). No database, no Django.
 
 Run: .venv/bin/python -m pytest -p no:django -p no:cacheprovider tests/test_model_loading.py -q
 """
@@ -19,7 +19,7 @@ import xgboost
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from modelregistry.loading import (
+from inference.loading import (
     FORMAT_PICKLE,
     FORMAT_SKOPS,
     FORMAT_XGBOOST_JSON,

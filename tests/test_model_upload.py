@@ -11,9 +11,9 @@ from datetime import datetime
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from modelregistry import loading
+from inference import loading
 from modelregistry.models import ActiveModel, ModelArtifact, ModelSource
-from modelregistry.serving import ModelCache
+from modelregistry.serving import model_cache
 from predictions.models import ModelPrediction
 from predictions.services import process_pending_batch
 from tests import parity
@@ -70,7 +70,7 @@ def test_upload_xgboost_json_and_skops_and_serve_them(api_client, market):
         cursor.executemany(
             f"INSERT INTO coin_metrics ({', '.join(header)}) VALUES ({', '.join(['%s'] * len(header))})", coin_rows
         )
-    process_pending_batch(limit=10_000, cache=ModelCache(size=10), history_limit=1000)
+    process_pending_batch(limit=10_000, cache=model_cache(size=10), history_limit=1000)
     for row in expected:
         assert row.mint == mint and row.as_of_row == as_of
         model_pk = body["active_model_id"] if row.model == "xgb" else rf.json()["active_model_id"]

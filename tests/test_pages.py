@@ -12,10 +12,10 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from alerts.models import RuntimeSetting
+from pumpserver.models import RuntimeSetting
 from modelregistry.models import ActiveModel
 from predictions.models import DeliveryStatus, ModelPrediction, WebhookDelivery
-from pumpserver import charts
+from web import charts
 from tests import parity
 from tests.test_listener import register_xgb
 

@@ -12,7 +12,7 @@ import pytest
 from werkzeug import Response
 
 from modelregistry.models import ActiveModel, ModelArtifact, ModelSource
-from modelregistry.serving import ModelCache
+from modelregistry.serving import model_cache
 from modelregistry.services import import_from_training_service
 from modelregistry.training_service import TrainingServiceClient, TrainingServiceError
 from predictions.models import ModelPrediction
@@ -82,7 +82,7 @@ def test_list_import_activate_and_serve_the_parity_probabilities(api_client, mar
     coin_rows = [row for row in ROWS if row[HEADER.index("mint")] == mint]
     expected = [row for row in parity.expected_rows() if row.mint == mint]
     first = min(row.as_of_row for row in expected)
-    cache = ModelCache(size=10)
+    cache = model_cache(size=10)
     with market.cursor() as cursor:
         cursor.executemany(INSERT_SQL, coin_rows[:first])
     process_pending_batch(limit=10_000, cache=cache, history_limit=1000)

@@ -24,22 +24,14 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from modelregistry.models import ActiveModel
-from modelregistry.serving import ServedModel, active_served_models
+from modelregistry.serving import active_served_models, served_model
 from predictions import webhooks
-from predictions.engine import CoinEvent
+from inference.engine import CoinEvent
 from predictions.models import DeliveryStatus, ModelPrediction, WebhookDelivery, WebhookLog
 from predictions.services import StoredPrediction
 from predictions.tasks import deliver_due_webhooks
-from predictions.webhooks import (
-    InvalidWebhookUrl,
-    UnresolvableWebhookHost,
-    deliver_due,
-    enqueue_deliveries,
-    passes_send_mode,
-    redeliver,
-    retry_delay,
-    validate_webhook_url,
-)
+from predictions.webhooks import deliver_due, enqueue_deliveries, passes_send_mode, redeliver, retry_delay
+from pumpserver.webhook_urls import InvalidWebhookUrl, UnresolvableWebhookHost, validate_webhook_url
 from tests import parity
 from tests.test_listener import insert, register_rf, register_xgb, rows_of, run_batch
 
@@ -189,7 +181,7 @@ def test_send_mode_filter(market, modes, threshold, sent):
 def test_legacy_scalar_send_mode_is_a_one_element_list():
     row = ActiveModel(model_name="legacy", model_type="xgboost", features=["price_close"],
                       n8n_send_mode="alerts_only")
-    modes = ServedModel.from_row(row, None).n8n_send_mode
+    modes = served_model(row, None).n8n_send_mode
     assert modes == ("alerts_only",)
     assert passes_send_mode(modes, probability=0.9, threshold=0.7)
     assert not passes_send_mode(modes, probability=0.6, threshold=0.7)

@@ -1,4 +1,4 @@
-"""Micro-benchmark of predictions.features.build_features (plain script, not a test).
+"""Micro-benchmark of inference.features.build_features (plain script, not a test).
 
 Builds the parity XGB model's 87 features for 2,000 coins x 300 history rows (synthetic
 values, float32-exact like real data) and prints history rows processed per second.
@@ -19,7 +19,7 @@ import numpy as np
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(PROJECT_DIR))
 
-from predictions.features import VALUE_COLUMNS, CoinHistories, build_features  # noqa: E402
+from inference.features import VALUE_COLUMNS, CoinHistories, build_features  # noqa: E402
 
 
 def synthetic_histories(n_coins: int, n_rows: int, seed: int = 0) -> CoinHistories:

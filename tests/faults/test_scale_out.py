@@ -17,7 +17,9 @@ import pytest
 from django.db.models import Count
 from django_q.tasks import async_task
 
-from predictions.models import DeliveryStatus, ModelPrediction, ProcessHeartbeat, WebhookDelivery
+from predictions.models import DeliveryStatus, ModelPrediction, WebhookDelivery
+
+from pumpserver.models import ProcessHeartbeat
 from tests.conftest import test_database_url
 from tests.faults.processes import Processes, wait_for
 from tests.test_listener import MINT, ROWS, insert, register_rf, register_xgb, rows_of

@@ -13,7 +13,9 @@ from collections import Counter
 import pytest
 from pytest_httpserver import HTTPServer
 
-from predictions.models import DeliveryStatus, ModelPrediction, ProcessHeartbeat, WebhookDelivery, WebhookLog
+from predictions.models import DeliveryStatus, ModelPrediction, WebhookDelivery, WebhookLog
+
+from pumpserver.models import ProcessHeartbeat
 from tests.conftest import test_database_url
 from tests.faults.processes import Processes, free_port, wait_for
 from tests.test_listener import MINT, ROWS, insert, register_xgb, rows_of

@@ -16,7 +16,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
-from modelregistry.serving import ModelCache
+from modelregistry.serving import model_cache
+from inference import history
 from predictions import selectors
 from predictions.collector_schema import CHANNEL
 from predictions.services import process_pending_batch
@@ -44,8 +45,8 @@ class Command(BaseCommand):
         self.poll_interval = poll_interval or settings.POLLING_INTERVAL_SECONDS
         self.stopping = False
         previous_handlers = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        self.cache = ModelCache(size=settings.MODEL_CACHE_SIZE)
-        self.histories = selectors.HistoryCache(
+        self.cache = model_cache(size=settings.MODEL_CACHE_SIZE)
+        self.histories = history.HistoryCache(
             limit=settings.FEATURE_HISTORY_SIZE,
             max_rows=getattr(settings, "HISTORY_CACHE_MAX_ROWS", 500_000),  # ~230 bytes per row
             idle_seconds=getattr(settings, "HISTORY_CACHE_IDLE_SECONDS", 300.0),

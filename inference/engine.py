@@ -1,0 +1,229 @@
+"""The prediction engine: which models look at which coin events, and one vectorised predict per model.
+
+Pure computation over what the caller read from the database; the caller (predictions.services) claims the work
+and stores the results in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from inference.scoring import ModelCache, ServedModel
+from pumpserver import metrics
+from inference.features import CoinHistories, build_features
+
+logger = logging.getLogger(__name__)
+
+# Coins per build_features call (see _feature_groups): features are per coin, so grouping changes no value.
+FEATURE_GROUP_CELLS = 125_000
+FEATURE_GROUP_MIN_COINS = 64
+
+
+@dataclass(frozen=True)
+class CoinEvent:
+    mint: str
+    timestamp: datetime
+    phase_id: int | None
+
+
+@dataclass
+class ModelResult:
+    model: ServedModel
+    events: list[CoinEvent]
+    probabilities: np.ndarray
+    predictions: np.ndarray
+    seconds: float
+
+
+@dataclass
+class ModelFailure:
+    model: ServedModel
+    error: str
+    kind: str  # "model_load" or "prediction"
+
+
+@dataclass
+class EngineOutput:
+    results: list[ModelResult] = field(default_factory=list)
+    failures: list[ModelFailure] = field(default_factory=list)
+
+
+def tag_for(probability: float, threshold: float) -> str:
+    """The existing server's tag: by probability and the model's threshold, independent of the 0/1 prediction."""
+    if probability < 0.5:
+        return "negativ"
+    if probability < threshold:
+        return "positiv"
+    return "alert"
+
+
+def looks_at(
+    model: ServedModel, event: CoinEvent, scan_state: tuple[datetime | None, datetime] | None, now: datetime
+) -> bool:
+    """The per-model filters, in the existing server's order, plus the minimum scan interval it never applied."""
+    if model.whitelist is not None and event.mint not in model.whitelist:
+        return False
+    if model.phases and event.phase_id not in model.phases:
+        return False
+    if scan_state is not None:
+        ignore_until, last_scan_at = scan_state
+        if ignore_until is not None and ignore_until > now:
+            return False
+        if model.min_scan_interval_seconds and last_scan_at > now - timedelta(seconds=model.min_scan_interval_seconds):
+            return False
+    return True
+
+
+def run_models(
+    *,
+    models: list[ServedModel],
+    events: list[CoinEvent],
+    scan_states: dict[tuple[str, int], tuple],
+    load_histories,
+    cache: ModelCache,
+    now: datetime,
+    apply_filters: bool = True,
+) -> EngineOutput:
+    """Predict every eligible (model, event) pair: histories loaded once, features built once per feature set.
+
+    `load_histories(requests)` takes {phase filter: [mints]} and returns {phase filter: CoinHistories}.
+    A model that fails (cannot load, bad features) is reported and skipped; the others go on. Manual predictions
+    pass apply_filters=False: whitelist, phase, ignore and scan-interval settings are for the event stream only.
+    """
+    output = EngineOutput()
+    ready_models = []
+    for model in models:
+        try:
+            ready = cache.get(model)
+        except Exception as exc:  # any artifact problem is this model's problem only
+            output.failures.append(ModelFailure(model, f"cannot load: {exc}", "model_load"))
+            continue
+        eligible = [
+            e for e in events if not apply_filters or looks_at(model, e, scan_states.get((e.mint, model.id)), now)
+        ]
+        if eligible:
+            ready_models.append((model, ready, eligible))
+    if not ready_models:
+        return output
+
+    requests: dict = defaultdict(set)
+    for model, _ready, eligible in ready_models:
+        requests[model.phases].update(e.mint for e in eligible)
+    histories = load_histories({key: sorted(mints) for key, mints in requests.items()})
+
+    # Models of one feature family (engineered, windows) share one column set, so that a coin whose history is the
+    # same under two phase filters gets its features built once (see _built_features).
+    names_by_family: dict = defaultdict(set)
+    for model, ready, _eligible in ready_models:
+        names_by_family[_feature_set(model)[1:]].update(ready.input_names)
+    built: dict = {}
+    for model, ready, eligible in ready_models:
+        started = time.perf_counter()
+        try:
+            block = histories[model.phases]
+            row_of = {mint: i for i, mint in enumerate(block.mints)}
+            # A coin without rows under the model's phase filter cannot be predicted (the original failed too).
+            predictable = [e for e in eligible if e.mint in row_of]
+            if not predictable:
+                continue
+            try:
+                columns, all_features = _built_features(
+                    built, block, model, sorted(names_by_family[_feature_set(model)[1:]])
+                )
+            except Exception:  # a column another model of the family asks for must not fail this one: go alone
+                names = sorted(set(ready.input_names))
+                columns = {name: i for i, name in enumerate(names)}
+                all_features = build_features(block, feature_names=names, engineered=model.engineered,
+                                              windows=list(model.windows))
+            matrix = all_features[np.ix_([row_of[e.mint] for e in predictable], [columns[n] for n in ready.input_names])]
+            probabilities, predictions = ready.predict_proba_positive(matrix)
+        except Exception as exc:
+            logger.exception("model %s failed on a batch of %d coins", model.id, len(eligible))
+            output.failures.append(ModelFailure(model, f"prediction failed: {exc}", "prediction"))
+            continue
+        output.results.append(
+            ModelResult(model, predictable, np.asarray(probabilities, dtype=np.float64),
+                        np.asarray(predictions, dtype=np.int64), time.perf_counter() - started)
+        )
+    return output
+
+
+def _feature_set(model: ServedModel) -> tuple:
+    """Models that agree on these see identical feature values, so their features are built once."""
+    return (model.phases, model.engineered, model.windows)
+
+
+def _built_features(built: dict, block: CoinHistories, model: ServedModel, names: list[str]):
+    """The feature matrix of the model's feature set (one row per coin of `block`), built once per batch.
+
+    A coin's features depend only on its own history rows, so a coin whose history under this set's phase filter is
+    identical (same rows, same values) to its history under another phase filter of the same family, built earlier in
+    the batch, takes that row instead of being built again; only the other coins go through build_features.
+    """
+    key = _feature_set(model)
+    if key not in built:
+        started = time.perf_counter()
+        matrix = np.empty((block.n_coins, len(names)))
+        todo = np.ones(block.n_coins, dtype=bool)
+        for other_key, (other_block, _columns, other_matrix) in built.items():
+            if other_key[1:] != key[1:] or not todo.any():
+                continue
+            if other_block is block:  # the same rows for every coin (the history cache hands out one block then)
+                matrix, todo[:] = other_matrix, False
+                break
+            other_row = {mint: i for i, mint in enumerate(other_block.mints)}
+            mine = np.asarray([i for i in np.flatnonzero(todo) if block.mints[i] in other_row], dtype=np.int64)
+            theirs = np.asarray([other_row[block.mints[i]] for i in mine], dtype=np.int64)
+            same = _same_histories(block, mine, other_block, theirs)
+            matrix[mine[same]] = other_matrix[theirs[same]]
+            todo[mine[same]] = False
+        for group in _feature_groups(block.lengths, np.flatnonzero(todo)):
+            whole = len(group) == block.n_coins and np.array_equal(group, np.arange(block.n_coins))
+            matrix[group] = build_features(
+                block if whole else block.take(group),
+                feature_names=names, engineered=model.engineered, windows=list(model.windows),
+            )
+        metrics.FEATURE_SECONDS.observe(time.perf_counter() - started)
+        built[key] = (block, {name: i for i, name in enumerate(names)}, matrix)
+    _block, columns, matrix = built[key]
+    return columns, matrix
+
+
+def _feature_groups(lengths: np.ndarray, coins: np.ndarray) -> list[np.ndarray]:
+    """`coins` in groups of similar history length holding at most FEATURE_GROUP_CELLS padded rows (but at least
+    FEATURE_GROUP_MIN_COINS coins): build_features pads each group to its longest history, so this bounds the
+    memory one call needs (~0.35 kB per cell) at the same speed as larger groups."""
+    coins = coins[np.argsort(lengths[coins], kind="stable")]
+    groups, start = [], 0
+    while start < len(coins):
+        end = start + 1
+        while end < len(coins) and (
+            end - start < FEATURE_GROUP_MIN_COINS or (end - start + 1) * lengths[coins[end]] <= FEATURE_GROUP_CELLS
+        ):
+            end += 1
+        groups.append(coins[start:end])
+        start = end
+    return groups
+
+
+def _same_histories(a: CoinHistories, a_coins: np.ndarray, b: CoinHistories, b_coins: np.ndarray) -> np.ndarray:
+    """Per pair k: do coin a_coins[k] of `a` and coin b_coins[k] of `b` have identical histories (NaN equals NaN)?"""
+    same = a.lengths[a_coins] == b.lengths[b_coins]
+    candidates = np.flatnonzero(same)
+    if len(candidates) == 0:
+        return same
+    left, right = a.take(a_coins[candidates]), b.take(b_coins[candidates])
+    equal = left.timestamps_ns == right.timestamps_ns
+    for name, values in left.columns.items():
+        other = right.columns.get(name)
+        if other is None:
+            return np.zeros(len(a_coins), dtype=bool)
+        equal &= (values == other) | (np.isnan(values) & np.isnan(other))
+    same[candidates] = np.logical_and.reduceat(equal, left.offsets[:-1])
+    return same

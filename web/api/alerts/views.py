@@ -1,0 +1,146 @@
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from alerts import legacy_selectors, legacy_services, selectors
+from web.api.alerts.serializers import (
+    AlertDetailsQuerySerializer,
+    AlertDetailsSerializer,
+    AlertsQuerySerializer,
+    AlertsResponseSerializer,
+    AlertStatisticsQuerySerializer,
+    AlertStatisticsSerializer,
+    DeleteAlertsResponseSerializer,
+    ModelAlertCountsSerializer,
+    ModelsAlertStatisticsQuerySerializer,
+    ModelStatisticsSerializer,
+    ResetStatisticsResponseSerializer,
+)
+from modelregistry.models import ActiveModel
+from web.api.predictions.serializers import DetailSerializer
+from web.api.common import query_data
+
+NOT_FOUND = OpenApiResponse(DetailSerializer, description="unknown id")
+MODEL_COUNTS_MAP_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {
+        "type": "object",
+        "properties": {name: {"type": "integer"} for name in ModelAlertCountsSerializer().fields},
+        "required": list(ModelAlertCountsSerializer().fields),
+    },
+}
+BAD_REQUEST = OpenApiResponse(description="invalid parameters; the body names each one")
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _model_or_404(active_model_id: int) -> None:
+    if not ActiveModel.objects.filter(pk=active_model_id).exists():
+        raise NotFound(f"Modell {active_model_id} nicht gefunden")
+
+
+class AlertStatisticsView(APIView):
+    """Alert and verdict counts, rates and performance sums over `model_predictions` (all or one model)."""
+
+    @extend_schema(
+        operation_id="alerts_statistics",
+        parameters=[AlertStatisticsQuerySerializer],
+        responses={200: AlertStatisticsSerializer, 400: BAD_REQUEST},
+    )
+    def get(self, request):
+        query = _valid(AlertStatisticsQuerySerializer, query_data(request.query_params))
+        active_model_id = query.get("active_model_id", query.get("model_id"))
+        statistics = selectors.alert_statistics(
+            active_model_id=active_model_id, date_from=query.get("date_from"), date_to=query.get("date_to")
+        )
+        return Response(AlertStatisticsSerializer(statistics).data)
+
+
+class ModelsAlertStatisticsView(APIView):
+    """Per-model alert counts, keyed by active model id (a string); every active model unless ids are given."""
+
+    @extend_schema(
+        operation_id="models_alert_statistics",
+        parameters=[ModelsAlertStatisticsQuerySerializer],
+        responses={
+            200: OpenApiResponse(
+                MODEL_COUNTS_MAP_SCHEMA, description="An object keyed by active_model_id (a string)."
+            ),
+            400: BAD_REQUEST,
+        },
+    )
+    def get(self, request):
+        query = _valid(ModelsAlertStatisticsQuerySerializer, query_data(request.query_params, lists=("active_model_ids",)))
+        ids = query.get("active_model_ids")
+        statistics = selectors.models_alert_statistics(active_model_ids=list(dict.fromkeys(ids)) if ids else None)
+        return Response({key: ModelAlertCountsSerializer(value).data for key, value in statistics.items()})
+
+
+class ModelStatisticsView(APIView):
+    """One model's prediction statistics (every field present, also without predictions); reset its counters."""
+
+    @extend_schema(operation_id="model_statistics", responses={200: ModelStatisticsSerializer, 404: NOT_FOUND})
+    def get(self, request, active_model_id: int):
+        _model_or_404(active_model_id)
+        return Response(ModelStatisticsSerializer(selectors.model_statistics(active_model_id=active_model_id)).data)
+
+    @extend_schema(
+        operation_id="model_statistics_reset",
+        responses={200: ResetStatisticsResponseSerializer, 404: NOT_FOUND},
+    )
+    def delete(self, request, active_model_id: int):
+        try:
+            deleted = legacy_services.reset_model_statistics(active_model_id=active_model_id)
+        except legacy_services.ModelNotFound:
+            raise NotFound(f"Modell {active_model_id} nicht gefunden") from None
+        return Response({"success": True, "active_model_id": active_model_id, "deleted_predictions": deleted})
+
+
+class AlertsView(APIView):
+    """Alerts (predictions tagged `alert`) in the legacy alert shape, with status counts over the same filters."""
+
+    @extend_schema(
+        operation_id="alerts_list",
+        parameters=[AlertsQuerySerializer],
+        responses={200: AlertsResponseSerializer, 400: BAD_REQUEST},
+    )
+    def get(self, request):
+        query = _valid(AlertsQuerySerializer, query_data(request.query_params))
+        limit, offset = query.pop("limit"), query.pop("offset")
+        unique_coins = query.pop("unique_coins")
+        query.pop("include_non_alerts")  # accepted for compatibility; it never had an effect
+        page = legacy_selectors.alerts_page(filters=query, unique_coins=unique_coins, limit=limit, offset=offset)
+        return Response(AlertsResponseSerializer(page).data)
+
+
+class AlertDetailsView(APIView):
+    """One alert with the coin's figures at alert and evaluation time, charts, other alerts and model figures."""
+
+    @extend_schema(
+        operation_id="alerts_retrieve",
+        parameters=[AlertDetailsQuerySerializer],
+        responses={200: AlertDetailsSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+    )
+    def get(self, request, alert_id: int):
+        query = _valid(AlertDetailsQuerySerializer, query_data(request.query_params))
+        details = legacy_selectors.alert_details(alert_id=alert_id, **query)
+        if details is None:
+            raise NotFound(f"Alert {alert_id} nicht gefunden")
+        return Response(AlertDetailsSerializer(details).data)
+
+
+class ModelAlertsView(APIView):
+    """Delete one model's alerts (its predictions tagged `alert`)."""
+
+    @extend_schema(operation_id="model_alerts_delete", responses={200: DeleteAlertsResponseSerializer, 404: NOT_FOUND})
+    def delete(self, request, active_model_id: int):
+        try:
+            deleted = legacy_services.delete_model_alerts(active_model_id=active_model_id)
+        except legacy_services.ModelNotFound:
+            raise NotFound(f"Modell {active_model_id} nicht gefunden") from None
+        return Response({"success": True, "active_model_id": active_model_id, "deleted_alerts": deleted})

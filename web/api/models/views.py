@@ -1,0 +1,273 @@
+"""Model management (spec §1.2 M1–M8) and per-model settings (§1.4 C1–C8).
+
+Each view validates its input with a serializer, calls one service or selector, and shapes the answer.
+Unknown ids answer 404 {"detail": "Modell nicht gefunden"}; refused values 400 naming the field.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from modelregistry import selectors, services
+from predictions import selectors as prediction_selectors
+from web.api.models import serializers as s
+from modelregistry.models import ActiveModel
+from modelregistry.training_service import TrainingServiceError
+
+MODEL_NOT_FOUND = "Modell nicht gefunden"
+
+NOT_FOUND = OpenApiResponse(s.ErrorDetailSerializer, description=MODEL_NOT_FOUND)
+INVALID_FIELDS = OpenApiResponse(description="Invalid fields, named in the body: {field: [message]}.")
+TAGS = ["models"]
+
+
+class OperationRefusedError(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "refused"
+
+
+class WholeBodyPatchSchema(AutoSchema):
+    """Documents PATCH bodies as validated: required fields and defaults apply (these PATCH endpoints are the
+    existing server's, not DRF partial updates, which drf-spectacular assumes for PATCH)."""
+
+    def _get_request_for_media_type(self, serializer, direction="request"):
+        if self.method != "PATCH":
+            return super()._get_request_for_media_type(serializer, direction)
+        self.method = "PUT"  # the only difference drf-spectacular makes between the two is the partial body
+        try:
+            return super()._get_request_for_media_type(serializer, direction)
+        finally:
+            self.method = "PATCH"
+
+
+class ModelRegistryView(APIView):
+    """Answers the registry's exceptions: unknown id → 404, refused value → 400 naming the field, refused
+    operation → 400 with the reason, training-service failure → its status. The views catch nothing themselves."""
+
+    parser_classes = [JSONParser]
+    schema = WholeBodyPatchSchema()
+
+    def handle_exception(self, exc):
+        if isinstance(exc, ActiveModel.DoesNotExist):
+            exc = NotFound(MODEL_NOT_FOUND)
+        elif isinstance(exc, services.InvalidSetting):
+            exc = ValidationError({exc.field: [exc.message]})
+        elif isinstance(exc, services.OperationRefused):
+            exc = OperationRefusedError(str(exc))
+        elif isinstance(exc, TrainingServiceError):
+            answer = APIException(str(exc))
+            answer.status_code = exc.status
+            exc = answer
+        return super().handle_exception(exc)
+
+
+def _action(message: str, active_model_id: int, **extra) -> Response:
+    return Response({"message": message, "active_model_id": active_model_id, **extra})
+
+
+def _validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+# --- M1–M8 -------------------------------------------------------------------------------------------------------
+
+
+class ModelListView(ModelRegistryView):
+    """M1 `GET /api/models` and M2 `GET /api/models/active` (the same list): active models, or all of them."""
+
+    @extend_schema(tags=TAGS, parameters=[s.ModelListQuerySerializer], responses={200: s.ModelListSerializer})
+    def get(self, request):
+        include_inactive = _validated(s.ModelListQuerySerializer, request.query_params)["include_inactive"]
+        models = list(prediction_selectors.list_models(include_inactive=include_inactive))
+        return Response(s.ModelListSerializer({"models": models, "total": len(models)}).data)
+
+
+class ModelDetailView(ModelRegistryView):
+    """M3 `GET /api/models/{id}` (inactive models too) and M7 `DELETE /api/models/{id}`."""
+
+    @extend_schema(tags=TAGS, operation_id="api_models_detail", responses={200: s.ModelInfoSerializer, 404: NOT_FOUND})
+    def get(self, request, active_model_id: int):
+        model = prediction_selectors.get_model_with_statistics(active_model_id=active_model_id)
+        return Response(s.ModelInfoSerializer(model).data)
+
+    @extend_schema(tags=TAGS, responses={200: s.DeletedModelSerializer, 404: NOT_FOUND})
+    def delete(self, request, active_model_id: int):
+        """Delete the model, its predictions, scan-cache rows and stored files (the webhook log stays)."""
+        model = services.delete_model(active_model_id=active_model_id)
+        return _action(
+            f"Modell {active_model_id} gelöscht", active_model_id, model_id=model.model_id, model_name=model.model_name
+        )
+
+
+class ModelActivateView(ModelRegistryView):
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={
+            200: s.ModelActionSerializer,
+            400: OpenApiResponse(s.ErrorDetailSerializer, description="The model file does not load; says why."),
+            404: NOT_FOUND,
+        },
+    )
+    def post(self, request, active_model_id: int):
+        """M4: activate after checking that the stored model file loads; a broken model stays inactive (400)."""
+        services.activate_model(active_model_id=active_model_id)
+        return _action(f"Modell {active_model_id} aktiviert", active_model_id)
+
+
+class ModelDeactivateView(ModelRegistryView):
+    @extend_schema(tags=TAGS, request=None, responses={200: s.ModelActionSerializer, 404: NOT_FOUND})
+    def post(self, request, active_model_id: int):
+        """M5: no new predictions; pending ones are still evaluated."""
+        services.deactivate_model(active_model_id=active_model_id)
+        return _action(f"Modell {active_model_id} deaktiviert", active_model_id)
+
+
+class ModelRenameView(ModelRegistryView):
+    @extend_schema(
+        tags=TAGS,
+        request=s.RenameSerializer,
+        responses={200: s.ModelActionSerializer, 400: INVALID_FIELDS, 404: NOT_FOUND},
+    )
+    def patch(self, request, active_model_id: int):
+        """M6: set the display name (`name`, or `custom_name`), verbatim."""
+        custom_name = _validated(s.RenameSerializer, request.data)["custom_name"]
+        services.rename_model(active_model_id=active_model_id, custom_name=custom_name)
+        return _action(f"Modell {active_model_id} umbenannt zu '{custom_name}'", active_model_id)
+
+
+class ModelUpdateMetricsView(ModelRegistryView):
+    @extend_schema(
+        tags=TAGS,
+        request=None,
+        responses={
+            200: s.MessageSerializer,
+            400: OpenApiResponse(s.ErrorDetailSerializer, description="Not a training-service model."),
+            404: NOT_FOUND,
+            502: OpenApiResponse(s.ErrorDetailSerializer, description="The training service failed or is unreachable."),
+            503: OpenApiResponse(s.ErrorDetailSerializer, description="TRAINING_SERVICE_API_URL is not set."),
+        },
+    )
+    def post(self, request, active_model_id: int):
+        """M8: re-read accuracy, F1, precision, recall, ROC AUC, MCC, confusion matrix and simulated profit."""
+        services.refresh_training_metrics(active_model_id=active_model_id)
+        return Response({"message": f"Performance-Metriken für Modell {active_model_id} aktualisiert"})
+
+
+# --- C1–C8 -------------------------------------------------------------------------------------------------------
+
+
+class AlertThresholdView(ModelRegistryView):
+    @extend_schema(
+        tags=TAGS,
+        request=s.AlertThresholdSerializer,
+        responses={200: s.AlertThresholdResponseSerializer, 400: INVALID_FIELDS, 404: NOT_FOUND},
+    )
+    def patch(self, request, active_model_id: int):
+        """C1: the probability from which a result is an alert (0..1)."""
+        threshold = _validated(s.AlertThresholdSerializer, request.data)["alert_threshold"]
+        services.update_model_settings(active_model_id=active_model_id, alert_threshold=threshold)
+        return _action(
+            f"Alert-Threshold für Modell {active_model_id} auf {threshold:.0%} gesetzt",
+            active_model_id,
+            alert_threshold=threshold,
+        )
+
+
+class N8nSettingsView(ModelRegistryView):
+    @extend_schema(
+        tags=TAGS,
+        request=s.N8nSettingsSerializer,
+        responses={200: s.N8nSettingsResponseSerializer, 400: INVALID_FIELDS, 404: NOT_FOUND},
+    )
+    def patch(self, request, active_model_id: int):
+        """C2 (legacy): partial update of URL, one send mode and the on/off switch; the request is echoed."""
+        changes = _validated(s.N8nSettingsSerializer, request.data)
+        services.update_model_settings(active_model_id=active_model_id, **changes)
+        return Response(
+            s.N8nSettingsResponseSerializer(
+                {"message": f"n8n Einstellungen für Modell {active_model_id} aktualisiert",
+                 "active_model_id": active_model_id, **changes}
+            ).data
+        )
+
+
+class AlertConfigView(ModelRegistryView):
+    @extend_schema(
+        tags=TAGS,
+        request=s.AlertConfigSerializer,
+        responses={200: s.AlertConfigResponseSerializer, 400: INVALID_FIELDS, 404: NOT_FOUND},
+    )
+    def patch(self, request, active_model_id: int):
+        """C3: the model's whole alert configuration.
+
+        Kept from the existing server because clients rely on it: this is a full replace of five fields and a
+        partial update of three. Omitted `n8n_enabled` becomes true, `n8n_send_mode` ["all"], `alert_threshold`
+        0.7, `coin_filter_mode` "all" and `send_ignored_to_n8n` false; omitted (or null) `n8n_webhook_url`,
+        `coin_whitelist` and `min_scan_interval_seconds` stay unchanged. `n8n_webhook_url: ""` clears the URL
+        (the global N8N_WEBHOOK_URL applies again). Send every field to be sure of the outcome; for a true partial
+        update use C1/C2/C5/C7. `config` echoes the request after defaulting.
+        """
+        config = _validated(s.AlertConfigSerializer, request.data)
+        services.update_model_settings(active_model_id=active_model_id, **config)
+        return Response(
+            s.AlertConfigResponseSerializer(
+                {"message": f"Alert-Konfiguration für Modell {active_model_id} erfolgreich aktualisiert",
+                 "active_model_id": active_model_id, "config": config}
+            ).data
+        )
+
+
+class IgnoreSettingsView(ModelRegistryView):
+    """C4/C5: seconds a coin is skipped by the model after a bad, positive or alert result."""
+
+    @extend_schema(tags=TAGS, responses={200: s.IgnoreSettingsSerializer, 404: NOT_FOUND})
+    def get(self, request, active_model_id: int):
+        return Response(s.IgnoreSettingsSerializer(selectors.get_model(active_model_id=active_model_id)).data)
+
+    @extend_schema(
+        tags=TAGS,
+        request=s.IgnoreSettingsSerializer,
+        responses={200: s.IgnoreSettingsResponseSerializer, 400: INVALID_FIELDS, 404: NOT_FOUND},
+    )
+    def patch(self, request, active_model_id: int):
+        """Full replace: omitted values become 0 (never ignore)."""
+        seconds = _validated(s.IgnoreSettingsSerializer, request.data)
+        services.update_model_settings(active_model_id=active_model_id, **seconds)
+        message = f"Coin-Ignore-Einstellungen für Modell {active_model_id} aktualisiert"
+        return _action(message, active_model_id, **seconds)
+
+
+class MaxLogEntriesView(ModelRegistryView):
+    """C6/C7: per coin and tag, how many pending predictions the model stores at most."""
+
+    @extend_schema(tags=TAGS, responses={200: s.MaxLogEntriesSerializer, 404: NOT_FOUND})
+    def get(self, request, active_model_id: int):
+        return Response(s.MaxLogEntriesSerializer(selectors.get_model(active_model_id=active_model_id)).data)
+
+    @extend_schema(
+        tags=TAGS,
+        request=s.MaxLogEntriesSerializer,
+        responses={200: s.MaxLogEntriesResponseSerializer, 400: INVALID_FIELDS, 404: NOT_FOUND},
+    )
+    def patch(self, request, active_model_id: int):
+        """Full replace: omitted values become 0 (unlimited)."""
+        caps = _validated(s.MaxLogEntriesSerializer, request.data)
+        services.update_model_settings(active_model_id=active_model_id, **caps)
+        message = f"Max-Log-Entries-Einstellungen für Modell {active_model_id} aktualisiert"
+        return _action(message, active_model_id, **caps)
+
+
+class N8nStatusView(ModelRegistryView):
+    @extend_schema(tags=TAGS, responses={200: s.N8nStatusSerializer})
+    def get(self, request, active_model_id: int):
+        """C8: how the newest webhook POST to the model's URL went; 200 also for unknown ids (status unknown)."""
+        return Response(prediction_selectors.n8n_status(active_model_id=active_model_id))

@@ -1,0 +1,157 @@
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from predictions import log_selectors, log_services
+from web.api.predictions.serializers import (
+    CoinDetailsQuerySerializer,
+    CoinDetailsSerializer,
+    CoinIdSerializer,
+    DeleteModelPredictionsResponseSerializer,
+    DeleteOldLogsResponseSerializer,
+    DetailSerializer,
+    LatestPredictionQuerySerializer,
+    ModelPredictionsQuerySerializer,
+    ModelPredictionsResponseSerializer,
+    PredictionDetailSerializer,
+    PredictionsQuerySerializer,
+    PredictionsResponseSerializer,
+    PredictRequestSerializer,
+    PredictResponseSerializer,
+)
+from predictions.services import NoActiveModels, predict_coin
+from web.api.common import query_data
+
+
+class PredictView(APIView):
+    """Predict one coin now with every active model (or the given training-service ids); results are stored."""
+
+    @extend_schema(
+        request=PredictRequestSerializer,
+        responses={
+            200: PredictResponseSerializer,
+            400: OpenApiResponse(description="invalid fields (named in the body) or no active model"),
+            404: OpenApiResponse(description="none of the given model_ids is active"),
+        },
+    )
+    def post(self, request):
+        query = PredictRequestSerializer(data=request.data)
+        query.is_valid(raise_exception=True)
+        try:
+            outcome = predict_coin(
+                coin_id=query.validated_data["coin_id"],
+                model_ids=query.validated_data.get("model_ids"),
+                timestamp=query.validated_data.get("timestamp"),
+            )
+        except NoActiveModels as exc:
+            return Response({"detail": str(exc)}, status=exc.status_code)
+        return Response(PredictResponseSerializer(outcome).data)
+
+
+# --- prediction log (L1–L4) and legacy predictions (P2, P3) ---------------------------------------------------------
+
+NOT_FOUND = OpenApiResponse(DetailSerializer, description="unknown id")
+BAD_REQUEST = OpenApiResponse(description="invalid parameters; the body names each one")
+
+
+def _valid(serializer_class, data):
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class ModelPredictionsView(APIView):
+    """The prediction log (`model_predictions`), newest prediction first, with filters and the filtered total."""
+
+    @extend_schema(
+        operation_id="model_predictions_list",
+        parameters=[ModelPredictionsQuerySerializer],
+        responses={200: ModelPredictionsResponseSerializer, 400: BAD_REQUEST},
+    )
+    def get(self, request):
+        filters = _valid(
+            ModelPredictionsQuerySerializer,
+            query_data(request.query_params, lists=("prediction_statuses", "evaluation_statuses")),
+        )
+        limit, offset = filters.pop("limit"), filters.pop("offset")
+        page = log_selectors.model_predictions_page(filters=filters, limit=limit, offset=offset)
+        return Response(ModelPredictionsResponseSerializer(page).data)
+
+
+class ModelPredictionsDeleteView(APIView):
+    """Delete every prediction of one model."""
+
+    @extend_schema(
+        operation_id="model_predictions_delete",
+        responses={200: DeleteModelPredictionsResponseSerializer, 404: NOT_FOUND},
+    )
+    def delete(self, request, active_model_id: int):
+        try:
+            deleted = log_services.delete_model_predictions(active_model_id=active_model_id)
+        except log_services.ModelNotFound:
+            raise NotFound(f"Modell {active_model_id} nicht gefunden") from None
+        return Response({"success": True, "deleted_predictions": deleted})
+
+
+class DeleteOldLogsView(APIView):
+    """Reset one model's logs: delete its predictions (only its own; legacy counts are always 0)."""
+
+    @extend_schema(operation_id="admin_delete_old_logs", responses={200: DeleteOldLogsResponseSerializer, 404: NOT_FOUND})
+    def delete(self, request, active_model_id: int):
+        try:
+            return Response(log_services.delete_old_logs(active_model_id=active_model_id))
+        except log_services.ModelNotFound:
+            raise NotFound(f"Modell {active_model_id} nicht gefunden") from None
+
+
+class CoinDetailsView(APIView):
+    """Prices, predictions and verdicts of one coin for one model, around a prediction or in a time window."""
+
+    @extend_schema(
+        operation_id="model_coin_details",
+        parameters=[CoinDetailsQuerySerializer],
+        responses={200: CoinDetailsSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+    )
+    def get(self, request, active_model_id: int, coin_id: str):
+        coin_id = _valid(CoinIdSerializer, {"coin_id": coin_id})["coin_id"]
+        query = _valid(CoinDetailsQuerySerializer, query_data(request.query_params))
+        try:
+            details = log_selectors.coin_details(active_model_id=active_model_id, coin_id=coin_id, **query)
+        except log_selectors.NotFound as exc:
+            raise NotFound(str(exc)) from None
+        return Response(CoinDetailsSerializer(details).data)
+
+
+class PredictionsView(APIView):
+    """Legacy prediction list, served from `model_predictions` (newest first)."""
+
+    @extend_schema(
+        operation_id="predictions_list",
+        parameters=[PredictionsQuerySerializer],
+        responses={200: PredictionsResponseSerializer, 400: BAD_REQUEST},
+    )
+    def get(self, request):
+        filters = _valid(PredictionsQuerySerializer, query_data(request.query_params))
+        limit, offset = filters.pop("limit"), filters.pop("offset")
+        rows, total = log_selectors.predictions_page(filters=filters, limit=limit, offset=offset)
+        return Response(
+            PredictionsResponseSerializer({"predictions": rows, "total": total, "limit": limit, "offset": offset}).data
+        )
+
+
+class LatestPredictionView(APIView):
+    """The newest prediction of a coin (optionally of one training-service model id)."""
+
+    @extend_schema(
+        operation_id="predictions_latest",
+        parameters=[LatestPredictionQuerySerializer],
+        responses={200: PredictionDetailSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
+    )
+    def get(self, request, coin_id: str):
+        coin_id = _valid(CoinIdSerializer, {"coin_id": coin_id})["coin_id"]
+        query = _valid(LatestPredictionQuerySerializer, query_data(request.query_params))
+        row = log_selectors.latest_prediction(coin_id=coin_id, model_id=query.get("model_id"))
+        if row is None:
+            raise NotFound(f"Keine Vorhersage für Coin {coin_id} gefunden")
+        return Response(PredictionDetailSerializer(row).data)

@@ -1,0 +1,61 @@
+"""Every route of the front doors: the REST API under /api/ and the pages (HTMX, login required).
+
+URL namespaces keep the app names (`modelregistry:detail`, `alerts:list`, …) that the templates use.
+"""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from web.api.system.views import RootHealthView
+from web.views import alerts as alert_pages
+from web.views import models as model_pages
+from web.views import predictions as prediction_pages
+from web.views import system as system_pages
+
+model_routes = [
+    path("models/", model_pages.model_list, name="list"),
+    path("models/import/", model_pages.model_import, name="import"),
+    path("models/import/available/", model_pages.available_models, name="available"),
+    path("models/import/run/", model_pages.import_model, name="import-run"),
+    path("models/<int:active_model_id>/", model_pages.model_detail, name="detail"),
+    path("models/<int:active_model_id>/config/", model_pages.model_config, name="config"),
+    path("models/<int:active_model_id>/activate/", model_pages.model_activate, name="activate"),
+    path("models/<int:active_model_id>/deactivate/", model_pages.model_deactivate, name="deactivate"),
+    path("models/<int:active_model_id>/rename/", model_pages.model_rename, name="rename"),
+    path("models/<int:active_model_id>/delete/", model_pages.model_delete, name="delete"),
+]
+
+prediction_routes = [
+    path("models/<int:active_model_id>/coins/<str:coin_id>/", prediction_pages.coin_detail, name="coin"),
+    path("webhooks/", prediction_pages.webhook_list, name="webhooks"),
+    path("webhooks/<uuid:delivery_id>/redeliver/", prediction_pages.webhook_redeliver, name="redeliver"),
+]
+
+alert_routes = [
+    path("alerts/", alert_pages.alert_list, name="list"),
+]
+
+# Literal paths under models/ (available, import, upload) come before models/<int:…> so the order says so,
+# though that converter only matches digits.
+api_routes = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("", include("web.api.models.import_urls")),
+    path("", include("web.api.models.urls")),
+    path("", include("web.api.predictions.urls")),
+    path("", include("web.api.alerts.urls")),
+    path("", include("web.api.system.urls")),
+]
+
+urlpatterns = [
+    path("api/", include(api_routes)),
+    path("health", RootHealthView.as_view(), name="health"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("settings/", system_pages.settings_page, name="settings"),
+    path("info/", system_pages.info, name="info"),
+    path("info/token/", system_pages.info_token, name="info-token"),
+    path("", include((model_routes, "modelregistry"))),
+    path("", include((alert_routes, "alerts"))),
+    path("", include((prediction_routes, "predictions"))),
+    path("", system_pages.dashboard, name="dashboard"),
+]

@@ -1,0 +1,71 @@
+"""The alert page: alerts (model_predictions tagged alert) with filters, paging and verdict statistics."""
+
+from __future__ import annotations
+
+from django.db.models import prefetch_related_objects
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from web.forms.alerts import STATUS_FILTERS, AlertFilterForm
+from alerts.selectors import alert_statistics
+from predictions import log_selectors
+from predictions.models import Tag
+from web import charts
+from web.views.base import VERDICT_COLORS, page_login_required, partial_request
+
+ALERTS_PER_PAGE = 25
+
+
+@page_login_required
+@require_GET
+def alert_list(request):
+    """`/alerts/`: alerts filterable by model, verdict, coin and time; statistics over the same model and time."""
+    form = AlertFilterForm(request.GET or None)
+    filters: dict = {"tag": Tag.ALERT}
+    statistics_filters: dict = {}
+    page = 1
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        if data.get("model"):
+            filters["active_model_id"] = statistics_filters["active_model_id"] = data["model"].pk
+        if data.get("status"):
+            filters["evaluation_statuses"] = STATUS_FILTERS[data["status"]]
+        if data.get("coin"):
+            filters["coin_id"] = data["coin"].strip()
+        if data.get("date_from"):
+            filters["alert_time_from"] = statistics_filters["date_from"] = data["date_from"]
+        if data.get("date_to"):
+            filters["alert_time_to"] = statistics_filters["date_to"] = data["date_to"]
+        page = data.get("page") or 1
+    result = log_selectors.model_predictions_page(filters=filters, limit=ALERTS_PER_PAGE,
+                                                  offset=(page - 1) * ALERTS_PER_PAGE)
+    prefetch_related_objects(result.predictions, "active_model")  # model names in one query
+    statistics = alert_statistics(**statistics_filters)
+    pages = max(1, -(-result.total // ALERTS_PER_PAGE))
+    query = request.GET.copy()
+    query.pop("page", None)
+    judged = statistics["alerts_success"] + statistics["alerts_failed"]
+    expired = max(statistics["alerts_above_threshold"] - judged - statistics["alerts_pending"], 0)
+    verdict_chart = charts.category_bars(
+        [("success", statistics["alerts_success"], VERDICT_COLORS["success"]),
+         ("failed", statistics["alerts_failed"], VERDICT_COLORS["failed"]),
+         ("expired", expired, VERDICT_COLORS["expired"]),
+         ("pending", statistics["alerts_pending"], VERDICT_COLORS["pending"])],
+        title="Alert verdicts", y_unit="alerts", height=170, empty_message="No alerts in this selection",
+    )
+    context = {
+        "form": form,
+        "alerts": result.predictions,
+        "total": result.total,
+        "page": page,
+        "pages": pages,
+        "has_previous": page > 1,
+        "has_next": page < pages,
+        "query": query.urlencode(),
+        "filtered": len(filters) > 1,
+        "statistics": statistics,
+        "expired": expired,
+        "verdict_chart": verdict_chart,
+    }
+    template = "alerts/alert_list.html"
+    return render(request, f"{template}#results" if partial_request(request) else template, context)

@@ -1,0 +1,362 @@
+"""Model pages: list with inline actions, import/upload/train, details, per-model settings.
+
+Thin views: a form validates, a service or selector does the work (the same ones the REST API and MCP use).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from alerts.selectors import model_statistics
+from modelregistry import selectors, services
+from web.forms.models import (
+    TIME_RANGES,
+    ImportForm,
+    ModelSettingsForm,
+    PredictionFilterForm,
+    RangeForm,
+    RenameForm,
+    TrainCommandForm,
+    UploadForm,
+)
+from modelregistry.models import ActiveModel, ModelType
+from predictions import log_selectors
+from predictions import selectors as prediction_selectors
+from web import charts
+from web.views.base import page_login_required, partial_request
+
+PREDICTIONS_PER_PAGE = 25
+
+
+def _model_or_404(active_model_id: int) -> ActiveModel:
+    try:
+        return prediction_selectors.get_model_with_statistics(active_model_id=active_model_id)
+    except ActiveModel.DoesNotExist:
+        raise Http404(f"Model {active_model_id} does not exist") from None
+
+
+def _card(request, model: ActiveModel, *, error: str | None = None, notice: str | None = None):
+    model = _model_or_404(model.pk)
+    return render(request, "modelregistry/model_list.html#model_card", {"m": model, "error": error, "notice": notice})
+
+
+# --- list and inline actions ----------------------------------------------------------------------------------------
+
+
+@page_login_required
+@require_GET
+def model_list(request):
+    """`/models/`: every model with status, type, target and counters; activate, deactivate, rename, delete inline."""
+    status = request.GET.get("status", "")
+    model_type = request.GET.get("type", "")
+    models = prediction_selectors.list_models(include_inactive=True)
+    if status == "active":
+        models = models.filter(is_active=True)
+    elif status == "inactive":
+        models = models.filter(is_active=False)
+    if model_type in ModelType.values:
+        models = models.filter(model_type=model_type)
+    models = list(models)
+    context = {
+        "models": models,
+        "status": status,
+        "type": model_type,
+        "types": ModelType.choices,
+        "total": len(models),
+        "active": sum(1 for m in models if m.is_active),
+        "filtered": bool(status or model_type),
+    }
+    template = "modelregistry/model_list.html"
+    return render(request, f"{template}#model_grid" if partial_request(request) else template, context)
+
+
+@page_login_required
+@require_POST
+def model_activate(request, active_model_id: int):
+    model = _model_or_404(active_model_id)
+    try:
+        services.activate_model(active_model_id=model.pk)
+    except services.OperationRefused as exc:
+        return _card(request, model, error=str(exc))
+    return _card(request, model, notice="Activated: the listener predicts with it from the next coin event.")
+
+
+@page_login_required
+@require_POST
+def model_deactivate(request, active_model_id: int):
+    model = _model_or_404(active_model_id)
+    services.deactivate_model(active_model_id=model.pk)
+    return _card(request, model, notice="Deactivated: no new predictions; open ones are still evaluated.")
+
+
+@page_login_required
+@require_POST
+def model_rename(request, active_model_id: int):
+    model = _model_or_404(active_model_id)
+    form = RenameForm(request.POST)
+    if not form.is_valid():
+        return _card(request, model, error=" ".join(form.errors.get("custom_name", ["Invalid name."])))
+    services.rename_model(active_model_id=model.pk, custom_name=form.cleaned_data["custom_name"])
+    return _card(request, model, notice="Renamed.")
+
+
+@page_login_required
+@require_POST
+def model_delete(request, active_model_id: int):
+    """Delete the model with its predictions (POST only; the page asks to confirm first)."""
+    model = _model_or_404(active_model_id)
+    name = model.display_name
+    services.delete_model(active_model_id=model.pk)
+    if partial_request(request):
+        if request.POST.get("from") == "detail":
+            messages.success(request, f"Deleted model {name} and its predictions.")
+            return HttpResponseClientRedirect(reverse("modelregistry:list"))
+        return HttpResponse("")  # the card is swapped out
+    messages.success(request, f"Deleted model {name} and its predictions.")
+    return redirect("modelregistry:list")
+
+
+# --- import, upload, training ---------------------------------------------------------------------------------------
+
+
+@page_login_required
+@require_http_methods(["GET", "POST"])
+def model_import(request):
+    """`/models/import/`: models of the training service (loaded by a partial), upload, training command."""
+    from modelregistry.training_service import configured_base_url
+
+    upload_form = UploadForm()
+    if request.method == "POST":
+        upload_form = UploadForm(request.POST, request.FILES)
+        if upload_form.is_valid():
+            data = upload_form.cleaned_data
+            upload = data["file"]
+            try:
+                model = services.upload_model(
+                    file_bytes=upload.read(), filename=upload.name, meta=data["meta"], activate=data["activate"]
+                )
+            except services.RegistrationError as exc:
+                upload_form.add_error("file", f"{upload.name}: {exc}")
+            else:
+                messages.success(request, f"Uploaded {model.display_name} (version {model.artifacts.count()}).")
+                return redirect("modelregistry:detail", model.pk)
+    train_form = TrainCommandForm(request.GET if "future_minutes" in request.GET else None)
+    context = {
+        "upload_form": upload_form,
+        "train_form": train_form,
+        "train_command": train_form.command() if train_form.is_bound and train_form.is_valid() else None,
+        "training_url": configured_base_url(),
+    }
+    if partial_request(request) and request.method == "GET" and train_form.is_bound:
+        return render(request, "modelregistry/model_import.html#train", context)
+    return render(request, "modelregistry/model_import.html", context, status=400 if upload_form.errors else 200)
+
+
+@page_login_required
+@require_GET
+def available_models(request):
+    """The training service's READY models with their metrics (a partial of the import page; can take seconds)."""
+    from modelregistry.training_service import TrainingServiceClient, TrainingServiceError, available_model
+
+    context = {"error": None, "models": [], "not_configured": False}
+    client = TrainingServiceClient()
+    if not client.base_url:
+        context["not_configured"] = True
+    else:
+        try:
+            records = client.list_models()
+        except TrainingServiceError as exc:
+            context["error"] = exc.message
+        else:
+            records = [r for r in records if isinstance(r.get("id"), int) and not isinstance(r.get("id"), bool)]
+            imported = dict(
+                ActiveModel.objects.filter(model_id__in=[r["id"] for r in records]).values_list("model_id", "pk")
+            )
+            context["models"] = [
+                {**available_model(record), "imported_as": imported.get(record["id"])} for record in records
+            ]
+            context["service_url"] = client.base_url
+    return render(request, "modelregistry/model_import.html#available", context)
+
+
+@page_login_required
+@require_POST
+def import_model(request):
+    """Import one training-service model (a new version when it is imported already); answers a result line."""
+    form = ImportForm(request.POST)
+    context = {"model": None, "error": None}
+    if not form.is_valid():
+        context["error"] = "Choose a model to import."
+    else:
+        try:
+            context["model"] = services.import_from_training_service(
+                model_id=form.cleaned_data["model_id"], activate=True, allow_new_version=True
+            )
+        except services.ModelImportError as exc:
+            context["error"] = exc.message
+    context["model_id"] = form.cleaned_data.get("model_id") if form.is_valid() else None
+    if partial_request(request):
+        return render(request, "modelregistry/model_import.html#import_result", context)
+    if context["model"]:
+        messages.success(request, f"Imported {context['model'].display_name}.")
+        return redirect("modelregistry:detail", context["model"].pk)
+    messages.error(request, context["error"])
+    return redirect("modelregistry:import")
+
+
+# --- details ----------------------------------------------------------------------------------------------------------
+
+
+def _predictions_context(request, model: ActiveModel) -> dict:
+    form = PredictionFilterForm(request.GET or None)
+    filters = {"active_model_id": model.pk}
+    page = 1
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        if data.get("coin"):
+            filters["coin_id"] = data["coin"].strip()
+        if data.get("tag"):
+            filters["tag"] = data["tag"]
+        if data.get("date_from"):
+            filters["alert_time_from"] = data["date_from"]
+        if data.get("date_to"):
+            filters["alert_time_to"] = data["date_to"]
+        page = data.get("page") or 1
+    result = log_selectors.model_predictions_page(
+        filters=filters, limit=PREDICTIONS_PER_PAGE, offset=(page - 1) * PREDICTIONS_PER_PAGE
+    )
+    pages = max(1, -(-result.total // PREDICTIONS_PER_PAGE))
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("partial", None)
+    return {
+        "model": model,
+        "filter_form": form,
+        "predictions": result.predictions,
+        "total": result.total,
+        "page": page,
+        "pages": pages,
+        "has_previous": page > 1,
+        "has_next": page < pages,
+        "query": query.urlencode(),
+        "filtered": len(filters) > 1,
+    }
+
+
+def _detail_charts(model: ActiveModel, range_key: str, statistics: dict) -> dict:
+    label, window, bucket = TIME_RANGES[range_key]
+    end = timezone.now()
+    start = end - timedelta(seconds=window)
+    timeline = prediction_selectors.prediction_timeline(
+        active_model_id=model.pk, start=start, end=end, bucket_seconds=bucket
+    )
+    verdicts = prediction_selectors.verdict_timeline(
+        active_model_id=model.pk, start=start, end=end, bucket_seconds=bucket
+    )
+    fmt = "%H:%M" if bucket < 86400 and window <= 86400 else "%m-%d" if bucket >= 86400 else "%m-%d %H:%M"
+    labels = [row["bucket"].strftime(fmt) for row in timeline]
+    bucket_text = f"{bucket // 60} min" if bucket < 3600 else f"{bucket // 3600} h" if bucket < 86400 else "day"
+    if any(row["negativ"] or row["positiv"] or row["alert"] for row in timeline):
+        prediction_chart = charts.bar_chart(
+            labels,
+            [
+                charts.BarSeries("negativ", [row["negativ"] for row in timeline], "#cbd5e1"),
+                charts.BarSeries("positiv", [row["positiv"] for row in timeline], "#60a5fa"),
+                charts.BarSeries("alert", [row["alert"] for row in timeline], "#7c3aed"),
+            ],
+            title=f"Predictions per {bucket_text}, {label}", y_unit="predictions", x_unit="UTC", max_labels=6,
+        )
+    else:
+        prediction_chart = charts.empty_chart(f"No predictions in the {label}")
+    if any(row["success"] or row["failed"] or row["not_applicable"] or row["pending"] for row in verdicts):
+        verdict_chart = charts.bar_chart(
+            labels,
+            [
+                charts.BarSeries("success", [row["success"] for row in verdicts], "#16a34a"),
+                charts.BarSeries("failed", [row["failed"] for row in verdicts], "#dc2626"),
+                charts.BarSeries("expired", [row["not_applicable"] for row in verdicts], "#9ca3af"),
+                charts.BarSeries("pending", [row["pending"] for row in verdicts], "#f59e0b"),
+            ],
+            title=f"Alert verdicts per {bucket_text}, {label}", y_unit="alerts", x_unit="UTC",
+            max_labels=6,
+        )
+    else:
+        verdict_chart = charts.empty_chart(f"No alerts in the {label}")
+    distribution = statistics["probability_distribution"]
+    buckets = [f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10)]
+    if distribution:
+        histogram = charts.bar_chart(
+            [b.split("-")[0] for b in buckets],
+            [charts.BarSeries("predictions", [distribution.get(b, 0) for b in buckets], "#2563eb")],
+            title="Probability histogram (all predictions)", y_unit="predictions", x_unit="probability ≥",
+            max_labels=10, legend=False,
+        )
+    else:
+        histogram = charts.empty_chart("No predictions yet")
+    return {"prediction_chart": prediction_chart, "verdict_chart": verdict_chart, "histogram": histogram,
+            "range_label": label, "bucket_text": bucket_text}
+
+
+@page_login_required
+@require_GET
+def model_detail(request, active_model_id: int):
+    """`/models/<id>/`: settings, training metrics, versions, charts, recent predictions (filters, paging)."""
+    model = _model_or_404(active_model_id)
+    template = "modelregistry/model_detail.html"
+    if partial_request(request) and request.GET.get("partial") == "predictions":
+        return render(request, f"{template}#predictions", _predictions_context(request, model))
+    range_form = RangeForm(request.GET)
+    range_key = range_form.cleaned_data.get("range") if range_form.is_valid() else ""
+    range_key = range_key or "24h"
+    statistics = model_statistics(active_model_id=model.pk)
+    context = {
+        **_predictions_context(request, model),
+        **_detail_charts(model, range_key, statistics),
+        "statistics": statistics,
+        "versions": selectors.model_versions(active_model_id=model.pk),
+        "n8n": prediction_selectors.n8n_status(active_model_id=model.pk),
+        "range": range_key,
+        "ranges": [(key, value[0]) for key, value in TIME_RANGES.items()],
+        "target": log_selectors.model_target_text(model),
+    }
+    if partial_request(request) and request.GET.get("partial") == "charts":
+        return render(request, f"{template}#charts", context)
+    return render(request, template, context)
+
+
+# --- per-model settings -----------------------------------------------------------------------------------------------
+
+
+@page_login_required
+@require_http_methods(["GET", "POST"])
+def model_config(request, active_model_id: int):
+    """`/models/<id>/config/`: every per-model setting in one form, saved in place (hx-post answers the form)."""
+    model = _model_or_404(active_model_id)
+    saved = False
+    status = 200
+    if request.method == "POST":
+        form = ModelSettingsForm(request.POST)
+        if form.is_valid():
+            try:
+                model = services.update_model_settings(active_model_id=model.pk, **form.settings_changes())
+            except services.InvalidSetting as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                saved = True
+                form = ModelSettingsForm(initial=ModelSettingsForm.initial_for(model))
+        if form.errors:
+            status = 200 if partial_request(request) else 400
+    else:
+        form = ModelSettingsForm(initial=ModelSettingsForm.initial_for(model))
+    context = {"model": model, "form": form, "saved": saved, "n8n": prediction_selectors.n8n_status(active_model_id=model.pk)}
+    template = "modelregistry/model_config.html"
+    return render(request, f"{template}#config_form" if partial_request(request) else template, context, status=status)
+

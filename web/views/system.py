@@ -1,0 +1,203 @@
+"""Pages of the whole system: dashboard, settings, info."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import django
+from django.conf import settings
+from django.db import connection, transaction
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+from rest_framework.authtoken.models import Token
+
+from alerts.selectors import alert_statistics, models_alert_statistics
+from modelregistry.models import ActiveModel
+from predictions import selectors as prediction_selectors
+from pumpserver import config
+from web import charts
+from web.forms.system import SettingsForm
+from web.selectors import QUEUE_DEPTH_CAP, health, heartbeat_stale_seconds, process_heartbeats
+from web.views.base import VERDICT_COLORS, page_login_required, partial_request
+
+DASHBOARD_MINUTES = 60
+NEWEST_ALERTS = 8
+
+
+def _dashboard_live() -> dict:
+    now = timezone.now()
+    per_minute = prediction_selectors.predictions_per_minute(minutes=DASHBOARD_MINUTES, now=now)
+    report = health()
+    labels = [row["minute"].strftime("%H:%M") for row in per_minute]
+    chart = charts.bar_chart(
+        labels,
+        [
+            charts.BarSeries("other predictions", [row["predictions"] - row["alerts"] for row in per_minute], "#93c5fd"),
+            charts.BarSeries("alerts", [row["alerts"] for row in per_minute], "#7c3aed"),
+        ],
+        title="Predictions per minute, last 60 minutes",
+        y_unit="per minute",
+        x_unit="UTC",
+        max_labels=6,
+        height=190,
+    ) if any(row["predictions"] for row in per_minute) else charts.empty_chart(
+        "No predictions in the last hour", height=190
+    )
+    complete = per_minute[-2] if len(per_minute) > 1 else per_minute[-1]
+    queue_depth = report["checks"]["queue_depth"]
+    return {
+        "now": now,
+        "health": report,
+        "checks": report["checks"],
+        "queue_depth": queue_depth,
+        "queue_capped": queue_depth is not None and queue_depth >= QUEUE_DEPTH_CAP,
+        "predictions_last_hour": sum(row["predictions"] for row in per_minute),
+        "alerts_last_hour": sum(row["alerts"] for row in per_minute),
+        "last_minute": complete,
+        "per_minute_chart": chart,
+        "newest_alerts": prediction_selectors.newest_alerts(limit=NEWEST_ALERTS),
+    }
+
+
+def _dashboard_stats() -> dict:
+    statistics = alert_statistics()
+    models = list(ActiveModel.objects.order_by("-is_active", "-created_at"))
+    per_model = models_alert_statistics(active_model_ids=[model.pk for model in models])
+    rows = []
+    for model in models:
+        figures = per_model[str(model.pk)]
+        judged = figures["alerts_success"] + figures["alerts_failed"]
+        rows.append({
+            "model": model,
+            **figures,
+            "alerts_success_rate": 100.0 * figures["alerts_success"] / judged if judged else None,
+        })
+    rated = [row for row in rows if row["alerts_success_rate"] is not None]
+    if rated:
+        chart = charts.bar_chart(
+            [row["model"].display_name[:14] for row in rated],
+            [charts.BarSeries("alert success rate", [row["alerts_success_rate"] for row in rated], "#16a34a")],
+            title="Alert success rate per model", y_unit="%", height=190, max_labels=6, legend=False,
+        )
+    else:
+        chart = charts.empty_chart("No alert has been judged yet", height=190)
+    expired = max(statistics["alerts_above_threshold"] - statistics["alerts_success"] - statistics["alerts_failed"]
+                  - statistics["alerts_pending"], 0)
+    verdicts = charts.category_bars(
+        [("success", statistics["alerts_success"], VERDICT_COLORS["success"]),
+         ("failed", statistics["alerts_failed"], VERDICT_COLORS["failed"]),
+         ("expired", expired, VERDICT_COLORS["expired"]),
+         ("pending", statistics["alerts_pending"], VERDICT_COLORS["pending"])],
+        title="Alert verdicts", y_unit="alerts", height=190, empty_message="No alerts yet",
+    )
+    return {"statistics": statistics, "model_rows": rows, "success_chart": chart, "verdict_chart": verdicts}
+
+
+@page_login_required
+def dashboard(request):
+    """`/`: live figures (every 5 s) and alert statistics (every 30 s), each refreshed by an htmx partial swap."""
+    template = "pumpserver/dashboard.html"
+    if partial_request(request):
+        if request.GET.get("partial") == "stats":
+            return render(request, f"{template}#stats", _dashboard_stats())
+        return render(request, f"{template}#live", _dashboard_live())
+    return render(request, template, {**_dashboard_live(), **_dashboard_stats()})
+
+
+@page_login_required
+@require_http_methods(["GET", "POST"])
+def settings_page(request):
+    """`/settings/`: the persisted configuration (pumpserver.config), saved in place."""
+    saved = False
+    if request.method == "POST":
+        form = SettingsForm(request.POST)
+        if form.is_valid():
+            try:
+                config.update_config(changes=form.changes())
+            except config.ConfigError as exc:
+                for key, messages in exc.errors.items():
+                    form.add_error(key if key in form.fields else None, " ".join(messages))
+            else:
+                saved = True
+                form = SettingsForm(initial=config.get_config())
+    else:
+        form = SettingsForm(initial=config.get_config())
+    context = {
+        "form": form,
+        "saved": saved,
+        "current": config.get_config(),
+        "env_n8n": settings.N8N_WEBHOOK_URL,
+        "env_training": settings.TRAINING_SERVICE_API_URL,
+    }
+    template = "pumpserver/settings.html"
+    return render(request, f"{template}#settings_form" if partial_request(request) else template, context)
+
+
+def _version() -> dict:
+    commit = None
+    git_dir = Path(settings.BASE_DIR if hasattr(settings, "BASE_DIR") else Path(__file__).resolve().parent.parent) / ".git"
+    try:
+        head = (git_dir / "HEAD").read_text().strip()
+        if head.startswith("ref: "):
+            ref = git_dir / head[5:]
+            commit = ref.read_text().strip() if ref.exists() else None
+        else:
+            commit = head
+    except OSError:
+        commit = None
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        postgres = cursor.fetchone()[0]
+    return {
+        "version": settings.SPECTACULAR_SETTINGS.get("VERSION", "?"),
+        "commit": commit[:12] if commit else None,
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "postgres": postgres,
+        "database": "embedded" if getattr(settings, "USING_EMBEDDED_DATABASE", False) else "DATABASE_URL",
+    }
+
+
+def _token_context(request, *, new_key: str | None = None) -> dict:
+    token = Token.objects.filter(user=request.user).first()
+    return {"token": token, "new_key": new_key}
+
+
+def _info_context(request, *, new_key: str | None = None) -> dict:
+    return {
+        **_version(),
+        **_token_context(request, new_key=new_key),
+        "heartbeats": process_heartbeats(),
+        "stale_seconds": heartbeat_stale_seconds(),
+        "base_url": request.build_absolute_uri("/").rstrip("/"),
+        "endpoints": [
+            ("Pages", "/", "this interface (login)"),
+            ("Admin", "/admin/", "Django admin (staff users)"),
+            ("REST API", "/api/", "token or session; e.g. /api/models, /api/alerts/statistics"),
+            ("API docs", "/api/docs/", "Swagger UI of the OpenAPI schema (/api/schema/)"),
+            ("Health", "/api/health", "database, listener and worker liveness (also /health)"),
+            ("Metrics", "/metrics", "Prometheus text of every process"),
+            ("MCP (Streamable HTTP)", "/mcp/", "Bearer token"),
+            ("MCP (SSE)", "/mcp/sse", "Bearer token; messages go to /mcp/messages/"),
+        ],
+    }
+
+
+@page_login_required
+def info(request):
+    """`/info/`: version, processes and heartbeats, endpoints, MCP client configuration, API token."""
+    return render(request, "pumpserver/info.html", _info_context(request))
+
+
+@page_login_required
+@require_POST
+def info_token(request):
+    """Create (or replace) the logged-in user's API token; the key is shown once, in the answer."""
+    with transaction.atomic():
+        Token.objects.filter(user=request.user).delete()
+        token = Token.objects.create(user=request.user)
+    context = _info_context(request, new_key=token.key)
+    template = "pumpserver/info.html"
+    return render(request, f"{template}#token" if partial_request(request) else template, context)
