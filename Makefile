@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench stop-db clean
+.PHONY: run test lint bench stop-db clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,10 +39,17 @@ test: $(VENV)/.installed-test
 	  echo "installing from Debian's packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check --select F --exclude var,migrations --quiet .
 	$(PY) -m pytest
 
+# The layer contract alone (.importlinter; docs/architecture.md): which package may import which.
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check --select F --exclude var,migrations .
+
 bench: $(VENV)/.installed-test
-	$(PY) -m tests.benchmarks.run
+	$(PY) -m tests.benchmarks.run $(BENCH)
 
 # The embedded PostgreSQL outlives `make run` so restarts are quick; this stops it.
 stop-db: $(VENV)/.installed-base

@@ -116,8 +116,8 @@ def _env(url: str) -> dict:
             "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-secret-key")}
 
 
-def _manage(url: str, *args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=PROJECT_DIR, env=_env(url), **kwargs)
+def _manage(url: str, *args: str, code_dir: Path = PROJECT_DIR, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=code_dir, env=_env(url), **kwargs)
 
 
 def _simulate(url: str, *, rate: float, start: datetime, duration: float | None = None,
@@ -380,9 +380,10 @@ class Bench:
             and phase.offered >= 0.85 * phase.rate  # else the generator (starved of CPU) did not offer the rate
         )
 
-    def start_listener(self) -> None:
+    def start_listener(self, code_dir: Path = PROJECT_DIR) -> None:
+        """One `listen_events` process, running the code in `code_dir` (another checkout, to compare revisions)."""
         self.log = open(self.log_path, "w")
-        self.listener = _manage(self.url, "listen_events", stdout=self.log, stderr=subprocess.STDOUT)
+        self.listener = _manage(self.url, "listen_events", code_dir=code_dir, stdout=self.log, stderr=subprocess.STDOUT)
 
     def stop_listener(self) -> tuple[int | None, int | None]:
         peak, current = _vm(self.listener.pid, "VmHWM"), _vm(self.listener.pid, "VmRSS")
@@ -396,7 +397,9 @@ class Bench:
         return peak, current
 
 
-def run(url: str) -> str:
+def prepare(url: str) -> tuple[Bench, float, str]:
+    """The 10 models registered and PREFILL_ROWS of history stored; returns the bench, setup seconds and the
+    prefill's summary line."""
     began = time.monotonic()
     bench = Bench(url)
     print("listener bench: training and registering 10 models", flush=True)
@@ -411,17 +414,26 @@ def run(url: str) -> str:
         raise RuntimeError(f"prefill failed: {prefill_output}")
     bench.conn.execute("TRUNCATE coin_metrics_queue")  # history, not work: the listener starts on an empty queue
     bench.conn.execute("VACUUM ANALYZE coin_metrics")
+    return bench, setup_models, prefill_output
 
+
+def warm_up(bench: Bench) -> None:
+    """The listener loads its 10 models on its first batch."""
+    warm = _simulate(bench.url, rate=500, rows=500, start=bench.next_start())
+    warm.communicate()
+    if not bench.wait_for_empty_queue(timeout=120):
+        raise RuntimeError(f"the listener did not start predicting; see {bench.log_path}")
+
+
+def run(url: str) -> str:
+    began = time.monotonic()
+    bench, setup_models, prefill_output = prepare(url)
     bench.start_listener()
     bench.watcher = Watcher(url)
     bench.watcher.start()
     phases: list[Phase] = []
     try:
-        # Warm-up: the listener loads its 10 models on its first batch.
-        warm = _simulate(url, rate=500, rows=500, start=bench.next_start())
-        warm.communicate()
-        if not bench.wait_for_empty_queue(timeout=120):
-            raise RuntimeError(f"the listener did not start predicting; see {bench.log_path}")
+        warm_up(bench)
         for rate in FIXED_PHASES:
             print(f"listener bench: {rate} rows/s", flush=True)
             phases.append(bench.run_phase(Phase(rate, FIXED_SECONDS, FIXED_WARMUP)))

@@ -1,0 +1,132 @@
+"""The listener of two revisions, side by side in one run: does a change to the event path cost speed?
+
+A baseline revision (BENCH_BASELINE_REV, default: the last commit before the layered architecture) is checked out
+into var/bench-baseline with `git worktree` and runs against the very same database, models and market as the
+working tree, with the same virtual environment. Listeners of the two take turns (baseline, current, baseline,
+current) so that a machine that gets busier or quieter during the run weighs on both alike; each turn runs a
+latency step at 500 rows/s and a load step at 1,000 rows/s (near the listener's limit with every row predicted
+on its own, see the listener benchmark). The figures compared are the medians over the turns of one revision and
+their ratio current / baseline:
+
+* listener CPU per claimed row at 1,000 rows/s (the least noisy measure of work per row);
+* claimed rows/s at 1,000 rows/s, and p50/p99 insert → prediction latency at 500 rows/s.
+
+    .venv/bin/python -m tests.benchmarks.run listener-compare
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+from tests.benchmarks.bench_listener import (
+    FIXED_WARMUP,
+    PROJECT_DIR,
+    Phase,
+    Watcher,
+    _phase_line,
+    prepare,
+    warm_up,
+)
+
+BASELINE_REV = os.environ.get("BENCH_BASELINE_REV", "40fc820")
+BASELINE_DIR = PROJECT_DIR / "var" / "bench-baseline"
+TURNS = 2  # per revision
+LATENCY_RATE, LOAD_RATE = 500, 1000
+STEP_SECONDS = 35
+
+
+def baseline_checkout() -> tuple[Path, str]:
+    """A detached worktree at BASELINE_REV (made afresh), and its full commit id."""
+    subprocess.run(["git", "worktree", "remove", "--force", str(BASELINE_DIR)], cwd=PROJECT_DIR,
+                   capture_output=True)
+    subprocess.run(["git", "worktree", "add", "--detach", str(BASELINE_DIR), BASELINE_REV], cwd=PROJECT_DIR,
+                   check=True, capture_output=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=BASELINE_DIR, check=True, capture_output=True,
+                            text=True).stdout.strip()
+    return BASELINE_DIR, commit
+
+
+def current_commit() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_DIR,
+                           capture_output=True, text=True).stdout.strip()
+    return head.stdout.strip() + (" with uncommitted changes" if dirty else "")
+
+
+def run(url: str) -> str:
+    began = time.monotonic()
+    baseline_dir, baseline_commit = baseline_checkout()
+    bench, _setup, _prefill = prepare(url)
+    turns: dict[str, list[tuple[Phase, Phase]]] = {"baseline": [], "current": []}
+    try:
+        for turn in range(TURNS):
+            for name, code_dir in (("baseline", baseline_dir), ("current", PROJECT_DIR)):
+                print(f"listener compare: turn {turn + 1}, {name}", flush=True)
+                bench.start_listener(code_dir)
+                bench.watcher = Watcher(url)
+                bench.watcher.start()
+                try:
+                    warm_up(bench)
+                    latency = bench.run_phase(Phase(LATENCY_RATE, STEP_SECONDS, FIXED_WARMUP))
+                    print("  " + _phase_line(latency), flush=True)
+                    load = bench.run_phase(Phase(LOAD_RATE, STEP_SECONDS, FIXED_WARMUP))
+                    print("  " + _phase_line(load), flush=True)
+                finally:
+                    bench.stop_listener()
+                    bench.watcher.stop()
+                if bench.watcher.error:
+                    raise bench.watcher.error
+                turns[name].append((latency, load))
+    finally:
+        bench.conn.close()
+        subprocess.run(["git", "worktree", "remove", "--force", str(baseline_dir)], cwd=PROJECT_DIR,
+                       capture_output=True)
+    return _report(turns, baseline_commit=baseline_commit, elapsed=time.monotonic() - began)
+
+
+def _figures(pairs: list[tuple[Phase, Phase]]) -> dict[str, float]:
+    def median(values) -> float:
+        return statistics.median(values)
+
+    return {
+        "cpu_ms_per_row": median(1000 * load.cpu.get("listener", 0) / max(load.claimed, 1e-9) for _, load in pairs),
+        "claimed": median(load.claimed for _, load in pairs),
+        "p50": median(latency.percentile(50) for latency, _ in pairs),
+        "p99": median(latency.percentile(99) for latency, _ in pairs),
+    }
+
+
+def _report(turns: dict, *, baseline_commit: str, elapsed: float) -> str:
+    old, new = _figures(turns["baseline"]), _figures(turns["current"])
+    rows = [
+        ("listener CPU per claimed row at 1,000 rows/s (ms)", "cpu_ms_per_row", "{:.3f}", "lower is better"),
+        ("claimed rows/s at 1,000 rows/s offered", "claimed", "{:,.0f}", "higher is better"),
+        ("p50 latency at 500 rows/s (ms)", "p50", "{:,.0f}", "lower is better"),
+        ("p99 latency at 500 rows/s (ms)", "p99", "{:,.0f}", "lower is better"),
+    ]
+    lines = [
+        "### Listener before and after: two revisions in one run",
+        "",
+        f"Baseline `{baseline_commit[:12]}` (a `git worktree` of BENCH_BASELINE_REV) against the working tree "
+        f"(`{current_commit()}`), same database, 10 models and 2,000-coin market as the listener benchmark; the two "
+        f"listeners take turns ({TURNS} turns each, alternating), each turn a {STEP_SECONDS} s step at "
+        f"{LATENCY_RATE} rows/s and one at {LOAD_RATE:,} rows/s after a {FIXED_WARMUP} s warm-up. Medians over the "
+        "turns; ratio = current / baseline.",
+        "",
+        "| figure | baseline | current | ratio | |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for label, key, fmt, better in rows:
+        ratio = new[key] / old[key] if old[key] else float("nan")
+        lines.append(f"| {label} | {fmt.format(old[key])} | {fmt.format(new[key])} | {ratio:.2f} | {better} |")
+    lines += ["", "Every step:", ""]
+    for name, pairs in turns.items():
+        for turn, (latency, load) in enumerate(pairs, 1):
+            lines.append(f"- {name}, turn {turn}, {LATENCY_RATE} rows/s: {_phase_line(latency)}")
+            lines.append(f"- {name}, turn {turn}, {LOAD_RATE:,} rows/s: {_phase_line(load)}")
+    lines.append(f"- Whole comparison {elapsed / 60:.1f} min.")
+    return "\n".join(lines)
