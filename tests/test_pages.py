@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -434,6 +436,22 @@ def test_info_shows_processes_mcp_snippet_and_creates_a_token(client, user):
     assert key not in again and "Replace token" in again
     client.post("/info/token/", **HX)
     assert Token.objects.get(user=user).key != key
+
+
+def test_create_api_token_command_keeps_the_key_unless_rotated(user):
+    def run(*args) -> str:
+        out = io.StringIO()
+        call_command("create_api_token", *args, stdout=out)
+        return out.getvalue().strip()
+
+    key = run("operator")
+    assert key == Token.objects.get(user=user).key
+    assert run("operator") == key
+    rotated = run("operator", "--rotate")
+    assert rotated != key and Token.objects.get(user=user).key == rotated
+    with pytest.raises(CommandError):
+        run("nobody")
+    assert run("newcomer", "--create") == Token.objects.get(user__username="newcomer").key
 
 
 # --- charts ----------------------------------------------------------------------------------------------------------

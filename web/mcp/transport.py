@@ -43,6 +43,7 @@ from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from pydantic import ValidationError
 from starlette.requests import Request
 
+from pumpserver.tokens import active_user_for_key
 from web.mcp import server as mcp_server
 
 logger = logging.getLogger("web.mcp")
@@ -152,12 +153,10 @@ def _token_key(scope) -> str | None:
 
 
 def _caller_for_key(key: str) -> Caller | None:
-    from rest_framework.authtoken.models import Token
-
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
+    user = active_user_for_key(key=key)
+    if user is None:
         return None
-    return Caller(user_id=token.user.pk, username=token.user.get_username())
+    return Caller(user_id=user.pk, username=user.get_username())
 
 
 async def authenticate(scope) -> Caller | None:

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import django
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
-from rest_framework.authtoken.models import Token
 
 from alerts.selectors import alert_statistics, models_alert_statistics
 from modelregistry.models import ActiveModel
 from predictions import selectors as prediction_selectors
 from pumpserver import config
+from pumpserver.tokens import issue_api_token, token_of
 from web import charts
 from web.forms.system import SettingsForm
 from web.selectors import QUEUE_DEPTH_CAP, health, heartbeat_stale_seconds, process_heartbeats
@@ -161,8 +161,7 @@ def _version() -> dict:
 
 
 def _token_context(request, *, new_key: str | None = None) -> dict:
-    token = Token.objects.filter(user=request.user).first()
-    return {"token": token, "new_key": new_key}
+    return {"token": token_of(user=request.user), "new_key": new_key}
 
 
 def _info_context(request, *, new_key: str | None = None) -> dict:
@@ -195,9 +194,7 @@ def info(request):
 @require_POST
 def info_token(request):
     """Create (or replace) the logged-in user's API token; the key is shown once, in the answer."""
-    with transaction.atomic():
-        Token.objects.filter(user=request.user).delete()
-        token = Token.objects.create(user=request.user)
+    token = issue_api_token(user=request.user)
     context = _info_context(request, new_key=token.key)
     template = "pumpserver/info.html"
     return render(request, f"{template}#token" if partial_request(request) else template, context)

@@ -2,7 +2,8 @@
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.authtoken.models import Token
+
+from pumpserver.tokens import issue_api_token
 
 
 class Command(BaseCommand):
@@ -20,7 +21,5 @@ class Command(BaseCommand):
             if not create:
                 raise CommandError(f"no user named {username!r} (add --create to create one)")
             user = users.objects.create_user(username=username)
-        if rotate:
-            Token.objects.filter(user=user).delete()
-        token, _ = Token.objects.get_or_create(user=user)
+        token = issue_api_token(user=user, replace=rotate)
         self.stdout.write(token.key)
