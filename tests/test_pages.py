@@ -374,6 +374,17 @@ def test_alerts_filter_by_model_status_coin_and_time(client, model):
     assert "negativ" not in negatives.split("<tbody>", 2)[-1]  # only rows tagged alert are listed
 
 
+def test_alerts_page_through_with_the_filters_kept(client, model):
+    for minute in range(30):
+        add_prediction(model, probability=0.97, tag="alert", coin=f"alert-coin-{minute:02d}", minutes_ago=100 + minute)
+    first = client.get(f"/alerts/?model={model.pk}", **HX).content.decode()
+    assert "Page 1 of 2" in first and "alert-coin-00" in first and "alert-coin-29" not in first
+    assert f"?model={model.pk}&amp;page=2" in first and "← Newer" not in first
+    second = client.get(f"/alerts/?model={model.pk}&page=2", **HX).content.decode()
+    assert "Page 2 of 2" in second and "alert-coin-29" in second and "Older →" not in second
+    assert f"?model={model.pk}&amp;page=1" in second
+
+
 def test_coin_details_show_price_and_predictions(client, model, market):
     now = timezone.now().replace(microsecond=0)
     with market.cursor() as cursor:
@@ -407,6 +418,19 @@ def test_webhooks_list_and_redeliver(client):
     assert delivery.status == DeliveryStatus.PENDING and delivery.next_attempt_at <= timezone.now()
     assert client.post(f"/webhooks/{uuid.uuid4()}/redeliver/", **HX).status_code == 404
     assert "pending" in client.get("/webhooks/?status=pending", **HX).content.decode()
+
+
+def test_webhooks_page_through(client):
+    now = timezone.now()
+    for minute in range(51):
+        WebhookDelivery.objects.create(
+            webhook_url="http://localhost:5678/webhook/x", coin_id=f"hook-coin-{minute:02d}",
+            data_timestamp=now - timedelta(minutes=minute), payload={}, status=DeliveryStatus.FAILED,
+        )
+    first = client.get("/webhooks/?status=failed").content.decode()
+    assert "Page 1 of 2" in first and "?status=failed&amp;page=2" in first and "← Newer" not in first
+    second = client.get("/webhooks/?status=failed&page=2").content.decode()
+    assert "Page 2 of 2" in second and "?status=failed&amp;page=1" in second and "Older →" not in second
 
 
 # --- settings and info -----------------------------------------------------------------------------------------------

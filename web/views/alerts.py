@@ -11,7 +11,7 @@ from alerts.selectors import alert_statistics
 from predictions import log_selectors
 from predictions.models import Tag
 from web import charts
-from web.views.base import VERDICT_COLORS, page_login_required, partial_request
+from web.views.base import VERDICT_COLORS, Pager, page_login_required, partial_request
 
 ALERTS_PER_PAGE = 25
 
@@ -37,13 +37,10 @@ def alert_list(request):
         if data.get("date_to"):
             filters["alert_time_to"] = statistics_filters["date_to"] = data["date_to"]
         page = data.get("page") or 1
-    result = log_selectors.model_predictions_page(filters=filters, limit=ALERTS_PER_PAGE,
-                                                  offset=(page - 1) * ALERTS_PER_PAGE)
+    pager = Pager(page, ALERTS_PER_PAGE)
+    result = log_selectors.model_predictions_page(filters=filters, limit=pager.limit, offset=pager.offset)
     prefetch_related_objects(result.predictions, "active_model")  # model names in one query
     statistics = alert_statistics(**statistics_filters)
-    pages = max(1, -(-result.total // ALERTS_PER_PAGE))
-    query = request.GET.copy()
-    query.pop("page", None)
     judged = statistics["alerts_success"] + statistics["alerts_failed"]
     expired = max(statistics["alerts_above_threshold"] - judged - statistics["alerts_pending"], 0)
     verdict_chart = charts.category_bars(
@@ -57,11 +54,7 @@ def alert_list(request):
         "form": form,
         "alerts": result.predictions,
         "total": result.total,
-        "page": page,
-        "pages": pages,
-        "has_previous": page > 1,
-        "has_next": page < pages,
-        "query": query.urlencode(),
+        **pager.context(result.total, query=request.GET),
         "filtered": len(filters) > 1,
         "statistics": statistics,
         "expired": expired,

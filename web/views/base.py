@@ -1,7 +1,8 @@
-"""What every page shares: login for pages (htmx aware), partial requests, verdict colours."""
+"""What every page shares: login for pages (htmx aware), partial requests, paging, verdict colours."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import wraps
 from urllib.parse import quote
 
@@ -31,3 +32,30 @@ def partial_request(request) -> bool:
     """An htmx request that wants a fragment (not a history restore, which needs the whole page)."""
     htmx = getattr(request, "htmx", None)
     return bool(htmx) and not htmx.history_restore_request
+
+
+@dataclass(frozen=True)
+class Pager:
+    """Page `page` (1-based) of a list shown `per_page` rows at a time: the selector's limit/offset and the links."""
+
+    page: int
+    per_page: int
+
+    @property
+    def limit(self) -> int:
+        return self.per_page
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+    def context(self, total: int, *, query=None, drop: tuple[str, ...] = ("page",)) -> dict:
+        """Template values for the page links; with `query` (request.GET) also `query`: it without `drop` keys."""
+        pages = max(1, -(-total // self.per_page))
+        context = {"page": self.page, "pages": pages, "has_previous": self.page > 1, "has_next": self.page < pages}
+        if query is not None:
+            query = query.copy()
+            for key in drop:
+                query.pop(key, None)
+            context["query"] = query.urlencode()
+        return context

@@ -31,7 +31,7 @@ from modelregistry.models import ActiveModel, ModelType
 from predictions import log_selectors
 from predictions import selectors as prediction_selectors
 from web import charts
-from web.views.base import page_login_required, partial_request
+from web.views.base import Pager, page_login_required, partial_request
 
 PREDICTIONS_PER_PAGE = 25
 
@@ -230,23 +230,14 @@ def _predictions_context(request, model: ActiveModel) -> dict:
         if data.get("date_to"):
             filters["alert_time_to"] = data["date_to"]
         page = data.get("page") or 1
-    result = log_selectors.model_predictions_page(
-        filters=filters, limit=PREDICTIONS_PER_PAGE, offset=(page - 1) * PREDICTIONS_PER_PAGE
-    )
-    pages = max(1, -(-result.total // PREDICTIONS_PER_PAGE))
-    query = request.GET.copy()
-    query.pop("page", None)
-    query.pop("partial", None)
+    pager = Pager(page, PREDICTIONS_PER_PAGE)
+    result = log_selectors.model_predictions_page(filters=filters, limit=pager.limit, offset=pager.offset)
     return {
         "model": model,
         "filter_form": form,
         "predictions": result.predictions,
         "total": result.total,
-        "page": page,
-        "pages": pages,
-        "has_previous": page > 1,
-        "has_next": page < pages,
-        "query": query.urlencode(),
+        **pager.context(result.total, query=request.GET, drop=("page", "partial")),
         "filtered": len(filters) > 1,
     }
 

@@ -15,7 +15,7 @@ from predictions import log_selectors, selectors, webhooks
 from web.forms.predictions import WINDOW_CHOICES, CoinWindowForm, DeliveryFilterForm
 from predictions.models import WebhookDelivery
 from web import charts
-from web.views.base import page_login_required, partial_request
+from web.views.base import Pager, page_login_required, partial_request
 
 DELIVERIES_PER_PAGE = 50
 TAG_STYLE = {"negativ": ("#9ca3af", "circle"), "positiv": ("#2563eb", "circle"), "alert": ("#7c3aed", "triangle")}
@@ -131,12 +131,10 @@ def _deliveries_context(request) -> dict:
     if form.is_bound and form.is_valid():
         status = form.cleaned_data.get("status") or ""
         page = form.cleaned_data.get("page") or 1
-    rows, total = selectors.webhook_deliveries(
-        status=status or None, limit=DELIVERIES_PER_PAGE, offset=(page - 1) * DELIVERIES_PER_PAGE
-    )
-    pages = max(1, -(-total // DELIVERIES_PER_PAGE))
-    return {"form": form, "deliveries": rows, "total": total, "page": page, "pages": pages, "status": status,
-            "has_previous": page > 1, "has_next": page < pages, "counts": selectors.webhook_delivery_counts()}
+    pager = Pager(page, DELIVERIES_PER_PAGE)
+    rows, total = selectors.webhook_deliveries(status=status or None, limit=pager.limit, offset=pager.offset)
+    return {"form": form, "deliveries": rows, "total": total, **pager.context(total), "status": status,
+            "counts": selectors.webhook_delivery_counts()}
 
 
 @page_login_required
