@@ -11,6 +11,10 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.utils import timezone
 
+from modelregistry.models import ActiveModel
+from predictions.models import ModelPrediction
+from pumpserver.models import ProcessHeartbeat
+
 DEFAULT_HEARTBEAT_STALE_SECONDS = 30
 QUEUE_DEPTH_CAP = 100_000  # the health check counts queued rows up to this many (a bounded index scan)
 HEALTH_STATEMENT_TIMEOUT_MS = 2000
@@ -48,10 +52,6 @@ def _process_check(beats: list[dict], kind: str, live_after: datetime) -> dict:
 
 def _database_checks(now: datetime, live_after: datetime) -> dict:
     """Every database figure the health check shows, in one short transaction with a statement timeout."""
-    from modelregistry.models import ActiveModel
-    from predictions.models import ModelPrediction
-    from pumpserver.models import ProcessHeartbeat
-
     started = time.perf_counter()
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -171,8 +171,6 @@ def log_tail(*, lines: int) -> str:
 
 def process_heartbeats(*, now: datetime | None = None) -> list[dict]:
     """Every process that wrote a heartbeat (web, listener, worker), with `alive` (seen within the stale limit)."""
-    from pumpserver.models import ProcessHeartbeat
-
     now = now or timezone.now()
     live_after = now - timedelta(seconds=heartbeat_stale_seconds())
     beats = list(

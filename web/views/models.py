@@ -28,6 +28,12 @@ from web.forms.models import (
     UploadForm,
 )
 from modelregistry.models import ActiveModel, ModelType
+from modelregistry.training_service import (
+    TrainingServiceClient,
+    TrainingServiceError,
+    available_model,
+    configured_base_url,
+)
 from predictions import log_selectors
 from predictions import selectors as prediction_selectors
 from web import charts
@@ -131,8 +137,6 @@ def model_delete(request, active_model_id: int):
 @require_http_methods(["GET", "POST"])
 def model_import(request):
     """`/models/import/`: models of the training service (loaded by a partial), upload, training command."""
-    from modelregistry.training_service import configured_base_url
-
     upload_form = UploadForm()
     if request.method == "POST":
         upload_form = UploadForm(request.POST, request.FILES)
@@ -164,8 +168,6 @@ def model_import(request):
 @require_GET
 def available_models(request):
     """The training service's READY models with their metrics (a partial of the import page; can take seconds)."""
-    from modelregistry.training_service import TrainingServiceClient, TrainingServiceError, available_model
-
     context = {"error": None, "models": [], "not_configured": False}
     client = TrainingServiceClient()
     if not client.base_url:
