@@ -14,15 +14,11 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from inference.features import CoinHistories, build_features
 from inference.scoring import ModelCache, ServedModel
 from pumpserver import metrics
-from inference.features import CoinHistories, build_features
 
 logger = logging.getLogger(__name__)
-
-# Coins per build_features call (see _feature_groups): features are per coin, so grouping changes no value.
-FEATURE_GROUP_CELLS = 125_000
-FEATURE_GROUP_MIN_COINS = 64
 
 
 @dataclass(frozen=True)
@@ -183,33 +179,16 @@ def _built_features(built: dict, block: CoinHistories, model: ServedModel, names
             same = _same_histories(block, mine, other_block, theirs)
             matrix[mine[same]] = other_matrix[theirs[same]]
             todo[mine[same]] = False
-        for group in _feature_groups(block.lengths, np.flatnonzero(todo)):
-            whole = len(group) == block.n_coins and np.array_equal(group, np.arange(block.n_coins))
-            matrix[group] = build_features(
-                block if whole else block.take(group),
-                feature_names=names, engineered=model.engineered, windows=list(model.windows),
+        if todo.any():  # build_features works through the coins in groups of bounded memory (length_groups)
+            coins = np.flatnonzero(todo)
+            matrix[coins] = build_features(
+                block, feature_names=names, engineered=model.engineered, windows=list(model.windows),
+                coins=None if todo.all() else coins,
             )
         metrics.FEATURE_SECONDS.observe(time.perf_counter() - started)
         built[key] = (block, {name: i for i, name in enumerate(names)}, matrix)
     _block, columns, matrix = built[key]
     return columns, matrix
-
-
-def _feature_groups(lengths: np.ndarray, coins: np.ndarray) -> list[np.ndarray]:
-    """`coins` in groups of similar history length holding at most FEATURE_GROUP_CELLS padded rows (but at least
-    FEATURE_GROUP_MIN_COINS coins): build_features pads each group to its longest history, so this bounds the
-    memory one call needs (~0.35 kB per cell) at the same speed as larger groups."""
-    coins = coins[np.argsort(lengths[coins], kind="stable")]
-    groups, start = [], 0
-    while start < len(coins):
-        end = start + 1
-        while end < len(coins) and (
-            end - start < FEATURE_GROUP_MIN_COINS or (end - start + 1) * lengths[coins[end]] <= FEATURE_GROUP_CELLS
-        ):
-            end += 1
-        groups.append(coins[start:end])
-        start = end
-    return groups
 
 
 def _same_histories(a: CoinHistories, a_coins: np.ndarray, b: CoinHistories, b_coins: np.ndarray) -> np.ndarray:

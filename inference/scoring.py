@@ -68,34 +68,20 @@ class ReadyModel:
 
     loaded: loading.LoadedModel
     input_names: tuple[str, ...]
-    trees: tuple = ()  # a forest's fitted sklearn Tree objects, in forest order (see predict_proba_positive)
 
     @classmethod
     def prepare(cls, loaded: loading.LoadedModel, input_names: tuple[str, ...]) -> ReadyModel:
         """Ready for the listener: XGBoost predicts on one thread (its OpenMP threads, fighting PostgreSQL and the
         listener for the cores, made a 20-row call take ~50 ms instead of ~4 ms on a busy 2-core machine; the sum
-        over trees is per row, so the result is the same bit for bit), and a forest keeps its trees at hand."""
+        over trees is per row, so the result is the same bit for bit). A forest is scored on its fitted trees
+        directly (loading.forest_probabilities)."""
         if loaded.model_type == loading.MODEL_TYPE_XGBOOST:
             loaded.estimator.set_params(n_jobs=1)
-            return cls(loaded, input_names)
-        return cls(loaded, input_names, tuple(tree.tree_ for tree in loaded.estimator.estimators_))
+        return cls(loaded, input_names)
 
     def predict_proba_positive(self, X) -> tuple[np.ndarray, np.ndarray]:
-        """Exactly loaded.predict_proba_positive(X).
-
-        For a forest it repeats LoadedModel's arithmetic (float32 input, each tree's class-1 fraction added in tree
-        order, one division) on the fitted trees directly: scikit-learn's per-call checks cost ~50 µs per tree, i.e.
-        10 ms per 200-tree model and batch whatever its size, and the loader has checked the trees once already.
-        """
-        X = np.asarray(X, dtype=np.float64)
-        if not self.trees or X.ndim != 2 or X.shape[1] != self.loaded.n_features or len(X) == 0:
-            return self.loaded.predict_proba_positive(X)  # its own answer, errors and empty batches included
-        X32 = np.ascontiguousarray(X, dtype=np.float32)
-        total = np.zeros(len(X), dtype=np.float64)
-        for tree in self.trees:
-            total += tree.predict(X32)[:, 1]  # = DecisionTreeClassifier.predict_proba(X32, check_input=False)[:, 1]
-        probabilities = total / len(self.trees)
-        return probabilities, (probabilities > 0.5).astype(np.int64)
+        """Class-1 probabilities (float64) and 0/1 predictions (int64) for every row of X."""
+        return self.loaded.predict_proba_positive(X)
 
 
 class ModelCache:

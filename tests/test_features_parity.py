@@ -23,9 +23,11 @@ from inference.features import (
     HISTORY_COLUMNS,
     CoinHistories,
     build_features,
+    length_groups,
     pandas_rolling_mean_sum,
     required_feature_names,
 )
+from inference.features import build
 
 FIXTURE_DIR = Path(__file__).parent / "fixtures" / "parity_public"
 MODELS = ("xgb", "rf")
@@ -511,11 +513,9 @@ def _harder_histories(rows: list[tuple], n_coins: int, seed: int) -> list[list[t
 
 @pytest.mark.parametrize("windows", [[5, 10, 15], [1, 3, 7]])
 def test_matches_pandas_transcription_on_hard_cases(coin_metrics_rows, monkeypatch, windows):
-    import inference.features as features
-
-    monkeypatch.setattr(features, "_CHUNK_MAX_COINS", 7)  # several chunks, lengths interleaved
-    monkeypatch.setattr(features, "_CHUNK_MIN_COINS", 2)
-    monkeypatch.setattr(features, "_CHUNK_MAX_CELLS", 200)
+    monkeypatch.setattr(build, "GROUP_MAX_COINS", 7)  # several groups, lengths interleaved
+    monkeypatch.setattr(build, "GROUP_MIN_COINS", 2)
+    monkeypatch.setattr(build, "GROUP_MAX_CELLS", 200)
     coins = _harder_histories(coin_metrics_rows, n_coins=36, seed=len(windows) + windows[0])
     names = (
         list(HISTORY_COLUMNS[2:])
@@ -534,3 +534,24 @@ def test_matches_pandas_transcription_on_hard_cases(coin_metrics_rows, monkeypat
         for coin, col in zip(*np.nonzero(matrix.view(np.uint64) != wanted.view(np.uint64)))
     ]
     assert not differing, f"{len(differing)} values differ, first: {differing[:10]}"
+    # Some coins only, in any order (the engine's path for coins it could not take from another feature set).
+    subset = np.arange(histories.n_coins)[::-3]
+    partial = build_features(
+        histories, feature_names=names, engineered=True, windows=windows, has_data_flags=True, coins=subset
+    )
+    assert np.array_equal(partial.view(np.uint64), matrix[subset].view(np.uint64))
+
+
+def test_length_groups_cover_every_coin_once_within_the_bounds():
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(1, 1001, 5000)
+    groups = length_groups(lengths)
+    assert np.array_equal(np.sort(np.concatenate(groups)), np.arange(len(lengths)))
+    for group in groups:
+        size, longest = len(group), lengths[group].max()
+        assert size <= build.GROUP_MAX_COINS
+        assert size * longest <= build.GROUP_MAX_CELLS or size <= build.GROUP_MIN_COINS
+    ordered = np.concatenate(groups)
+    assert np.all(np.diff(lengths[ordered]) >= 0)  # shortest first: little padding
+    chosen = np.flatnonzero(lengths > 500)
+    assert np.array_equal(np.sort(np.concatenate(length_groups(lengths, chosen))), chosen)

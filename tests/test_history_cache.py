@@ -18,7 +18,7 @@ from modelregistry.models import ActiveModel, ModelSource
 from inference.scoring import ModelCache
 from modelregistry.serving import active_served_models, model_cache
 from modelregistry.services import register_model
-from inference import history
+from inference import history, loading
 from inference.features import build_features
 from predictions.services import process_pending_batch
 from tests import parity
@@ -58,7 +58,8 @@ def same_histories(cached, fresh) -> None:
 
 
 def independent_probabilities(events, limit: int, models: ModelCache) -> dict:
-    """(model id, mint) → probability from a fresh read, each model on its own, through LoadedModel's predict."""
+    """(model id, mint) → probability from a fresh read, each model on its own; forests through scikit-learn's
+    per-tree predict_proba."""
     expected = {}
     for model in active_served_models():
         ready = models.get(model)
@@ -68,7 +69,13 @@ def independent_probabilities(events, limit: int, models: ModelCache) -> dict:
             continue
         features = build_features(block, feature_names=list(ready.input_names), engineered=model.engineered,
                                   windows=list(model.windows))
-        probabilities, _ = ready.loaded.predict_proba_positive(features)
+        if ready.loaded.model_type == loading.MODEL_TYPE_RANDOM_FOREST:  # scikit-learn's own per-tree path
+            probabilities = np.zeros(len(features))
+            for tree in ready.loaded.estimator.estimators_:
+                probabilities += tree.predict_proba(features)[:, 1]
+            probabilities /= len(ready.loaded.estimator.estimators_)
+        else:
+            probabilities, _ = ready.loaded.predict_proba_positive(features)
         expected.update({(model.id, mint): p for mint, p in zip(block.mints, probabilities)})
     return expected
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import skops.io
 import xgboost
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from inference.loading import (
@@ -33,6 +33,7 @@ from inference.loading import (
     load_model,
     validate_against_metadata,
 )
+from inference.scoring import ReadyModel
 
 pytestmark = [
     # Expected when reading the fixture's pickles (scikit-learn 1.3.2, xgboost 2.0.2); both are handled.
@@ -172,14 +173,60 @@ def test_legacy_rf_pickle_is_converted_and_reproduces_the_original_server(legacy
     )
 
 
-def test_forest_probabilities_equal_sklearn_for_a_current_forest():
+def sklearn_forest_reference(forest, X: np.ndarray) -> np.ndarray:
+    """scikit-learn's own answer: each tree's DecisionTreeClassifier.predict_proba (input checks and float32
+    conversion included), added in tree order, divided once."""
+    total = np.zeros(len(X))
+    for tree in forest.estimators_:
+        total += tree.predict_proba(X)[:, 1]
+    return total / len(forest.estimators_)
+
+
+def near_thresholds(forest, rows: int, seed: int) -> np.ndarray:
+    """Rows whose values are the trees' split thresholds of their feature and the doubles next to them (the
+    float32 comparison decides those)."""
+    rng = np.random.default_rng(seed)
+    splits = [(e.tree_.feature, e.tree_.threshold) for e in forest.estimators_]
+    X = np.zeros((rows, forest.n_features_in_))
+    for j in range(forest.n_features_in_):
+        values = np.concatenate([threshold[feature == j] for feature, threshold in splits])
+        if len(values):
+            X[:, j] = rng.choice(values, size=rows)
+    return np.vstack([X, np.nextafter(X, np.inf), np.nextafter(X, -np.inf)])
+
+
+def forest_cases(legacy_rf_model, expected):
+    """(label, loaded forest, rows): the fixture forest (converted from scikit-learn 1.3), the same forest through
+    skops, and forests fitted here; on the fixture's input vectors (or the training rows) and on rows at the trees'
+    thresholds."""
+    X_fixture = np.vstack([expected["rf"].X, near_thresholds(legacy_rf_model.estimator, 40, seed=0)])
+    yield "fixture pickle", legacy_rf_model, X_fixture
+    data, fmt = export_portable(legacy_rf_model)
+    yield "fixture skops", load_model(data, fmt=fmt), X_fixture
     X, y = small_training_set()
-    forest = RandomForestClassifier(n_estimators=7, random_state=0).fit(X, y)
-    model = load_model(skops.io.dumps(forest), fmt=FORMAT_SKOPS)
-    assert not model.legacy_tree_values_converted
-    probabilities, predictions = model.predict_proba_positive(X)
-    assert np.array_equal(probabilities, forest.predict_proba(X)[:, 1])
-    assert np.array_equal(predictions, forest.predict(X))
+    for seed, forest in enumerate((
+        RandomForestClassifier(n_estimators=7, random_state=0).fit(X, y),
+        RandomForestClassifier(n_estimators=25, max_depth=4, random_state=1, n_jobs=2).fit(X, y),
+        ExtraTreesClassifier(n_estimators=9, random_state=2).fit(X, y),
+    )):
+        rows = np.vstack([X, near_thresholds(forest, 40, seed)])
+        yield type(forest).__name__, load_model(skops.io.dumps(forest), fmt=FORMAT_SKOPS), rows
+
+
+def test_the_one_forest_path_equals_scikit_learn_bit_for_bit(legacy_rf_model, expected):
+    """LoadedModel and the listener's ReadyModel score forests on the fitted trees directly; scikit-learn's forest
+    predict_proba (n_jobs=1: trees added in order) and its per-tree predict_proba give the very same doubles."""
+    for label, model, X in forest_cases(legacy_rf_model, expected):
+        probabilities, predictions = model.predict_proba_positive(X)
+        forest = model.estimator
+        forest.set_params(n_jobs=1)
+        assert np.array_equal(probabilities, forest.predict_proba(X)[:, 1]), label
+        assert np.array_equal(probabilities, sklearn_forest_reference(forest, X)), label
+        assert np.array_equal(predictions, (forest.predict_proba(X)[:, 1] > 0.5).astype(np.int64)), label
+        ready = ReadyModel.prepare(model, tuple(f"f{i}" for i in range(model.n_features)))
+        assert np.array_equal(ready.predict_proba_positive(X)[0], probabilities), label
+        one_row = model.predict_proba_positive(X[:1])[0]
+        assert np.array_equal(one_row, probabilities[:1]), label  # a row's value does not depend on the batch
 
 
 def test_predict_refuses_a_wrong_number_of_columns(xgb_json_model):

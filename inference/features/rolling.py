@@ -1,0 +1,168 @@
+"""pandas' ``rolling(w, min_periods=1).mean()`` / ``.sum()`` replayed bit for bit, many coins and
+(series, window) lanes at once (spec §3.12)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+
+def pandas_rolling_mean_sum(
+    values: np.ndarray,
+    lengths: np.ndarray,
+    lane_series: Sequence[int],
+    lane_window: Sequence[int],
+    lags: Sequence[int] = (0,),
+) -> tuple[np.ndarray, np.ndarray]:
+    """pandas ``rolling(w, min_periods=1).mean()`` / ``.sum()`` at chosen rows, many coins at once.
+
+    ``values``: ``(rows, n_series, n_coins)``, time-major, coin c's history in rows
+    ``0 .. lengths[c]-1`` (oldest first); later rows are ignored. A "lane" is one
+    (series, window) pair. Returns ``(mean, sum)``, each ``(len(lags), n_lanes, n_coins)``:
+    the lane's value at row ``lengths[c] - 1 - lag`` (NaN if that row does not exist).
+
+    pandas' state per window (spec §3.12): a running sum with separate Kahan compensations
+    for added and removed values, the number of observations, the number of negative
+    observations, and the run of equal consecutive added values with the last one (a window
+    that is one run returns that value exactly). ±inf count as missing. Only the Kahan sum
+    depends on the whole sequence of additions and removals, so only it is stepped through
+    time; the other parts are read off each requested window directly.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n_rows, _, n_coins = values.shape
+    lengths = np.asarray(lengths, dtype=np.int64)
+    lane_series = np.asarray(lane_series, dtype=np.int64)
+    lane_window = np.asarray(lane_window, dtype=np.int64)
+    lags = tuple(int(lag) for lag in lags)
+    n_lanes = len(lane_series)
+    out_mean = np.full((len(lags), n_lanes, n_coins), np.nan)
+    out_sum = np.full((len(lags), n_lanes, n_coins), np.nan)
+    if n_lanes == 0 or n_coins == 0:
+        return out_mean, out_sum
+    if np.any(lane_window < 1):
+        raise ValueError("rolling windows must be >= 1 row")
+    if np.any(lengths > n_rows) or np.any(lengths < 1):
+        raise ValueError("lengths must be between 1 and the number of rows")
+
+    # Sorting coins by length lets each time step work on the tail of still-active coins.
+    order = np.argsort(lengths, kind="stable")
+    sorted_lengths = lengths[order]
+    # NaN rows before the history start, so "remove row t - w" needs no bounds test.
+    widest = int(lane_window.max())
+    padded = np.full((widest + n_rows, values.shape[1], n_coins), np.nan)
+    padded[widest:] = values[:, :, order]
+    padded[np.isinf(padded)] = np.nan  # pandas treats ±inf as missing
+
+    totals = _kahan_window_sums(padded, widest, sorted_lengths, lane_series, lane_window, lags)
+    coins = np.arange(n_coins)
+    for lane, (series, window) in enumerate(zip(lane_series, lane_window)):
+        for lag_index, lag in enumerate(lags):
+            row = sorted_lengths - 1 - lag
+            exists = row >= 0
+            row, coin = row[exists], coins[exists]
+            counters = _window_counters(padded[widest:, series, :], row, coin, int(window))
+            mean, total = _rolling_results(totals[lag_index, lane, coin], *counters)
+            out_mean[lag_index, lane, order[coin]] = mean
+            out_sum[lag_index, lane, order[coin]] = total
+    return out_mean, out_sum
+
+
+def _kahan_window_sums(
+    padded: np.ndarray,
+    widest: int,
+    sorted_lengths: np.ndarray,
+    lane_series: np.ndarray,
+    lane_window: np.ndarray,
+    lags: tuple[int, ...],
+) -> np.ndarray:
+    """pandas' compensated running window sum per lane, at row ``length - 1 - lag``.
+
+    ``padded``: the values with ``widest`` NaN rows in front (row t is ``padded[widest + t]``).
+    Row t first removes row t - w (if present), then adds row t; missing values are
+    neither added nor removed. Removal is computed as ``y = -(v + c)``, bit-identical to
+    pandas' ``y = -v - c`` because round-to-nearest is symmetric in sign.
+    """
+    n_rows = padded.shape[0] - widest
+    n_coins = padded.shape[2]
+    n_lanes = len(lane_series)
+    narrowest = int(lane_window.min())
+
+    total = np.zeros((n_lanes, n_coins))
+    compensation_add = np.zeros((n_lanes, n_coins))
+    compensation_remove = np.zeros((n_lanes, n_coins))
+    totals = np.full((len(lags), n_lanes, n_coins), np.nan)
+    first_active = np.searchsorted(sorted_lengths, np.arange(n_rows), side="right")
+    # coins whose row t is the row asked for by each lag: length == t + 1 + lag
+    snapshot_bounds = [
+        (np.searchsorted(sorted_lengths, np.arange(n_rows) + 1 + lag, side="left"),
+         np.searchsorted(sorted_lengths, np.arange(n_rows) + 1 + lag, side="right"))
+        for lag in lags
+    ]
+    with np.errstate(invalid="ignore", over="ignore"):
+        for t in range(int(sorted_lengths[-1])):
+            a = int(first_active[t])  # coins a.. have a row t
+            total_t = total[:, a:]
+            if t >= narrowest:
+                leaving = padded[widest + t - lane_window, lane_series, a:]
+                present = np.isfinite(leaving)
+                comp = compensation_remove[:, a:]
+                u = leaving + comp
+                new_total = total_t - u
+                np.copyto(comp, (new_total - total_t) + u, where=present)
+                np.copyto(total_t, new_total, where=present)
+
+            arriving = padded[widest + t][lane_series, a:]
+            present = np.isfinite(arriving)
+            comp = compensation_add[:, a:]
+            y = arriving - comp
+            new_total = total_t + y
+            np.copyto(comp, (new_total - total_t) - y, where=present)
+            np.copyto(total_t, new_total, where=present)
+
+            for lag_index, (lows, highs) in enumerate(snapshot_bounds):
+                lo, hi = lows[t], highs[t]
+                if lo < hi:
+                    totals[lag_index, :, lo:hi] = total[:, lo:hi]
+    return totals
+
+
+def _window_counters(values: np.ndarray, row: np.ndarray, coin: np.ndarray, window: int):
+    """The non-sum part of pandas' window state for the windows ending at ``row``.
+
+    ``values``: one series, ``(rows, coins)``, NaN = missing. Returns ``(n_obs,
+    n_negative, all_equal, last_added)``. pandas tracks the run of equal consecutive
+    added values; "the run covers all n_obs observations of the window" is the same as
+    "all present values of the window are equal" (== is transitive on non-NaN floats,
+    -0.0 == 0.0 included), and with n_obs >= 1 the last added value lies in the window.
+    """
+    offsets = np.arange(1 - window, 1)  # oldest .. newest row of the window
+    window_rows = row[:, None] + offsets[None, :]
+    in_range = window_rows >= 0
+    cells = np.where(in_range, values[np.maximum(window_rows, 0), coin[:, None]], np.nan)
+    present = ~np.isnan(cells)
+    n_obs = present.sum(axis=1)
+    n_negative = (present & np.signbit(cells)).sum(axis=1)
+    all_equal = np.fmin.reduce(cells, axis=1) == np.fmax.reduce(cells, axis=1)
+    newest_present = window - 1 - np.argmax(present[:, ::-1], axis=1)
+    last_added = cells[np.arange(len(row)), newest_present]  # NaN if none present (n_obs 0)
+    return n_obs, n_negative, all_equal, last_added
+
+
+def _rolling_results(total, n_obs, n_negative, all_equal, last_added):
+    """pandas' calc_mean / calc_sum for min_periods=1 (``all_equal``: run length >= n_obs)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / n_obs
+    mean = np.where(
+        all_equal,
+        last_added,
+        np.where(
+            ((n_negative == 0) & (mean < 0)) | ((n_negative == n_obs) & (mean > 0)), 0.0, mean
+        ),
+    )
+    total_out = np.where(all_equal, last_added * n_obs, total)
+    empty = n_obs == 0
+    mean[empty] = np.nan
+    total_out[empty] = np.nan
+    return mean, total_out
