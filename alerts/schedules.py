@@ -1,4 +1,5 @@
-"""The worker's recurring jobs as django-q2 schedules, created or updated by name after every migrate.
+"""The worker's recurring jobs as django-q2 schedules; `alerts.services.ensure_schedules` creates or updates them by
+name after every migrate.
 
 Updating by name makes a restart or a second migrate idempotent: a schedule is never duplicated, and a changed
 interval setting takes effect at the next migrate.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django_q.models import Schedule
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,6 @@ def cron_every(seconds: int) -> str:
 
 
 def recurring_jobs() -> list[RecurringJob]:
-    from django_q.models import Schedule
-
     return [
         RecurringJob("evaluate-predictions", "alerts.tasks.evaluate_and_track", Schedule.CRON,
                      cron=cron_every(settings.EVALUATION_INTERVAL_SECONDS)),
@@ -37,14 +37,3 @@ def recurring_jobs() -> list[RecurringJob]:
         RecurringJob("deliver-webhooks", "predictions.tasks.deliver_due_webhooks", Schedule.MINUTES, minutes=1),
         RecurringJob("housekeeping", "alerts.tasks.housekeeping", Schedule.HOURLY),
     ]
-
-
-def ensure_schedules(**_signal_kwargs) -> None:
-    from django_q.models import Schedule
-
-    for job in recurring_jobs():
-        Schedule.objects.update_or_create(
-            name=job.name,
-            defaults={"func": job.func, "schedule_type": job.schedule_type, "minutes": job.minutes, "cron": job.cron,
-                      "repeats": -1},
-        )

@@ -1,4 +1,4 @@
-"""Judging predictions against what the price did: evaluation, ATH tracking and housekeeping.
+"""Judging predictions against what the price did: evaluation, ATH tracking, housekeeping and the worker's schedules.
 
 Everything here works set-wise in SQL: one run is a few statements whatever the number of rows, and no Python loop
 touches single rows.
@@ -69,7 +69,9 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django_q.models import Schedule
 
+from alerts.schedules import recurring_jobs
 from predictions.models import EvaluationResult, ModelPrediction, WebhookLog
 
 DEFAULT_EVALUATION_LIMIT = 100_000
@@ -93,6 +95,23 @@ def percent_change_sql(price: str, start: str) -> str:
     return (
         f"CASE WHEN {start} > 0 AND {price} > 0 AND {start} <> 'NaN' AND {price} <> 'NaN' THEN round(least(greatest(({price} - {start}) / {start} * 100, "
         f"-{limit}), {limit}), 4) END"
+    )
+
+
+def ath_merge_sql(*, high: str, high_at: str, low: str, low_at: str) -> str:
+    """SQL SET assignments that move the ATH figures of `p` (a model_predictions row) outward.
+
+    `high` replaces `ath_highest_pct` only when it is above both the stored figure and 0, `low` replaces
+    `ath_lowest_pct` only when it is below both; each with its timestamp. A NULL candidate keeps what is stored.
+    Evaluation (the close at the horizon) and ATH tracking (the extremes so far) share it.
+    """
+    return (
+        f"ath_highest_pct = CASE WHEN {high} > coalesce(p.ath_highest_pct, 0) THEN {high} ELSE p.ath_highest_pct END, "
+        f"ath_highest_timestamp = CASE WHEN {high} > coalesce(p.ath_highest_pct, 0) "
+        f"THEN {high_at} ELSE p.ath_highest_timestamp END, "
+        f"ath_lowest_pct = CASE WHEN {low} < coalesce(p.ath_lowest_pct, 0) THEN {low} ELSE p.ath_lowest_pct END, "
+        f"ath_lowest_timestamp = CASE WHEN {low} < coalesce(p.ath_lowest_pct, 0) "
+        f"THEN {low_at} ELSE p.ath_lowest_timestamp END"
     )
 
 
@@ -199,14 +218,7 @@ judged AS (
            volume_at_evaluation = v.volume_sol,
            phase_id_at_evaluation = v.phase_id_at_time,
            -- Final ATH merge with the close at the horizon; a NULL change (no snapshot) keeps what was tracked.
-           ath_highest_pct = CASE WHEN v.change_pct > coalesce(p.ath_highest_pct, 0)
-                                  THEN v.change_pct ELSE p.ath_highest_pct END,
-           ath_highest_timestamp = CASE WHEN v.change_pct > coalesce(p.ath_highest_pct, 0)
-                                        THEN v.snapshot_at ELSE p.ath_highest_timestamp END,
-           ath_lowest_pct = CASE WHEN v.change_pct < coalesce(p.ath_lowest_pct, 0)
-                                 THEN v.change_pct ELSE p.ath_lowest_pct END,
-           ath_lowest_timestamp = CASE WHEN v.change_pct < coalesce(p.ath_lowest_pct, 0)
-                                       THEN v.snapshot_at ELSE p.ath_lowest_timestamp END
+           {ath_merge_sql(high="v.change_pct", high_at="v.snapshot_at", low="v.change_pct", low_at="v.snapshot_at")}
       FROM verdicts v
      WHERE p.id = v.id
        AND p.status = 'aktiv'  -- never judge a row twice, even if it was claimed some other way
@@ -277,14 +289,7 @@ moving AS (
        FOR UPDATE OF p SKIP LOCKED
 )
 UPDATE model_predictions p
-   SET ath_highest_pct = CASE WHEN c.highest_pct > coalesce(p.ath_highest_pct, 0)
-                              THEN c.highest_pct ELSE p.ath_highest_pct END,
-       ath_highest_timestamp = CASE WHEN c.highest_pct > coalesce(p.ath_highest_pct, 0)
-                                    THEN c.highest_at ELSE p.ath_highest_timestamp END,
-       ath_lowest_pct = CASE WHEN c.lowest_pct < coalesce(p.ath_lowest_pct, 0)
-                             THEN c.lowest_pct ELSE p.ath_lowest_pct END,
-       ath_lowest_timestamp = CASE WHEN c.lowest_pct < coalesce(p.ath_lowest_pct, 0)
-                                   THEN c.lowest_at ELSE p.ath_lowest_timestamp END,
+   SET {ath_merge_sql(high="c.highest_pct", high_at="c.highest_at", low="c.lowest_pct", low_at="c.lowest_at")},
        updated_at = now()
   FROM moving
   JOIN candidates c ON c.id = moving.id
@@ -353,3 +358,14 @@ def housekeeping(*, now: datetime | None = None) -> HousekeepingReport:
     days = getattr(settings, "WEBHOOK_LOG_RETENTION_DAYS", DEFAULT_WEBHOOK_LOG_RETENTION_DAYS)
     deleted, _by_model = WebhookLog.objects.filter(created_at__lt=now - timedelta(days=days)).delete()
     return HousekeepingReport(webhook_log_deleted=deleted)
+
+
+def ensure_schedules(**_signal_kwargs) -> None:
+    """Create or update the worker's recurring jobs (`alerts.schedules`) by name; connected to post_migrate."""
+    with transaction.atomic():
+        for job in recurring_jobs():
+            Schedule.objects.update_or_create(
+                name=job.name,
+                defaults={"func": job.func, "schedule_type": job.schedule_type, "minutes": job.minutes,
+                          "cron": job.cron, "repeats": -1},
+            )
