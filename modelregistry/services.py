@@ -6,7 +6,7 @@ import hashlib
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -99,8 +99,9 @@ def mark_model_errored(*, model_id: int, error: str) -> None:
     ActiveModel.objects.filter(pk=model_id).update(load_error=error[:2000], load_error_at=timezone.now())
 
 
-def clear_model_error(*, model_id: int) -> None:
-    ActiveModel.objects.filter(pk=model_id, load_error__isnull=False).update(load_error=None, load_error_at=None)
+def clear_model_errors(*, model_ids: list[int]) -> None:
+    """Forget the load errors of these models (they served again); one statement, rows without an error untouched."""
+    ActiveModel.objects.filter(pk__in=model_ids, load_error__isnull=False).update(load_error=None, load_error_at=None)
 
 
 # --- model lifecycle: activate, deactivate, rename, delete, training metrics ---------------------------------------
@@ -305,7 +306,7 @@ __all__ = [
     "RegistrationError",
     "register_model",
     "mark_model_errored",
-    "clear_model_error",
+    "clear_model_errors",
     "ModelSource",
     "OperationRefused",
     "activate_model",
@@ -362,10 +363,6 @@ def import_from_training_service(
     spec's T3 answer). Every failure raises ModelImportError with the reason and its HTTP status; nothing is
     stored then (never a placeholder model, unlike the existing server).
     """
-    from django.db import IntegrityError
-
-    from modelregistry.training_service import TrainingServiceClient, TrainingServiceError
-
     if not allow_new_version:
         existing = ActiveModel.objects.filter(model_id=model_id).first()
         if existing is not None:

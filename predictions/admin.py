@@ -11,7 +11,7 @@ from predictions.models import (
     WebhookDelivery,
     WebhookLog,
 )
-from predictions.webhooks import redeliver
+from predictions.webhook_services import redeliver
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

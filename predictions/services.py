@@ -12,13 +12,13 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from modelregistry.models import ActiveModel
+from inference import history
+from inference.engine import CoinEvent, EngineOutput, run_models, tag_for
 from inference.scoring import ModelCache, ServedModel
 from modelregistry.serving import active_served_models, model_cache
-from inference import history
+from modelregistry.services import clear_model_errors, mark_model_errored
 from predictions import selectors
-from inference.engine import CoinEvent, EngineOutput, run_models, tag_for
-from predictions.webhooks import enqueue_deliveries
+from predictions.webhook_services import enqueue_deliveries
 from pumpserver import metrics
 
 logger = logging.getLogger(__name__)
@@ -158,6 +158,15 @@ class StoredPrediction:
     tag: str
 
 
+def _predicted(output: EngineOutput) -> list[StoredPrediction]:
+    """Every result of an engine run, one per (model, coin event), tagged by the model's alert threshold."""
+    return [
+        StoredPrediction(result.model, event, float(p), int(y), tag_for(float(p), result.model.alert_threshold))
+        for result in output.results
+        for event, p, y in zip(result.events, result.probabilities, result.predictions)
+    ]
+
+
 @dataclass
 class BatchReport:
     claimed: int = 0
@@ -244,8 +253,6 @@ def process_pending_batch(
 
 
 def _store(output: EngineOutput, report: BatchReport, now: datetime, *, apply_caps: bool = True) -> None:
-    from modelregistry.services import mark_model_errored
-
     for failure in output.failures:
         report.failures.append(failure)
         mark_model_errored(model_id=failure.model.id, error=failure.error)
@@ -254,11 +261,7 @@ def _store(output: EngineOutput, report: BatchReport, now: datetime, *, apply_ca
     if not output.results:
         return
 
-    predicted = [
-        StoredPrediction(result.model, event, float(p), int(y), tag_for(float(p), result.model.alert_threshold))
-        for result in output.results
-        for event, p, y in zip(result.events, result.probabilities, result.predictions)
-    ]
+    predicted = _predicted(output)
     capped_models = [r.model.id for r in output.results if apply_caps and any(r.model.caps.values())]
     pending = selectors.pending_tag_counts(
         mints=sorted({p.event.mint for p in predicted if p.model.id in capped_models}), model_ids=capped_models
@@ -275,9 +278,7 @@ def _store(output: EngineOutput, report: BatchReport, now: datetime, *, apply_ca
     # A replayed row (already predicted) is neither stored again nor announced again.
     report.stored = [item for item in report.stored if (item.model.id, item.event.mint) in inserted]
     _update_scan_cache(report.stored, now)
-    ActiveModel.objects.filter(pk__in=[r.model.id for r in output.results], load_error__isnull=False).update(
-        load_error=None, load_error_at=None
-    )
+    clear_model_errors(model_ids=[r.model.id for r in output.results])
     for result in output.results:
         labels = {"model_id": str(result.model.model_id or result.model.id), "model_name": result.model.name}
         metrics.PREDICTIONS.labels(**labels).inc(len(result.events))
@@ -423,11 +424,7 @@ def predict_coin(
         )
         if store:
             _store(output, report, now, apply_caps=False)
-    results = report.stored if store else [
-        StoredPrediction(result.model, event, float(p), int(y), tag_for(float(p), result.model.alert_threshold))
-        for result in output.results
-        for event, p, y in zip(result.events, result.probabilities, result.predictions)
-    ]
+    results = report.stored if store else _predicted(output)
     return {
         "coin_id": coin_id,
         "timestamp": timestamp,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
-from predictions.webhooks import DeliveryReport, deliver_due
+from predictions.webhook_services import DeliveryReport, deliver_due
 
 # One run works off the outbox for at most about this long, so it never holds a worker for the task timeout;
 # whatever is left is picked up by the next run (the minute schedule or the next listener commit).

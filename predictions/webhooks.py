@@ -1,12 +1,6 @@
-"""n8n webhooks: target URL policy, the existing server's payload, and delivery from a durable outbox.
-
-A webhook's life:
-1. The listener (and POST /api/predict) stores predictions and, in the same transaction, writes one
-   `webhook_deliveries` row per (target URL, coin event): `enqueue_deliveries`. Nothing is sent in that
-   transaction; a django-q2 task is queued right after the commit, and the `deliver-webhooks` schedule (every
-   minute) picks up anything that task missed.
-2. A worker claims due rows (`FOR UPDATE SKIP LOCKED`, then a short lease), POSTs them outside any transaction,
-   writes one `prediction_webhook_log` row per attempt and settles the delivery: delivered, retry later, or failed.
+"""n8n webhooks without the database: what is sent (the existing server's payload), how one POST is made
+(headers, signature, one attempt) and when it is tried again (the retry policy). The outbox's writes are in
+`predictions.webhook_services`.
 
 Retry policy: every attempt that does not end in a 2xx answer is retried, 4xx included (n8n answers 404 while a
 workflow is inactive, and a receiver fixed later should still get what it missed). Redirects are not followed
@@ -22,13 +16,11 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import random
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -36,12 +28,10 @@ from typing import TYPE_CHECKING
 
 import requests
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
 
-from predictions.models import DeliveryStatus, WebhookDelivery, WebhookLog
-from pumpserver import metrics
+from predictions.models import DeliveryStatus, WebhookDelivery
 from pumpserver.config import global_n8n_webhook_url
 from pumpserver.webhook_urls import InvalidWebhookUrl, UnresolvableWebhookHost, validate_webhook_url
 
@@ -61,8 +51,6 @@ RETRY_JITTER = 0.2  # ±20 %: deliveries that failed together (receiver down) do
 GIVE_UP_AFTER = timedelta(hours=24)
 RESPONSE_BODY_LIMIT = 10_000  # bytes of the receiver's answer kept in the log
 SEND_CONCURRENCY = 8  # parallel POSTs per worker run, so one slow receiver does not hold up the others
-
-DELIVERY_TASK = "predictions.tasks.deliver_due_webhooks"
 
 # --- what is sent --------------------------------------------------------------------------------------------------
 
@@ -160,73 +148,7 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat()
 
 
-# --- the outbox --------------------------------------------------------------------------------------------------
-
-
-def enqueue_deliveries(*, stored: list[StoredPrediction], capped: list[StoredPrediction], now: datetime) -> int:
-    """Write the outbox rows for one batch inside the caller's transaction; returns how many.
-
-    Stored results are sent subject to the model's n8n settings. Results over a max-log cap were not stored and are
-    sent only when the model asks for it (send_ignored_to_n8n, and n8n_enabled): the existing server's intended
-    rule, without its endless loop.
-    """
-    wanted = [*stored, *(item for item in capped if item.model.send_ignored_to_n8n and item.model.n8n_enabled)]
-    rows = [
-        WebhookDelivery(
-            webhook_url=url, coin_id=event.mint, data_timestamp=event.timestamp, payload=payload_for(event, group),
-            next_attempt_at=now,
-        )
-        for (url, event), group in group_by_target(wanted).items()
-    ]
-    if rows:
-        WebhookDelivery.objects.bulk_create(rows)
-        _start_delivery_after_commit()
-    return len(rows)
-
-
-def redeliver(*, delivery_ids: Iterable, now: datetime | None = None) -> int:
-    """Put delivered or failed deliveries back in the outbox, due now; returns how many.
-
-    They keep their delivery_id (receivers can recognise the repeat) and their creation time, so one past its 24 h
-    window gets a single further attempt.
-    """
-    count = WebhookDelivery.objects.filter(
-        delivery_id__in=list(delivery_ids), status__in=[DeliveryStatus.DELIVERED, DeliveryStatus.FAILED]
-    ).update(status=DeliveryStatus.PENDING, next_attempt_at=now or timezone.now(), delivered_at=None)
-    if count:
-        _start_delivery_after_commit()
-    return count
-
-
-def _queue_delivery_task() -> None:
-    from django_q.tasks import async_task
-
-    async_task(DELIVERY_TASK, save=False)  # only failures are worth a result row
-
-
-def _start_delivery_after_commit() -> None:
-    """Queue one delivery task when the transaction commits, however many batches in it wrote deliveries."""
-    connection = transaction.get_connection()
-    if any(func is _queue_delivery_task for _savepoints, func, _robust in connection.run_on_commit):
-        return
-    # robust: the rows are committed already; if the task queue is unavailable the minute schedule sends them.
-    transaction.on_commit(_queue_delivery_task, robust=True)
-
-
-# --- delivery ------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class DeliveryReport:
-    claimed: int = 0
-    delivered: int = 0
-    retry: int = 0
-    failed: int = 0
-    refused: int = 0
-
-    def add(self, other: DeliveryReport) -> None:
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+# --- one attempt ---------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -242,43 +164,6 @@ class AttemptResult:
     @property
     def succeeded(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
-
-
-# Claimed rows are leased, not locked: the row lock lasts only this statement, so no transaction stays open while
-# the worker waits for receivers. attempts + 1 is the claim's token: a late result of an expired lease is logged
-# but cannot settle a delivery that another worker has claimed since.
-CLAIM_SQL = """
-UPDATE webhook_deliveries
-   SET next_attempt_at = %s, attempts = attempts + 1
- WHERE id IN (SELECT id FROM webhook_deliveries
-               WHERE status = 'pending' AND next_attempt_at <= %s
-               ORDER BY next_attempt_at
-               LIMIT %s
-                 FOR UPDATE SKIP LOCKED)
-RETURNING *
-"""
-
-
-def deliver_due(*, now: datetime | None = None, limit: int = 100) -> DeliveryReport:
-    """Claim up to `limit` due deliveries, POST them (several at once) and settle each; `now` is for tests."""
-    clock = (lambda: now) if now is not None else timezone.now
-    claimed = list(WebhookDelivery.objects.raw(CLAIM_SQL, [clock() + _lease(limit), clock(), limit]))
-    report = DeliveryReport(claimed=len(claimed))
-    if claimed:
-        with ThreadPoolExecutor(max_workers=min(SEND_CONCURRENCY, len(claimed))) as pool:
-            # Only HTTP runs in the pool; the database writes stay on this thread (and its connection).
-            attempts = {pool.submit(attempt_delivery, delivery): delivery for delivery in claimed}
-            for done in as_completed(attempts):
-                outcome = _settle(attempts[done], done.result(), clock())
-                setattr(report, outcome, getattr(report, outcome) + 1)
-    metrics.WEBHOOK_OUTBOX_DEPTH.set(WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING).count())
-    return report
-
-
-def _lease(limit: int) -> timedelta:
-    """Long enough for every claimed POST to finish (each within about two timeouts), with a margin."""
-    rounds = math.ceil(limit / SEND_CONCURRENCY)
-    return timedelta(seconds=rounds * 2 * settings.N8N_WEBHOOK_TIMEOUT + 60)
 
 
 def attempt_delivery(delivery: WebhookDelivery) -> AttemptResult:
@@ -347,13 +232,16 @@ def _read_limited(response: requests.Response) -> str:
             break
     raw = bytes(received[:RESPONSE_BODY_LIMIT])
     try:
-        return _text(raw.decode(response.encoding or "utf-8", errors="replace"))
+        return storable_text(raw.decode(response.encoding or "utf-8", errors="replace"))
     except LookupError:  # the receiver named a charset Python does not know
-        return _text(raw.decode("utf-8", errors="replace"))
+        return storable_text(raw.decode("utf-8", errors="replace"))
 
 
-def _text(value: str | None) -> str | None:
+def storable_text(value: str | None) -> str | None:
     return value.replace("\x00", "") if value else value  # PostgreSQL text cannot hold NUL
+
+
+# --- when to try again ---------------------------------------------------------------------------------------------
 
 
 def retry_delay(attempt: int) -> timedelta:
@@ -363,33 +251,11 @@ def retry_delay(attempt: int) -> timedelta:
     return timedelta(seconds=min(RETRY_MAX_DELAY_SECONDS, jittered))
 
 
-def _settle(delivery: WebhookDelivery, result: AttemptResult, now: datetime) -> str:
-    """Record the attempt and the delivery's new state; returns the outcome (delivered, retry, failed, refused)."""
-    outcome, changes = _next_state(delivery, result, now)
-    with transaction.atomic():
-        WebhookLog.objects.create(
-            coin_id=delivery.coin_id, data_timestamp=delivery.data_timestamp, webhook_url=delivery.webhook_url,
-            payload=delivery.payload, response_status=result.status, response_body=result.body,
-            error_message=_text(result.error), delivery=delivery, attempt=delivery.attempts,
-            duration_ms=round(result.seconds * 1000, 3),
-        )
-        WebhookDelivery.objects.filter(
-            pk=delivery.pk, attempts=delivery.attempts, status=DeliveryStatus.PENDING
-        ).update(last_response_status=result.status, **changes)
-    metrics.WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
-    if not result.refused:
-        metrics.WEBHOOK_DELIVERY_SECONDS.observe(result.seconds)
-    if outcome != "delivered":
-        metrics.ERRORS.labels(type="webhook").inc()
-        logger.warning("webhook %s to %s attempt %s: %s (%s)", delivery.delivery_id, delivery.webhook_url,
-                       delivery.attempts, outcome, _describe(result))
-    return outcome
-
-
-def _next_state(delivery: WebhookDelivery, result: AttemptResult, now: datetime) -> tuple[str, dict]:
+def next_state(delivery: WebhookDelivery, result: AttemptResult, now: datetime) -> tuple[str, dict]:
+    """(outcome, changed fields) of a claimed delivery after this attempt: delivered, refused, failed or retry."""
     if result.succeeded:
         return "delivered", {"status": DeliveryStatus.DELIVERED, "delivered_at": now, "last_error": None}
-    error = _text(_describe(result))
+    error = storable_text(describe(result))
     if result.refused:
         return "refused", {"status": DeliveryStatus.FAILED, "last_error": error}
     give_up_at = delivery.created_at + GIVE_UP_AFTER
@@ -399,7 +265,7 @@ def _next_state(delivery: WebhookDelivery, result: AttemptResult, now: datetime)
     return "retry", {"next_attempt_at": next_attempt, "last_error": error}
 
 
-def _describe(result: AttemptResult) -> str:
+def describe(result: AttemptResult) -> str:
     if result.error is not None:
         return result.error
     return f"HTTP {result.status}: {(result.body or '')[:200]}"

@@ -30,7 +30,8 @@ from inference.engine import CoinEvent
 from predictions.models import DeliveryStatus, ModelPrediction, WebhookDelivery, WebhookLog
 from predictions.services import StoredPrediction
 from predictions.tasks import deliver_due_webhooks
-from predictions.webhooks import deliver_due, enqueue_deliveries, passes_send_mode, redeliver, retry_delay
+from predictions.webhook_services import deliver_due, enqueue_deliveries, redeliver
+from predictions.webhooks import passes_send_mode, retry_delay
 from pumpserver.webhook_urls import InvalidWebhookUrl, UnresolvableWebhookHost, validate_webhook_url
 from tests import parity
 from tests.test_listener import insert, register_rf, register_xgb, rows_of, run_batch

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from modelregistry.models import ActiveModel
-from predictions import log_selectors, selectors, webhooks
+from predictions import log_selectors, selectors, webhook_services
 from web.forms.predictions import WINDOW_CHOICES, CoinWindowForm, DeliveryFilterForm
 from predictions.models import WebhookDelivery
 from web import charts
@@ -150,7 +150,7 @@ def webhook_list(request):
 @require_POST
 def webhook_redeliver(request, delivery_id: uuid.UUID):
     """Queue a delivered or failed delivery again (same delivery_id, due now); answers its updated row."""
-    count = webhooks.redeliver(delivery_ids=[delivery_id])
+    count = webhook_services.redeliver(delivery_ids=[delivery_id])
     delivery = WebhookDelivery.objects.filter(delivery_id=delivery_id).first()
     if delivery is None:
         raise Http404("No such delivery")
