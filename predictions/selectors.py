@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 from django.db import connection
 from django.db.models import Avg, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.utils import timezone as django_timezone
 
 from modelregistry.models import ActiveModel, ModelArtifact
-from predictions.models import Tag, WebhookLog
+from predictions.models import DeliveryStatus, ModelPrediction, Tag, WebhookDelivery, WebhookLog
 from pumpserver import config
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -82,9 +83,13 @@ def pending_tag_counts(*, mints: list[str], model_ids: list[int]) -> dict[tuple[
         return {(model, coin, tag): count for model, coin, tag, count in cursor.fetchall()}
 
 
+QUEUE_DEPTH_CAP = 100_000  # queued rows are counted up to this many: a bounded index scan, however long the queue
+
+
 def queue_depth() -> int:
+    """Queued coin_metrics rows, counted up to QUEUE_DEPTH_CAP (the listener's gauge, the dashboard, health)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM coin_metrics_queue")
+        cursor.execute("SELECT count(*) FROM (SELECT 1 FROM coin_metrics_queue LIMIT %s) AS q", [QUEUE_DEPTH_CAP])
         return cursor.fetchone()[0]
 
 
@@ -109,8 +114,6 @@ def predictions_per_minute(*, minutes: int = 60, now: datetime | None = None) ->
     Every minute is present (zeros included); the newest bucket is the current, still running minute. One range scan
     of the created_at index.
     """
-    from django.utils import timezone as django_timezone
-
     now = now or django_timezone.now()
     start = (now - timedelta(minutes=minutes - 1)).replace(second=0, microsecond=0)
     with connection.cursor() as cursor:
@@ -169,8 +172,6 @@ def newest_alerts(*, limit: int = 10) -> list:
     Read from the most recently stored alerts (walking the created_at index; there is no index on data time across
     models), so a backfill of old data does not hide what just came in.
     """
-    from predictions.models import ModelPrediction
-
     recent = list(
         ModelPrediction.objects.filter(tag="alert").select_related("active_model")
         .order_by("-created_at", "-id")[: limit * 5]
@@ -181,8 +182,6 @@ def newest_alerts(*, limit: int = 10) -> list:
 
 def webhook_deliveries(*, status: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list, int]:
     """The webhook outbox, newest first (optionally one status), with the number of rows matching."""
-    from predictions.models import WebhookDelivery
-
     queryset = WebhookDelivery.objects.all()
     if status:
         queryset = queryset.filter(status=status)
@@ -192,10 +191,6 @@ def webhook_deliveries(*, status: str | None = None, limit: int = 50, offset: in
 
 def webhook_delivery_counts() -> dict[str, int]:
     """Outbox rows per status (pending, delivered, failed), zeros included."""
-    from django.db.models import Count
-
-    from predictions.models import DeliveryStatus, WebhookDelivery
-
     counted = dict(WebhookDelivery.objects.order_by().values_list("status").annotate(n=Count("id")))
     return {status: counted.get(status, 0) for status in DeliveryStatus.values}
 

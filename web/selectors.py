@@ -12,11 +12,12 @@ from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.utils import timezone
 
 from modelregistry.models import ActiveModel
+from predictions import selectors as prediction_selectors
 from predictions.models import ModelPrediction
 from pumpserver.models import ProcessHeartbeat
 
 DEFAULT_HEARTBEAT_STALE_SECONDS = 30
-QUEUE_DEPTH_CAP = 100_000  # the health check counts queued rows up to this many (a bounded index scan)
+QUEUE_DEPTH_CAP = prediction_selectors.QUEUE_DEPTH_CAP  # the health check counts queued rows up to this many
 HEALTH_STATEMENT_TIMEOUT_MS = 2000
 
 
@@ -63,9 +64,7 @@ def _database_checks(now: datetime, live_after: datetime) -> dict:
         # created_at index (predictions_created_idx): a range scan over one hour of rows.
         last_hour = ModelPrediction.objects.filter(created_at__gte=now - timedelta(hours=1)).count()
         beats = list(ProcessHeartbeat.objects.values("kind", "last_seen", "details"))
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM (SELECT 1 FROM coin_metrics_queue LIMIT %s) AS q", [QUEUE_DEPTH_CAP])
-            queue_depth = cursor.fetchone()[0]
+        queue_depth = prediction_selectors.queue_depth()
     loaded = [
         beat["details"].get("models_loaded")
         for beat in beats
