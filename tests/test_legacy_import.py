@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from predictions.legacy_import import NO_ARTIFACT_YET
+from predictions.legacy_services import NO_ARTIFACT_YET
 from tests.conftest import connect, run_manage
 
 # The existing server's tables (Appendix A of the spec) as its SQL scripts create them. Its own constraints are

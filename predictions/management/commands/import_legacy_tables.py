@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from predictions.legacy_import import LegacyImportError, import_legacy_tables
+from predictions.legacy_services import LegacyImportError, import_legacy_tables
 
 
 class Command(BaseCommand):
