@@ -4,28 +4,25 @@
 import os
 import sys
 
+import django
+from django.core.management import execute_from_command_line
+
+from pumpserver.database import DatabaseUnavailable, check_reachable
+
 # Commands that never touch the database, so they need no connection check.
 OFFLINE_COMMANDS = {"help", "version", "--help", "-h", "--version", "makemigrations", "check", "collectstatic"}
 
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pumpserver.settings")
-    from pumpserver.database import DatabaseUnavailable
-
     try:
-        import django
-
         django.setup()
         command = sys.argv[1] if len(sys.argv) > 1 else "help"
         if command not in OFFLINE_COMMANDS:
-            from pumpserver.database import check_reachable
-
             check_reachable()
     except DatabaseUnavailable as exc:
         print(f"pump-server: {exc}", file=sys.stderr)
         sys.exit(2)
-
-    from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)
 

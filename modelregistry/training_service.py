@@ -22,6 +22,8 @@ import time
 import requests
 from django.conf import settings
 
+from pumpserver import config
+
 DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024  # model files of the training service are a few MB
 MAX_JSON_BYTES = 50 * 1024 * 1024
@@ -39,8 +41,6 @@ class TrainingServiceError(Exception):
 
 def configured_base_url() -> str | None:
     """The operator-configured base URL (stored UI setting wins over TRAINING_SERVICE_API_URL), or None."""
-    from pumpserver import config
-
     return config.training_service_url()
 
 

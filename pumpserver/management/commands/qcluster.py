@@ -12,6 +12,7 @@ import threading
 
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections
+from django_q.cluster import Cluster
 
 from pumpserver.heartbeat import Heartbeat
 
@@ -25,8 +26,6 @@ class Command(BaseCommand):
         parser.add_argument("--run-once", action="store_true", help="start and stop again (a smoke test)")
 
     def handle(self, *args, run_once: bool, **options):
-        from django_q.cluster import Cluster
-
         stopping = threading.Event()
         cluster = Cluster()
         cluster.start()
