@@ -1,19 +1,15 @@
 from rest_framework import serializers
 
 from alerts.legacy_selectors import STATUSES
-from web.api.predictions.serializers import BIGINT_MAX, PageQuerySerializer
-
-
-def _id_field(**kwargs):
-    return serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, **kwargs)
+from web.api.common import PageQuerySerializer, id_field
 
 
 # --- statistics (S1, M9, S2, S3) ------------------------------------------------------------------------------------
 
 
 class AlertStatisticsQuerySerializer(serializers.Serializer):
-    active_model_id = _id_field(required=False, help_text="Only this model's rows (wins over model_id).")
-    model_id = _id_field(required=False, help_text="Also an active_model_id (as in the existing server).")
+    active_model_id = id_field(required=False, help_text="Only this model's rows (wins over model_id).")
+    model_id = id_field(required=False, help_text="Also an active_model_id (as in the existing server).")
     date_from = serializers.DateTimeField(required=False, help_text="ISO-8601; prediction_timestamp >= it.")
     date_to = serializers.DateTimeField(required=False, help_text="ISO-8601; prediction_timestamp <= it.")
 
@@ -53,7 +49,7 @@ class AlertStatisticsSerializer(serializers.Serializer):
 
 class ModelsAlertStatisticsQuerySerializer(serializers.Serializer):
     active_model_ids = serializers.ListField(
-        child=_id_field(), required=False, max_length=100,
+        child=id_field(), required=False, max_length=100,
         help_text="Repeatable; default: every active model.",
     )
 
@@ -106,8 +102,8 @@ class ResetStatisticsResponseSerializer(serializers.Serializer):
 
 class AlertsQuerySerializer(PageQuerySerializer):
     status = serializers.ChoiceField(choices=STATUSES, required=False)
-    model_id = _id_field(required=False, help_text="Training-service model id.")
-    active_model_id = _id_field(required=False)
+    model_id = id_field(required=False, help_text="Training-service model id.")
+    active_model_id = id_field(required=False)
     coin_id = serializers.CharField(max_length=255, required=False)
     prediction_type = serializers.ChoiceField(choices=["time_based", "classic"], required=False)
     date_from = serializers.DateTimeField(required=False, help_text="ISO-8601; alert_timestamp >= it.")

@@ -18,10 +18,8 @@ from web.api.alerts.serializers import (
     ResetStatisticsResponseSerializer,
 )
 from modelregistry.models import ActiveModel
-from web.api.predictions.serializers import DetailSerializer
-from web.api.common import query_data
+from web.api.common import BAD_REQUEST, NOT_FOUND, query_data, validated
 
-NOT_FOUND = OpenApiResponse(DetailSerializer, description="unknown id")
 MODEL_COUNTS_MAP_SCHEMA = {
     "type": "object",
     "additionalProperties": {
@@ -30,13 +28,7 @@ MODEL_COUNTS_MAP_SCHEMA = {
         "required": list(ModelAlertCountsSerializer().fields),
     },
 }
-BAD_REQUEST = OpenApiResponse(description="invalid parameters; the body names each one")
 
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 def _model_or_404(active_model_id: int) -> None:
@@ -53,7 +45,7 @@ class AlertStatisticsView(APIView):
         responses={200: AlertStatisticsSerializer, 400: BAD_REQUEST},
     )
     def get(self, request):
-        query = _valid(AlertStatisticsQuerySerializer, query_data(request.query_params))
+        query = validated(AlertStatisticsQuerySerializer, query_data(request.query_params))
         active_model_id = query.get("active_model_id", query.get("model_id"))
         statistics = selectors.alert_statistics(
             active_model_id=active_model_id, date_from=query.get("date_from"), date_to=query.get("date_to")
@@ -75,7 +67,7 @@ class ModelsAlertStatisticsView(APIView):
         },
     )
     def get(self, request):
-        query = _valid(ModelsAlertStatisticsQuerySerializer, query_data(request.query_params, lists=("active_model_ids",)))
+        query = validated(ModelsAlertStatisticsQuerySerializer, query_data(request.query_params, lists=("active_model_ids",)))
         ids = query.get("active_model_ids")
         statistics = selectors.models_alert_statistics(active_model_ids=list(dict.fromkeys(ids)) if ids else None)
         return Response({key: ModelAlertCountsSerializer(value).data for key, value in statistics.items()})
@@ -110,7 +102,7 @@ class AlertsView(APIView):
         responses={200: AlertsResponseSerializer, 400: BAD_REQUEST},
     )
     def get(self, request):
-        query = _valid(AlertsQuerySerializer, query_data(request.query_params))
+        query = validated(AlertsQuerySerializer, query_data(request.query_params))
         limit, offset = query.pop("limit"), query.pop("offset")
         unique_coins = query.pop("unique_coins")
         query.pop("include_non_alerts")  # accepted for compatibility; it never had an effect
@@ -127,7 +119,7 @@ class AlertDetailsView(APIView):
         responses={200: AlertDetailsSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
     )
     def get(self, request, alert_id: int):
-        query = _valid(AlertDetailsQuerySerializer, query_data(request.query_params))
+        query = validated(AlertDetailsQuerySerializer, query_data(request.query_params))
         details = legacy_selectors.alert_details(alert_id=alert_id, **query)
         if details is None:
             raise NotFound(f"Alert {alert_id} nicht gefunden")

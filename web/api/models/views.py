@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from modelregistry import selectors, services
 from predictions import selectors as prediction_selectors
+from web.api.common import validated
 from web.api.models import serializers as s
 from modelregistry.models import ActiveModel
 from modelregistry.training_service import TrainingServiceError
@@ -71,12 +72,6 @@ def _action(message: str, active_model_id: int, **extra) -> Response:
     return Response({"message": message, "active_model_id": active_model_id, **extra})
 
 
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 # --- M1–M8 -------------------------------------------------------------------------------------------------------
 
 
@@ -85,7 +80,7 @@ class ModelListView(ModelRegistryView):
 
     @extend_schema(tags=TAGS, parameters=[s.ModelListQuerySerializer], responses={200: s.ModelListSerializer})
     def get(self, request):
-        include_inactive = _validated(s.ModelListQuerySerializer, request.query_params)["include_inactive"]
+        include_inactive = validated(s.ModelListQuerySerializer, request.query_params)["include_inactive"]
         models = list(prediction_selectors.list_models(include_inactive=include_inactive))
         return Response(s.ModelListSerializer({"models": models, "total": len(models)}).data)
 
@@ -139,7 +134,7 @@ class ModelRenameView(ModelRegistryView):
     )
     def patch(self, request, active_model_id: int):
         """M6: set the display name (`name`, or `custom_name`), verbatim."""
-        custom_name = _validated(s.RenameSerializer, request.data)["custom_name"]
+        custom_name = validated(s.RenameSerializer, request.data)["custom_name"]
         services.rename_model(active_model_id=active_model_id, custom_name=custom_name)
         return _action(f"Modell {active_model_id} umbenannt zu '{custom_name}'", active_model_id)
 
@@ -173,7 +168,7 @@ class AlertThresholdView(ModelRegistryView):
     )
     def patch(self, request, active_model_id: int):
         """C1: the probability from which a result is an alert (0..1)."""
-        threshold = _validated(s.AlertThresholdSerializer, request.data)["alert_threshold"]
+        threshold = validated(s.AlertThresholdSerializer, request.data)["alert_threshold"]
         services.update_model_settings(active_model_id=active_model_id, alert_threshold=threshold)
         return _action(
             f"Alert-Threshold für Modell {active_model_id} auf {threshold:.0%} gesetzt",
@@ -190,7 +185,7 @@ class N8nSettingsView(ModelRegistryView):
     )
     def patch(self, request, active_model_id: int):
         """C2 (legacy): partial update of URL, one send mode and the on/off switch; the request is echoed."""
-        changes = _validated(s.N8nSettingsSerializer, request.data)
+        changes = validated(s.N8nSettingsSerializer, request.data)
         services.update_model_settings(active_model_id=active_model_id, **changes)
         return Response(
             s.N8nSettingsResponseSerializer(
@@ -216,7 +211,7 @@ class AlertConfigView(ModelRegistryView):
         (the global N8N_WEBHOOK_URL applies again). Send every field to be sure of the outcome; for a true partial
         update use C1/C2/C5/C7. `config` echoes the request after defaulting.
         """
-        config = _validated(s.AlertConfigSerializer, request.data)
+        config = validated(s.AlertConfigSerializer, request.data)
         services.update_model_settings(active_model_id=active_model_id, **config)
         return Response(
             s.AlertConfigResponseSerializer(
@@ -240,7 +235,7 @@ class IgnoreSettingsView(ModelRegistryView):
     )
     def patch(self, request, active_model_id: int):
         """Full replace: omitted values become 0 (never ignore)."""
-        seconds = _validated(s.IgnoreSettingsSerializer, request.data)
+        seconds = validated(s.IgnoreSettingsSerializer, request.data)
         services.update_model_settings(active_model_id=active_model_id, **seconds)
         message = f"Coin-Ignore-Einstellungen für Modell {active_model_id} aktualisiert"
         return _action(message, active_model_id, **seconds)
@@ -260,7 +255,7 @@ class MaxLogEntriesView(ModelRegistryView):
     )
     def patch(self, request, active_model_id: int):
         """Full replace: omitted values become 0 (unlimited)."""
-        caps = _validated(s.MaxLogEntriesSerializer, request.data)
+        caps = validated(s.MaxLogEntriesSerializer, request.data)
         services.update_model_settings(active_model_id=active_model_id, **caps)
         message = f"Max-Log-Entries-Einstellungen für Modell {active_model_id} aktualisiert"
         return _action(message, active_model_id, **caps)

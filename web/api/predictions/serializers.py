@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from predictions.log_selectors import EVALUATION_STATUSES, OPERATORS
 from predictions.models import ModelPrediction, PredictionStatus, Tag
-from web.api.common import PageQuerySerializer as BasePageQuerySerializer
+from web.api.common import PageQuerySerializer, id_field
 
 
 class PredictRequestSerializer(serializers.Serializer):
@@ -35,29 +35,18 @@ class PredictResponseSerializer(serializers.Serializer):
 
 # --- prediction log (L1–L4) and legacy predictions (P2, P3) ---------------------------------------------------------
 
-BIGINT_MAX = 2**63 - 1
 OPERATOR_CHOICES = list(OPERATORS)
-
-
-def _id_field(**kwargs):
-    return serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, **kwargs)
 
 
 def _number_field(**kwargs):
     return serializers.FloatField(min_value=-1e12, max_value=1e12, **kwargs)
 
 
-class PageQuerySerializer(BasePageQuerySerializer):
-    """`limit` (1..MAX_PAGE_SIZE, default 100) and `offset`, bounded so that it fits PostgreSQL's OFFSET."""
-
-    offset = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, default=0)
-
-
 class ModelPredictionsQuerySerializer(PageQuerySerializer):
     """Query parameters of GET /api/model-predictions; every filter is optional, all are ANDed."""
 
-    model_id = _id_field(required=False, help_text="Training-service model id.")
-    active_model_id = _id_field(required=False)
+    model_id = id_field(required=False, help_text="Training-service model id.")
+    active_model_id = id_field(required=False)
     tag = serializers.ChoiceField(choices=Tag.values, required=False)
     status = serializers.ChoiceField(choices=PredictionStatus.values, required=False)
     coin_id = serializers.CharField(max_length=255, required=False)
@@ -121,7 +110,7 @@ class DeleteOldLogsResponseSerializer(serializers.Serializer):
 
 
 class CoinDetailsQuerySerializer(serializers.Serializer):
-    prediction_id = _id_field(required=False, help_text="A model_predictions id of this coin and model.")
+    prediction_id = id_field(required=False, help_text="A model_predictions id of this coin and model.")
     time_window_minutes = serializers.IntegerField(min_value=1, max_value=1440, default=60)
     time_offset_minutes = serializers.IntegerField(min_value=-525_600, max_value=525_600, default=0)
 
@@ -172,8 +161,8 @@ class CoinIdSerializer(serializers.Serializer):
 
 class PredictionsQuerySerializer(PageQuerySerializer):
     coin_id = serializers.CharField(max_length=255, required=False)
-    model_id = _id_field(required=False, help_text="Training-service model id.")
-    active_model_id = _id_field(required=False)
+    model_id = id_field(required=False, help_text="Training-service model id.")
+    active_model_id = id_field(required=False)
     prediction = serializers.ChoiceField(choices=[0, 1], required=False)
     min_probability = serializers.FloatField(min_value=0, max_value=1, required=False)
     max_probability = serializers.FloatField(min_value=0, max_value=1, required=False)
@@ -183,7 +172,7 @@ class PredictionsQuerySerializer(PageQuerySerializer):
 
 
 class LatestPredictionQuerySerializer(serializers.Serializer):
-    model_id = _id_field(required=False, help_text="Training-service model id.")
+    model_id = id_field(required=False, help_text="Training-service model id.")
 
 
 class PredictionDetailSerializer(serializers.Serializer):
@@ -214,6 +203,3 @@ class PredictionsResponseSerializer(serializers.Serializer):
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()
 
-
-class DetailSerializer(serializers.Serializer):
-    detail = serializers.CharField()

@@ -10,7 +10,6 @@ from web.api.predictions.serializers import (
     CoinIdSerializer,
     DeleteModelPredictionsResponseSerializer,
     DeleteOldLogsResponseSerializer,
-    DetailSerializer,
     LatestPredictionQuerySerializer,
     ModelPredictionsQuerySerializer,
     ModelPredictionsResponseSerializer,
@@ -21,7 +20,7 @@ from web.api.predictions.serializers import (
     PredictResponseSerializer,
 )
 from predictions.services import NoActiveModels, predict_coin
-from web.api.common import query_data
+from web.api.common import BAD_REQUEST, NOT_FOUND, query_data, validated
 
 
 class PredictView(APIView):
@@ -51,14 +50,7 @@ class PredictView(APIView):
 
 # --- prediction log (L1–L4) and legacy predictions (P2, P3) ---------------------------------------------------------
 
-NOT_FOUND = OpenApiResponse(DetailSerializer, description="unknown id")
-BAD_REQUEST = OpenApiResponse(description="invalid parameters; the body names each one")
 
-
-def _valid(serializer_class, data):
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 class ModelPredictionsView(APIView):
@@ -70,7 +62,7 @@ class ModelPredictionsView(APIView):
         responses={200: ModelPredictionsResponseSerializer, 400: BAD_REQUEST},
     )
     def get(self, request):
-        filters = _valid(
+        filters = validated(
             ModelPredictionsQuerySerializer,
             query_data(request.query_params, lists=("prediction_statuses", "evaluation_statuses")),
         )
@@ -114,8 +106,8 @@ class CoinDetailsView(APIView):
         responses={200: CoinDetailsSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
     )
     def get(self, request, active_model_id: int, coin_id: str):
-        coin_id = _valid(CoinIdSerializer, {"coin_id": coin_id})["coin_id"]
-        query = _valid(CoinDetailsQuerySerializer, query_data(request.query_params))
+        coin_id = validated(CoinIdSerializer, {"coin_id": coin_id})["coin_id"]
+        query = validated(CoinDetailsQuerySerializer, query_data(request.query_params))
         try:
             details = log_selectors.coin_details(active_model_id=active_model_id, coin_id=coin_id, **query)
         except log_selectors.NotFound as exc:
@@ -132,7 +124,7 @@ class PredictionsView(APIView):
         responses={200: PredictionsResponseSerializer, 400: BAD_REQUEST},
     )
     def get(self, request):
-        filters = _valid(PredictionsQuerySerializer, query_data(request.query_params))
+        filters = validated(PredictionsQuerySerializer, query_data(request.query_params))
         limit, offset = filters.pop("limit"), filters.pop("offset")
         rows, total = log_selectors.predictions_page(filters=filters, limit=limit, offset=offset)
         return Response(
@@ -149,8 +141,8 @@ class LatestPredictionView(APIView):
         responses={200: PredictionDetailSerializer, 400: BAD_REQUEST, 404: NOT_FOUND},
     )
     def get(self, request, coin_id: str):
-        coin_id = _valid(CoinIdSerializer, {"coin_id": coin_id})["coin_id"]
-        query = _valid(LatestPredictionQuerySerializer, query_data(request.query_params))
+        coin_id = validated(CoinIdSerializer, {"coin_id": coin_id})["coin_id"]
+        query = validated(LatestPredictionQuerySerializer, query_data(request.query_params))
         row = log_selectors.latest_prediction(coin_id=coin_id, model_id=query.get("model_id"))
         if row is None:
             raise NotFound(f"Keine Vorhersage für Coin {coin_id} gefunden")

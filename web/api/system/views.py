@@ -19,10 +19,9 @@ from rest_framework.views import APIView
 from alerts.selectors import system_stats
 from pumpserver import config
 from web import selectors
-from web.api.common import query_data
+from web.api.common import BAD_REQUEST, query_data, validated
 from pumpserver.permissions import HealthPublic
 
-BAD_REQUEST = OpenApiResponse(description="invalid parameters; the body names each one")
 HEALTH_AUTH = [{"tokenAuth": []}, {"cookieAuth": []}, {}]  # open unless HEALTH_PUBLIC=false
 
 
@@ -161,9 +160,8 @@ class LogsView(APIView):
         responses={(200, "text/plain"): OpenApiTypes.STR, 400: BAD_REQUEST},
     )
     def get(self, request):
-        query = LogsQuerySerializer(data=query_data(request.query_params))
-        query.is_valid(raise_exception=True)
-        text = selectors.log_tail(lines=query.validated_data["tail"])
+        query = validated(LogsQuerySerializer, query_data(request.query_params))
+        text = selectors.log_tail(lines=query["tail"])
         return HttpResponse(text, content_type="text/plain; charset=utf-8")
 
 
