@@ -1,12 +1,15 @@
-"""Reads for the monitoring endpoints: health (cheap, polled by container health checks) and the log tail."""
+"""Reads for the monitoring endpoints and the info page: health (cheap, polled by container health checks), the
+log tail, process heartbeats and the installation's versions."""
 
 from __future__ import annotations
 
 import os
+import platform
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import django
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.utils import timezone
@@ -181,3 +184,29 @@ def process_heartbeats(*, now: datetime | None = None) -> list[dict]:
         beat["alive"] = beat["last_seen"] >= live_after
         beat["seconds_ago"] = max(0, int((now - beat["last_seen"]).total_seconds()))
     return beats
+
+
+def version_info() -> dict:
+    """What the info page shows about this installation: versions, commit, database kind."""
+    commit = None
+    git_dir = Path(settings.BASE_DIR) / ".git"
+    try:
+        head = (git_dir / "HEAD").read_text().strip()
+        if head.startswith("ref: "):
+            ref = git_dir / head[5:]
+            commit = ref.read_text().strip() if ref.exists() else None
+        else:
+            commit = head
+    except OSError:
+        commit = None
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        postgres = cursor.fetchone()[0]
+    return {
+        "version": settings.SPECTACULAR_SETTINGS.get("VERSION", "?"),
+        "commit": commit[:12] if commit else None,
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "postgres": postgres,
+        "database": "embedded" if getattr(settings, "USING_EMBEDDED_DATABASE", False) else "DATABASE_URL",
+    }

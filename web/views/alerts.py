@@ -10,8 +10,7 @@ from web.forms.alerts import STATUS_FILTERS, AlertFilterForm
 from alerts.selectors import alert_statistics
 from predictions import log_selectors
 from predictions.models import Tag
-from web import charts
-from web.views.base import VERDICT_COLORS, Pager, page_login_required, partial_request
+from web.views.base import Pager, expired_alerts, page_login_required, partial_request, verdict_chart
 
 ALERTS_PER_PAGE = 25
 
@@ -41,15 +40,6 @@ def alert_list(request):
     result = log_selectors.model_predictions_page(filters=filters, limit=pager.limit, offset=pager.offset)
     prefetch_related_objects(result.predictions, "active_model")  # model names in one query
     statistics = alert_statistics(**statistics_filters)
-    judged = statistics["alerts_success"] + statistics["alerts_failed"]
-    expired = max(statistics["alerts_above_threshold"] - judged - statistics["alerts_pending"], 0)
-    verdict_chart = charts.category_bars(
-        [("success", statistics["alerts_success"], VERDICT_COLORS["success"]),
-         ("failed", statistics["alerts_failed"], VERDICT_COLORS["failed"]),
-         ("expired", expired, VERDICT_COLORS["expired"]),
-         ("pending", statistics["alerts_pending"], VERDICT_COLORS["pending"])],
-        title="Alert verdicts", y_unit="alerts", height=170, empty_message="No alerts in this selection",
-    )
     context = {
         "form": form,
         "alerts": result.predictions,
@@ -57,8 +47,8 @@ def alert_list(request):
         **pager.context(result.total, query=request.GET),
         "filtered": len(filters) > 1,
         "statistics": statistics,
-        "expired": expired,
-        "verdict_chart": verdict_chart,
+        "expired": expired_alerts(statistics),
+        "verdict_chart": verdict_chart(statistics, height=170, empty_message="No alerts in this selection"),
     }
     template = "alerts/alert_list.html"
     return render(request, f"{template}#results" if partial_request(request) else template, context)

@@ -1,4 +1,4 @@
-"""What every page shares: login for pages (htmx aware), partial requests, paging, verdict colours."""
+"""What every page shares: login for pages (htmx aware), partial requests, paging, verdict colours and chart."""
 
 from __future__ import annotations
 
@@ -10,7 +10,26 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django_htmx.http import HttpResponseClientRedirect
 
+from web import charts
+
 VERDICT_COLORS = {"success": "#16a34a", "failed": "#dc2626", "expired": "#9ca3af", "pending": "#f59e0b"}
+
+
+def expired_alerts(statistics: dict) -> int:
+    """Alerts of alert_statistics() that were neither judged nor are waiting: their horizon passed without a price."""
+    return max(statistics["alerts_above_threshold"] - statistics["alerts_success"] - statistics["alerts_failed"]
+               - statistics["alerts_pending"], 0)
+
+
+def verdict_chart(statistics: dict, *, height: int, empty_message: str):
+    """One bar per verdict (success, failed, expired, pending) of alert_statistics(), in the verdict colours."""
+    return charts.category_bars(
+        [("success", statistics["alerts_success"], VERDICT_COLORS["success"]),
+         ("failed", statistics["alerts_failed"], VERDICT_COLORS["failed"]),
+         ("expired", expired_alerts(statistics), VERDICT_COLORS["expired"]),
+         ("pending", statistics["alerts_pending"], VERDICT_COLORS["pending"])],
+        title="Alert verdicts", y_unit="alerts", height=height, empty_message=empty_message,
+    )
 
 
 def page_login_required(view):

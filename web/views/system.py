@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import platform
-from pathlib import Path
-
-import django
 from django.conf import settings
-from django.db import connection
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
@@ -19,8 +14,8 @@ from pumpserver import config
 from pumpserver.tokens import issue_api_token, token_of
 from web import charts
 from web.forms.system import SettingsForm
-from web.selectors import QUEUE_DEPTH_CAP, health, heartbeat_stale_seconds, process_heartbeats
-from web.views.base import VERDICT_COLORS, page_login_required, partial_request
+from web.selectors import QUEUE_DEPTH_CAP, health, heartbeat_stale_seconds, process_heartbeats, version_info
+from web.views.base import page_login_required, partial_request, verdict_chart
 
 DASHBOARD_MINUTES = 60
 NEWEST_ALERTS = 8
@@ -83,15 +78,7 @@ def _dashboard_stats() -> dict:
         )
     else:
         chart = charts.empty_chart("No alert has been judged yet", height=190)
-    expired = max(statistics["alerts_above_threshold"] - statistics["alerts_success"] - statistics["alerts_failed"]
-                  - statistics["alerts_pending"], 0)
-    verdicts = charts.category_bars(
-        [("success", statistics["alerts_success"], VERDICT_COLORS["success"]),
-         ("failed", statistics["alerts_failed"], VERDICT_COLORS["failed"]),
-         ("expired", expired, VERDICT_COLORS["expired"]),
-         ("pending", statistics["alerts_pending"], VERDICT_COLORS["pending"])],
-        title="Alert verdicts", y_unit="alerts", height=190, empty_message="No alerts yet",
-    )
+    verdicts = verdict_chart(statistics, height=190, empty_message="No alerts yet")
     return {"statistics": statistics, "model_rows": rows, "success_chart": chart, "verdict_chart": verdicts}
 
 
@@ -135,38 +122,13 @@ def settings_page(request):
     return render(request, f"{template}#settings_form" if partial_request(request) else template, context)
 
 
-def _version() -> dict:
-    commit = None
-    git_dir = Path(settings.BASE_DIR if hasattr(settings, "BASE_DIR") else Path(__file__).resolve().parent.parent) / ".git"
-    try:
-        head = (git_dir / "HEAD").read_text().strip()
-        if head.startswith("ref: "):
-            ref = git_dir / head[5:]
-            commit = ref.read_text().strip() if ref.exists() else None
-        else:
-            commit = head
-    except OSError:
-        commit = None
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        postgres = cursor.fetchone()[0]
-    return {
-        "version": settings.SPECTACULAR_SETTINGS.get("VERSION", "?"),
-        "commit": commit[:12] if commit else None,
-        "python": platform.python_version(),
-        "django": django.get_version(),
-        "postgres": postgres,
-        "database": "embedded" if getattr(settings, "USING_EMBEDDED_DATABASE", False) else "DATABASE_URL",
-    }
-
-
 def _token_context(request, *, new_key: str | None = None) -> dict:
     return {"token": token_of(user=request.user), "new_key": new_key}
 
 
 def _info_context(request, *, new_key: str | None = None) -> dict:
     return {
-        **_version(),
+        **version_info(),
         **_token_context(request, new_key=new_key),
         "heartbeats": process_heartbeats(),
         "stale_seconds": heartbeat_stale_seconds(),

@@ -30,7 +30,6 @@ MODEL_COUNTS_MAP_SCHEMA = {
 }
 
 
-
 def _model_or_404(active_model_id: int) -> None:
     if not ActiveModel.objects.filter(pk=active_model_id).exists():
         raise NotFound(f"Modell {active_model_id} nicht gefunden")
