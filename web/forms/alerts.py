@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
-from web.forms.system import TimeWindowFilterForm
-
 from modelregistry.models import ActiveModel
+from web.forms.system import TimeWindowFilterForm
 
 STATUS_CHOICES = [
     ("", "any"),

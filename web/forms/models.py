@@ -8,8 +8,6 @@ import shlex
 
 from django import forms
 
-from web.forms.system import TimeWindowFilterForm
-
 from modelregistry.models import (
     IGNORE_SECONDS_MAX,
     SEND_MODES,
@@ -18,6 +16,7 @@ from modelregistry.models import (
     ModelType,
     TargetDirection,
 )
+from web.forms.system import TimeWindowFilterForm
 
 SEND_MODE_LABELS = {
     "all": "all results",

@@ -31,8 +31,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import anyio
 import mcp_types as types
-from channels.generic.http import AsyncHttpConsumer
 from channels.exceptions import StopConsumer
+from channels.generic.http import AsyncHttpConsumer
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host

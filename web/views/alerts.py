@@ -6,10 +6,10 @@ from django.db.models import prefetch_related_objects
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from web.forms.alerts import STATUS_FILTERS, AlertFilterForm
 from alerts.selectors import alert_statistics
 from predictions import log_selectors
 from predictions.models import Tag
+from web.forms.alerts import STATUS_FILTERS, AlertFilterForm
 from web.views.base import Pager, expired_alerts, page_login_required, partial_request, verdict_chart
 
 ALERTS_PER_PAGE = 25

@@ -17,16 +17,6 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from alerts.selectors import model_statistics
 from modelregistry import selectors, services
-from web.forms.models import (
-    TIME_RANGES,
-    ImportForm,
-    ModelSettingsForm,
-    PredictionFilterForm,
-    RangeForm,
-    RenameForm,
-    TrainCommandForm,
-    UploadForm,
-)
 from modelregistry.models import ActiveModel, ModelType
 from modelregistry.training_service import (
     TrainingServiceClient,
@@ -37,6 +27,16 @@ from modelregistry.training_service import (
 from predictions import log_selectors
 from predictions import selectors as prediction_selectors
 from web import charts
+from web.forms.models import (
+    TIME_RANGES,
+    ImportForm,
+    ModelSettingsForm,
+    PredictionFilterForm,
+    RangeForm,
+    RenameForm,
+    TrainCommandForm,
+    UploadForm,
+)
 from web.views.base import Pager, page_login_required, partial_request
 
 PREDICTIONS_PER_PAGE = 25

@@ -12,9 +12,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from modelregistry.models import ActiveModel
 from predictions import log_selectors, selectors, webhook_services
-from web.forms.predictions import WINDOW_CHOICES, CoinWindowForm, DeliveryFilterForm
 from predictions.models import WebhookDelivery
 from web import charts
+from web.forms.predictions import WINDOW_CHOICES, CoinWindowForm, DeliveryFilterForm
 from web.views.base import Pager, page_login_required, partial_request
 
 DELIVERIES_PER_PAGE = 50

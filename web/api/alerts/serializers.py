@@ -3,7 +3,6 @@ from rest_framework import serializers
 from alerts.legacy_selectors import STATUSES
 from web.api.common import PageQuerySerializer, id_field
 
-
 # --- statistics (S1, M9, S2, S3) ------------------------------------------------------------------------------------
 
 

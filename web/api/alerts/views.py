@@ -4,6 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from alerts import legacy_selectors, legacy_services, selectors
+from modelregistry.models import ActiveModel
 from web.api.alerts.serializers import (
     AlertDetailsQuerySerializer,
     AlertDetailsSerializer,
@@ -17,7 +18,6 @@ from web.api.alerts.serializers import (
     ModelStatisticsSerializer,
     ResetStatisticsResponseSerializer,
 )
-from modelregistry.models import ActiveModel
 from web.api.common import BAD_REQUEST, NOT_FOUND, query_data, validated
 
 MODEL_COUNTS_MAP_SCHEMA = {

@@ -1,4 +1,4 @@
-"""Routes of modelregistry/api/imports.py; included before the other /api/ routes (pumpserver/urls.py)."""
+"""Routes of web/api/models/imports.py; included before the other /api/ routes (web/urls.py)."""
 
 from django.urls import path
 

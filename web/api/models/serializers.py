@@ -9,8 +9,9 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from modelregistry.models import SEND_MODES, CoinFilterMode, ModelType, TargetDirection, TargetOperator
-from modelregistry.serving import send_modes
 from modelregistry.services import SETTING_RANGES
+from modelregistry.serving import send_modes
+
 
 def _ranged(setting: str, field_class=serializers.IntegerField, **kwargs):
     low, high = SETTING_RANGES[setting]

@@ -15,11 +15,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from modelregistry import selectors, services
+from modelregistry.models import ActiveModel
+from modelregistry.training_service import TrainingServiceError
 from predictions import selectors as prediction_selectors
 from web.api.common import validated
 from web.api.models import serializers as s
-from modelregistry.models import ActiveModel
-from modelregistry.training_service import TrainingServiceError
 
 MODEL_NOT_FOUND = "Modell nicht gefunden"
 

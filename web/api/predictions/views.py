@@ -4,6 +4,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from predictions import log_selectors, log_services
+from predictions.services import NoActiveModels, predict_coin
+from web.api.common import BAD_REQUEST, NOT_FOUND, query_data, validated
 from web.api.predictions.serializers import (
     CoinDetailsQuerySerializer,
     CoinDetailsSerializer,
@@ -19,8 +21,6 @@ from web.api.predictions.serializers import (
     PredictRequestSerializer,
     PredictResponseSerializer,
 )
-from predictions.services import NoActiveModels, predict_coin
-from web.api.common import BAD_REQUEST, NOT_FOUND, query_data, validated
 
 
 class PredictView(APIView):

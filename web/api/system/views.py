@@ -18,9 +18,9 @@ from rest_framework.views import APIView
 
 from alerts.selectors import system_stats
 from pumpserver import config
+from pumpserver.permissions import HealthPublic
 from web import selectors
 from web.api.common import BAD_REQUEST, query_data, validated
-from pumpserver.permissions import HealthPublic
 
 HEALTH_AUTH = [{"tokenAuth": []}, {"cookieAuth": []}, {}]  # open unless HEALTH_PUBLIC=false
 
