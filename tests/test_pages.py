@@ -9,17 +9,18 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from pumpserver.models import RuntimeSetting
 from modelregistry.models import ActiveModel
 from predictions.models import DeliveryStatus, ModelPrediction, WebhookDelivery
-from web import charts
+from pumpserver.models import RuntimeSetting
 from tests import parity
 from tests.test_listener import register_xgb
+from web import charts
 
 pytestmark = pytest.mark.django_db
 
@@ -326,8 +327,6 @@ def test_import_reports_a_training_service_failure_instead_of_an_error_page(clie
 
 
 def test_upload_stores_a_model_and_refuses_pickles_inline(client):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     meta = json.dumps({**parity.meta("xgb"), "id": None, "name": "uploaded xgb"})
     response = client.post("/models/import/", {
         "file": SimpleUploadedFile("model.json", parity.artifact("model_xgb.json")),
