@@ -1,5 +1,14 @@
-"""Coin histories from `coin_metrics`: the newest rows per coin as every caller of the feature engine reads them,
-and the listener's incremental cache over the same reads."""
+"""Coin histories from `coin_metrics`: one query builder for every reader of coin rows, and the listener's
+incremental cache as an optional layer over it.
+
+* `read_history_rows(requests, limit=...)`: per request, the newest `limit` rows of one coin (optional phase filter,
+  `after`/`until` bounds), one lateral index read each; the one read behind the others.
+* `coin_histories(requests=..., limit=..., until=...)`: the newest `limit` rows per coin and phase filter, as the
+  listener (without its cache), /api/predict and MCP read them.
+* `HistoryCache`: the listener's histories kept across batches; each batch reads only the rows that are new.
+* `coin_rows(columns=..., phases=..., since=..., until=...)`: every row of every coin in a time window (training
+  labels).
+"""
 
 from __future__ import annotations
 
@@ -8,34 +17,122 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Sequence
 
 import numpy as np
 from django.db import connection
 
-from inference.features import HISTORY_COLUMNS, CoinHistories
+from inference.features import VALUE_COLUMNS, CoinHistories
 
-# numeric::float8 is converted by PostgreSQL through the exact decimal text, so it is the correctly rounded double
-# the feature engine needs, and it arrives far faster than Decimal objects.
-_FLOAT_COLUMNS = [c for c in HISTORY_COLUMNS if c not in ("mint", "timestamp")]
-_HISTORY_SELECT = ", ".join(
-    ["m.mint", 'm."timestamp"'] + [f"m.{c}::float8" if c != "is_koth" else "m.is_koth::int::float8" for c in _FLOAT_COLUMNS]
+# --- the query builder -------------------------------------------------------------------------------------------
+
+
+def float8_select(columns: Sequence[str]) -> str:
+    """The select list of `columns` of `coin_metrics m` as float8: numeric::float8 is converted by PostgreSQL through
+    the exact decimal text, so it is the correctly rounded double the feature engine needs, and it arrives far faster
+    than Decimal objects."""
+    return ", ".join(f"m.{c}::float8" if c != "is_koth" else "m.is_koth::int::float8" for c in columns)
+
+
+# Timestamps as integer microseconds since the epoch (exact on every PostgreSQL version, and no datetime parsing).
+EPOCH_MICROS_SQL = (
+    "(extract(epoch FROM date_trunc('second', m.\"timestamp\"))::int8 * 1000000"
+    " + mod(extract(microseconds FROM m.\"timestamp\")::int8, 1000000))"
 )
 
-# One lateral index scan on (mint, timestamp DESC) per (coin, phase filter) request.
-HISTORY_SQL = f"""
-SELECT req.grp, h.*
-  FROM unnest(%s::text[], %s::int[], %s::text[]) AS req(mint, grp, phases)
+# Per request: the newest rows (at most the query's LIMIT; NULL: all) of a coin that pass its phase filter (NULL: all
+# phases) and lie after `after` and at or before `until` (NULL: unbounded); one lateral index read on (mint, timestamp)
+# each. Rows come back newest first within a request; read_history_rows sorts them.
+HISTORY_ROWS_SQL = f"""
+SELECT req.i, h.*
+  FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[])
+       WITH ORDINALITY AS req(mint, phases, after, until, i)
  CROSS JOIN LATERAL (
-       SELECT {_HISTORY_SELECT}
+       SELECT {EPOCH_MICROS_SQL}, {float8_select(VALUE_COLUMNS)}
          FROM coin_metrics m
         WHERE m.mint = req.mint
           AND (req.phases IS NULL OR m.phase_id_at_time = ANY (req.phases::int[]))
-          AND (%s::timestamptz IS NULL OR m."timestamp" <= %s::timestamptz)
+          AND (req.after IS NULL OR m."timestamp" > req.after)
+          AND (req.until IS NULL OR m."timestamp" <= req.until)
         ORDER BY m."timestamp" DESC
         LIMIT %s
  ) h
- ORDER BY req.grp, h.mint, h."timestamp"
 """
+
+_FETCH_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class HistoryRequest:
+    """One coin's newest rows that pass `phases` (None: all) with `after` < timestamp <= `until` (None: unbounded)."""
+
+    mint: str
+    phases: tuple[int, ...] | None = None
+    after: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class HistoryRows:
+    """What read_history_rows read: request k's rows are `bounds[k]:bounds[k+1]`, ascending by time; `values` holds
+    one row per VALUE_COLUMNS column (NaN = NULL)."""
+
+    bounds: np.ndarray
+    timestamps_ns: np.ndarray
+    values: np.ndarray
+
+    def histories(self, mints: Sequence[str], first: int = 0) -> CoinHistories:
+        """Requests `first ..` (one per mint, labelled with it) as a CoinHistories; requests without rows are left
+        out."""
+        bounds = self.bounds[first : first + len(mints) + 1]
+        lengths = np.diff(bounds)
+        present = np.flatnonzero(lengths > 0)
+        rows = slice(int(bounds[0]), int(bounds[-1]))
+        return CoinHistories(
+            mints=[mints[i] for i in present],
+            offsets=np.r_[0, np.cumsum(lengths[present])].astype(np.int64),
+            timestamps_ns=self.timestamps_ns[rows],
+            columns={name: self.values[j, rows] for j, name in enumerate(VALUE_COLUMNS)},
+        )
+
+
+def read_history_rows(
+    requests: Sequence[HistoryRequest], *, limit: int | None, server_side: bool = False
+) -> HistoryRows:
+    """Every request's newest `limit` rows (None: all) in one query. `server_side`: read through a server-side cursor
+    in slices, so that whole histories of many coins (a start, an expiry wave of the cache) never sit in memory as
+    one result set of Python tuples."""
+    params = [
+        [r.mint for r in requests],
+        [None if r.phases is None else "{" + ",".join(map(str, r.phases)) + "}" for r in requests],
+        [r.after for r in requests],
+        [r.until for r in requests],
+        limit,
+    ]
+    parts = []  # request numbers and microseconds stay exact as float64 (< 2**53); NULL → NaN
+    if requests and server_side:
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(HISTORY_ROWS_SQL, params)
+            while rows := cursor.fetchmany(_FETCH_ROWS):
+                parts.append(np.array(rows, dtype=np.float64))
+    elif requests:
+        with connection.cursor() as cursor:
+            cursor.execute(HISTORY_ROWS_SQL, params)
+            rows = cursor.fetchall()
+        if rows:
+            parts.append(np.array(rows, dtype=np.float64))
+    if not parts:
+        return HistoryRows(
+            np.zeros(len(requests) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((len(VALUE_COLUMNS), 0))
+        )
+    data = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    data = data[np.lexsort((data[:, 1], data[:, 0]))]  # by request, then time ascending
+    request = data[:, 0].astype(np.int64) - 1
+    return HistoryRows(
+        bounds=np.searchsorted(request, np.arange(len(requests) + 1)),
+        timestamps_ns=data[:, 1].astype(np.int64) * 1000,
+        values=np.ascontiguousarray(data[:, 2:].T),
+    )
 
 
 def coin_histories(
@@ -44,60 +141,68 @@ def coin_histories(
     """Newest `limit` rows per coin (at or before `until`, if given), per phase filter (None = all phases).
 
     Models with the same phase filter share one history block: the original server read each model's
-    history with its own phase filter applied before the row limit.
+    history with its own phase filter applied before the row limit. Coins without rows are left out.
     """
-    keys = list(requests)
-    mints, groups, phase_filters = [], [], []
-    for group, key in enumerate(keys):
-        for mint in requests[key]:
-            mints.append(mint)
-            groups.append(group)
-            phase_filters.append(None if key is None else "{" + ",".join(map(str, key)) + "}")
-    with connection.cursor() as cursor:
-        cursor.execute(HISTORY_SQL, [mints, groups, phase_filters, until, until, limit])
-        rows = cursor.fetchall()
-    by_group: dict[int, list] = defaultdict(list)
-    for row in rows:
-        by_group[row[0]].append(row[1:])
-    return {key: CoinHistories.from_rows(by_group.get(group, []), HISTORY_COLUMNS) for group, key in enumerate(keys)}
+    reads: list[HistoryRequest] = []
+    groups = []
+    for key, mints in requests.items():
+        mints = list(dict.fromkeys(mints))
+        groups.append((key, len(reads), mints))
+        reads.extend(HistoryRequest(mint, key, until=until) for mint in mints)
+    rows = read_history_rows(reads, limit=limit)
+    return {key: rows.histories(mints, first) for key, first, mints in groups}
 
+
+# Every row of every coin in a time window (phase filter applied), grouped by coin, ascending by time.
+_WINDOW_ROWS_SQL = """
+SELECT m.mint, {epoch_micros}, {values}
+  FROM coin_metrics m
+ WHERE (%(since)s::timestamptz IS NULL OR m."timestamp" >= %(since)s::timestamptz)
+   AND (%(until)s::timestamptz IS NULL OR m."timestamp" <= %(until)s::timestamptz)
+   AND (%(phases)s::int[] IS NULL OR m.phase_id_at_time = ANY (%(phases)s::int[]))
+ ORDER BY m.mint, m."timestamp"
+"""
+
+
+def coin_rows(
+    *, columns: Sequence[str], phases: Sequence[int] | None = None, since: datetime | None = None,
+    until: datetime | None = None,
+) -> CoinHistories:
+    """Every row with since <= timestamp <= until (None: unbounded) that passes the phase filter, with `columns`;
+    coins in the database's order of mints."""
+    sql = _WINDOW_ROWS_SQL.format(epoch_micros=EPOCH_MICROS_SQL, values=float8_select(columns))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"since": since, "until": until, "phases": None if phases is None else list(phases)})
+        rows = cursor.fetchall()
+    if not rows:
+        return CoinHistories.empty(columns)
+    by_column = list(zip(*rows))  # transpose once, in C
+    mint_per_row = np.array(by_column[0], dtype=object)
+    coin_starts = np.flatnonzero(np.r_[True, mint_per_row[1:] != mint_per_row[:-1]])
+    return CoinHistories(
+        mints=[str(m) for m in mint_per_row[coin_starts]],
+        offsets=np.r_[coin_starts, len(rows)].astype(np.int64),
+        timestamps_ns=np.array(by_column[1], dtype=np.int64) * 1000,
+        columns={name: np.array(values, dtype=np.float64) for name, values in zip(columns, by_column[2:])},
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def from_micros(micros: int) -> datetime:
+    """Microseconds since the epoch → aware UTC datetime."""
+    return _EPOCH + timedelta(microseconds=int(micros))
+
+
+def to_micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 # --- the listener's history cache ------------------------------------------------------------------------------
 
-# Timestamps as integer microseconds since the epoch (exact on every PostgreSQL version, and no datetime parsing).
-_EPOCH_MICROS_SQL = (
-    "(extract(epoch FROM date_trunc('second', m.\"timestamp\"))::int8 * 1000000"
-    " + mod(extract(microseconds FROM m.\"timestamp\")::int8, 1000000))"
-)
-_CACHE_SELECT = ", ".join(
-    [_EPOCH_MICROS_SQL] + [f"m.{c}::float8" if c != "is_koth" else "m.is_koth::int::float8" for c in _FLOAT_COLUMNS]
-)
-_PHASE_COLUMN = _FLOAT_COLUMNS.index("phase_id_at_time")
-
-# Per request: the newest `limit` rows of a coin (full load, after NULL) or only the rows newer than what the cache
-# holds (after = its newest timestamp). Rows come back newest first within a request; the caller sorts.
-CACHE_HISTORY_SQL = f"""
-SELECT req.i, h.*
-  FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) WITH ORDINALITY AS req(mint, phases, after, i)
- CROSS JOIN LATERAL (
-       SELECT {_CACHE_SELECT}
-         FROM coin_metrics m
-        WHERE m.mint = req.mint
-          AND (req.phases IS NULL OR m.phase_id_at_time = ANY (req.phases::int[]))
-          AND (req.after IS NULL OR m."timestamp" > req.after)
-        ORDER BY m."timestamp" DESC
-        LIMIT %s
- ) h
-"""
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_FETCH_ROWS = 10_000
 _SPARE_ROWS = 16  # room for a coin's next rows (about one per batch), so most batches append without reallocating
-
-
-def _micros(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+_PHASE_COLUMN = VALUE_COLUMNS.index("phase_id_at_time")
 
 
 @dataclass
@@ -106,7 +211,7 @@ class _CachedHistory:
     appends a coin's new rows in place instead of reallocating its whole history."""
 
     timestamps_buffer: np.ndarray  # int64, capacity
-    values_buffer: np.ndarray  # (len(_FLOAT_COLUMNS), capacity) float64, in _FLOAT_COLUMNS order
+    values_buffer: np.ndarray  # (len(VALUE_COLUMNS), capacity) float64, in VALUE_COLUMNS order
     rows: int
     complete: bool  # holds every row of the coin (under the filter), not only the newest `limit`
     expires_at: float
@@ -132,7 +237,7 @@ class _CachedHistory:
 
     @property
     def newest(self) -> datetime:
-        return _EPOCH + timedelta(microseconds=int(self.timestamps_buffer[self.rows - 1]) // 1000)
+        return from_micros(int(self.timestamps_buffer[self.rows - 1]) // 1000)
 
     def holds(self, timestamp_ns: int) -> bool:
         held = self.timestamps_ns
@@ -210,7 +315,7 @@ class HistoryCache:
             keys = self._keys_of_mint.get(mint)
             if not keys:
                 continue
-            timestamp_ns = _micros(timestamp) * 1000
+            timestamp_ns = to_micros(timestamp) * 1000
             for key in list(keys):
                 entry = self._entries[key]
                 if timestamp_ns <= entry.timestamps_ns[-1] and not entry.holds(timestamp_ns):
@@ -284,30 +389,14 @@ class HistoryCache:
         """One query: new rows for held pairs, whole histories for the others."""
         if not keys:
             return
-        mints, phase_filters, after = [], [], []
+        reads = []
         for key, mint in keys:
             entry = self._entries.get((key, mint))
-            mints.append(mint)
-            phase_filters.append(None if key is None else "{" + ",".join(map(str, key)) + "}")
-            after.append(entry.newest if entry is not None else None)
-        # A server-side cursor read in slices: whole histories of many coins (a start, an expiry wave) never sit in
-        # memory as one result set of Python tuples.
-        parts = []
-        with connection.chunked_cursor() as cursor:
-            cursor.execute(CACHE_HISTORY_SQL, [mints, phase_filters, after, self.limit])
-            while rows := cursor.fetchmany(_FETCH_ROWS):
-                parts.append(np.array(rows, dtype=np.float64))  # ids and microseconds stay exact (< 2**53); NULL → NaN
-        data = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else None
-        self.stats["rows_read"] += 0 if data is None else len(data)
-        if data is not None:
-            order = np.lexsort((data[:, 1], data[:, 0]))  # by request, then time ascending
-            data = data[order]
-            request = data[:, 0].astype(np.int64) - 1
-            bounds = np.searchsorted(request, np.arange(len(keys) + 1))
-            timestamps = data[:, 1].astype(np.int64) * 1000
-            values = np.ascontiguousarray(data[:, 2:].T)
-        else:
-            bounds = np.zeros(len(keys) + 1, dtype=np.int64)
+            # The newest `limit` rows of a coin (full load) or only the rows newer than what the cache holds.
+            reads.append(HistoryRequest(mint, key, after=entry.newest if entry is not None else None))
+        rows = read_history_rows(reads, limit=self.limit, server_side=True)
+        bounds, timestamps, values = rows.bounds, rows.timestamps_ns, rows.values
+        self.stats["rows_read"] += len(timestamps)
         for i, (key, mint) in enumerate(keys):
             lo, hi = int(bounds[i]), int(bounds[i + 1])
             entry = self._entries.get((key, mint))
@@ -350,7 +439,7 @@ class HistoryCache:
         parts = [views[(key, mint)] for mint in mints]
         present = [(mint, part) for mint, part in zip(mints, parts) if part is not None]
         if not present:
-            return CoinHistories.from_rows([], HISTORY_COLUMNS)
+            return CoinHistories.empty(VALUE_COLUMNS)
         lengths = np.fromiter((len(part[0]) for _, part in present), np.int64, len(present))
         timestamps = np.concatenate([part[0] for _, part in present])
         values = np.concatenate([part[1] for _, part in present], axis=1)
@@ -358,7 +447,7 @@ class HistoryCache:
             mints=[mint for mint, _ in present],
             offsets=np.r_[0, np.cumsum(lengths)].astype(np.int64),
             timestamps_ns=timestamps,
-            columns={name: values[j] for j, name in enumerate(_FLOAT_COLUMNS)},
+            columns={name: values[j] for j, name in enumerate(VALUE_COLUMNS)},
         )
 
     def _evict(self, now: float) -> None:

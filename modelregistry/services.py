@@ -38,13 +38,15 @@ def register_model(
     filename: str | None = None,
     activate: bool = False,
     trust_pickle: bool = False,
+    training_details: dict | None = None,
 ) -> ActiveModel:
     """Validate an artifact against its metadata and store it as the model's newest version.
 
     The artifact must load, be of the declared type, and take the listed features. A model whose training-service
     id is already registered gets a new version (its settings are kept); otherwise a new entry is created.
     Pickles are only loaded when the caller vouches for their origin, and are stored converted to a safe
-    format, so no process ever unpickles them again.
+    format, so no process ever unpickles them again. `training_details` (the built-in training's own record of the
+    run) is merged into the details taken from `meta`.
     """
     try:
         fields = registry_fields(meta)
@@ -69,6 +71,8 @@ def register_model(
             model = ActiveModel(source=source, is_active=False)
         for name, value in fields.items():
             setattr(model, name, value)
+        if training_details:
+            model.training_details = {**(model.training_details or {}), **training_details}
         model.downloaded_at = now
         model.load_error = None
         model.load_error_at = None

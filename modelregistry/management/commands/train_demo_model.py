@@ -14,9 +14,10 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from modelregistry.models import ActiveModel, ModelSource
-from modelregistry.training import TrainingConfig, TrainingDataError, train
 from modelregistry.demo import demo_model_meta
+from modelregistry.models import ActiveModel, ModelSource
+from modelregistry.services import deactivate_model
+from modelregistry.training import TrainingConfig, TrainingDataError, train
 
 DEMO_NAME = "demo: +5% in 2 min (XGBoost, trained on this market)"
 
@@ -68,7 +69,9 @@ class Command(BaseCommand):
                     return
                 time.sleep(min(1.0, max(0.0, until - time.monotonic())))
 
-        replaced = _fixture_demo_models().filter(is_active=True).update(is_active=False)
+        replaced = list(_fixture_demo_models().filter(is_active=True).values_list("pk", flat=True))
+        for pk in replaced:
+            deactivate_model(active_model_id=pk)
         self.stdout.write("train_demo_model: " + result.summary().replace("\n", " "))
         if replaced:
             self.stdout.write("train_demo_model: the bundled fixture demo model is now inactive.")

@@ -3,7 +3,7 @@
 [--activate] [--n-estimators N] [--max-depth N] [--seed N] [--max-rows N] [--test-fraction F] [--min-rows N]
 
 Trains a time-based classifier on this database's coin_metrics with the serving feature code and registers it
-(see modelregistry/training.py for the labels, the split and what differs from the original training service).
+(see modelregistry/training/ for the labels, the split and what differs from the original training service).
 """
 
 from __future__ import annotations

@@ -1,0 +1,108 @@
+"""Feature vectors "as of" past rows: for each (coin, timestamp) row, the vector the listener computes when that row
+is the coin's newest, i.e. from the coin's newest `history_limit` rows up to and including it, after the model's
+phase filter. Training fits on these vectors, and a backtest replays them.
+
+The histories the rows need are read once per coin (one query for all coins) and cut into as-of prefixes in bulk.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Sequence
+
+import numpy as np
+
+from inference.features import VALUE_COLUMNS, CoinHistories, build_features
+from inference.history import HistoryRequest, from_micros, read_history_rows
+
+# As-of histories are built in blocks of about this many rows (~230 bytes per row and copy).
+_BLOCK_ROWS = 300_000
+
+# timestamptz has microsecond resolution: "timestamp < t" is "timestamp <= t - 1 µs".
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+class RowNotFound(LookupError):
+    """A requested (coin, timestamp) row is not in coin_metrics (under the phase filter)."""
+
+
+def features_as_of(
+    *,
+    mints: Sequence[str],
+    coin: np.ndarray,
+    timestamps_us: np.ndarray,
+    feature_names: Sequence[str],
+    engineered: bool,
+    windows: Sequence[int],
+    phases: Sequence[int] | None,
+    history_limit: int,
+) -> np.ndarray:
+    """The feature vector of each row k (coin `mints[coin[k]]`, timestamp `timestamps_us[k]` in µs since the epoch)
+    as of that row: ``(len(coin), len(feature_names))``. Every row must exist in coin_metrics and pass the phase
+    filter, else RowNotFound."""
+    n = len(coin)
+    X = np.zeros((n, len(feature_names)))
+    if n == 0:
+        return X
+    used, slot = np.unique(coin, return_inverse=True)
+    firsts = np.full(len(used), np.iinfo(np.int64).max)
+    lasts = np.full(len(used), np.iinfo(np.int64).min)
+    np.minimum.at(firsts, slot, timestamps_us)
+    np.maximum.at(lasts, slot, timestamps_us)
+    # Per coin: the history_limit - 1 rows before its first requested row (what the serving history query can reach
+    # back to), then every row from it up to its last requested row.
+    phase_filter = tuple(phases) if phases else None
+    before_first = [from_micros(first) - _ONE_MICROSECOND for first in firsts]
+    earlier = read_history_rows(
+        [HistoryRequest(mints[c], phase_filter, until=until) for c, until in zip(used, before_first)],
+        limit=history_limit - 1,
+    )
+    spanned = read_history_rows(
+        [HistoryRequest(mints[c], phase_filter, after=after, until=from_micros(last))
+         for c, after, last in zip(used, before_first, lasts)],
+        limit=None,
+    )
+    # Coin s's rows: bounds[s]:bounds[s + 1], ascending by time (its earlier rows, then its spanned ones).
+    coin_of_row = np.r_[np.repeat(np.arange(len(used)), np.diff(earlier.bounds)),
+                        np.repeat(np.arange(len(used)), np.diff(spanned.bounds))]
+    order = np.argsort(coin_of_row, kind="stable")
+    bounds = np.searchsorted(coin_of_row[order], np.arange(len(used) + 1))
+    row_ts = np.concatenate([earlier.timestamps_ns, spanned.timestamps_ns])[order] // 1000
+    all_values = np.concatenate([earlier.values, spanned.values], axis=1)[:, order]
+    values = {name: all_values[j] for j, name in enumerate(VALUE_COLUMNS)}
+
+    # Each row -> its position among its coin's loaded rows; its history is the newest history_limit rows up to
+    # and including it.
+    ends = np.empty(n, dtype=np.int64)
+    by_slot = np.argsort(slot, kind="stable")
+    group_bounds = np.searchsorted(slot[by_slot], np.arange(len(used) + 1))
+    for s in range(len(used)):
+        mine = by_slot[group_bounds[s] : group_bounds[s + 1]]
+        lo, hi = bounds[s], bounds[s + 1]
+        pos = lo + np.searchsorted(row_ts[lo:hi], timestamps_us[mine])
+        if np.any(pos >= hi) or np.any(row_ts[np.minimum(pos, hi - 1)] != timestamps_us[mine]):
+            raise RowNotFound(f"a row of {mints[used[s]]} is not in coin_metrics (any more)")
+        ends[mine] = pos + 1
+    starts = np.maximum(bounds[slot], ends - history_limit)
+    lengths = ends - starts
+
+    block_start = 0
+    while block_start < n:
+        block_end = block_start + 1
+        total = lengths[block_start]
+        while block_end < n and total + lengths[block_end] <= _BLOCK_ROWS:
+            total += lengths[block_end]
+            block_end += 1
+        part = slice(block_start, block_end)
+        part_lengths = lengths[part]
+        offsets = np.r_[0, np.cumsum(part_lengths)].astype(np.int64)
+        row_index = np.arange(offsets[-1]) + np.repeat(starts[part] - offsets[:-1], part_lengths)
+        histories = CoinHistories(
+            mints=[str(i) for i in range(block_start, block_end)],
+            offsets=offsets,
+            timestamps_ns=row_ts[row_index] * 1000,
+            columns={name: column[row_index] for name, column in values.items()},
+        )
+        X[part] = build_features(histories, feature_names=feature_names, engineered=engineered, windows=windows)
+        block_start = block_end
+    return X
