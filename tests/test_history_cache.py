@@ -18,7 +18,7 @@ from modelregistry.models import ActiveModel, ModelSource
 from inference.scoring import ModelCache
 from modelregistry.serving import active_served_models, model_cache
 from modelregistry.services import register_model
-from inference import history, loading
+from inference import as_of, history, loading
 from inference.features import build_features
 from predictions.services import process_pending_batch
 from tests import parity
@@ -146,3 +146,36 @@ def test_a_coin_is_read_afresh_after_max_age(market):
     now[0] = 61.0
     same_histories(cache.histories(requests)[None], history.coin_histories(requests=requests, limit=1000)[None])
     assert cache.stats["full_loads"] == 2
+
+
+@pytest.mark.parametrize(("phases", "history_limit"), [(None, 1000), ((1, 3), 30)])
+def test_features_as_of_a_row_equal_the_serving_read_up_to_it(market, phases, history_limit):
+    """inference.as_of (training, backtests): each past row's vector is what the serving read and feature code give
+    when that row is the coin's newest (coin_histories until its time), bit for bit."""
+    with market.cursor() as cursor:
+        cursor.executemany(INSERT_SQL, ROWS)
+    params = parity.meta("xgb")["params"]
+    names, windows = parity.meta("xgb")["features"], params["feature_engineering_windows"]
+    rng = np.random.default_rng(7)
+    passing = [row for row in ROWS if not phases or int(row[PHASE]) in phases]
+    picks = [passing[i] for i in rng.choice(len(passing), size=40, replace=False)]
+    mints = sorted({row[MINT] for row in picks})
+    coin = np.array([mints.index(row[MINT]) for row in picks])
+    moments = [datetime.fromisoformat(row[TIMESTAMP]) for row in picks]
+    X = as_of.features_as_of(
+        mints=mints, coin=coin, timestamps_us=np.array([history.to_micros(m) for m in moments]), feature_names=names,
+        engineered=True, windows=windows, phases=phases, history_limit=history_limit,
+    )
+    for row, moment, vector in zip(picks, moments, X):
+        block = history.coin_histories(requests={phases: [row[MINT]]}, limit=history_limit, until=moment)[phases]
+        served = build_features(block, feature_names=names, engineered=True, windows=windows)
+        assert np.array_equal(served[0].view(np.uint64), vector.view(np.uint64)), (row[MINT], moment)
+
+    if phases:  # a row the phase filter leaves out has no as-of vector
+        other = next(row for row in ROWS if int(row[PHASE]) not in phases)
+        with pytest.raises(as_of.RowNotFound):
+            as_of.features_as_of(
+                mints=[other[MINT]], coin=np.array([0]),
+                timestamps_us=np.array([history.to_micros(datetime.fromisoformat(other[TIMESTAMP]))]),
+                feature_names=names, engineered=True, windows=windows, phases=phases, history_limit=history_limit,
+            )
