@@ -45,9 +45,28 @@ class ModelFailure:
 
 
 @dataclass
+class Prediction:
+    """One model's answer for one coin event, tagged by the model's alert threshold."""
+
+    model: ServedModel
+    event: CoinEvent
+    probability: float
+    prediction: int
+    tag: str
+
+
+@dataclass
 class EngineOutput:
     results: list[ModelResult] = field(default_factory=list)
     failures: list[ModelFailure] = field(default_factory=list)
+
+    def predictions(self) -> list[Prediction]:
+        """Every result, one per (model, coin event)."""
+        return [
+            Prediction(result.model, event, float(p), int(y), tag_for(float(p), result.model.alert_threshold))
+            for result in self.results
+            for event, p, y in zip(result.events, result.probabilities, result.predictions)
+        ]
 
 
 def tag_for(probability: float, threshold: float) -> str:

@@ -1,9 +1,11 @@
-"""Reads of the model registry: a model's row and its stored file versions (its prediction statistics and n8n
-delivery status are reads of predictions, in predictions.selectors)."""
+"""Reads of the model registry: a model's row, its stored file versions, and the training service's models with the
+registry model each was imported as (its prediction statistics and n8n delivery status are reads of predictions, in
+predictions.selectors)."""
 
 from __future__ import annotations
 
 from modelregistry.models import ActiveModel, ModelArtifact
+from modelregistry.training_service import TrainingServiceClient, available_model
 
 
 def get_model(*, active_model_id: int) -> ActiveModel:
@@ -18,3 +20,11 @@ def model_versions(*, active_model_id: int) -> list[dict]:
         .order_by("-version")
         .values("version", "format", "sha256", "size_bytes", "created_at", "is_current")
     )
+
+
+def training_service_models(*, client: TrainingServiceClient) -> list[dict]:
+    """The training service's models as AvailableModel objects (records without an integer id are left out), each
+    with `imported_as`: the registry id of the model imported from it, or None. Raises TrainingServiceError."""
+    records = [r for r in client.list_models() if isinstance(r.get("id"), int) and not isinstance(r.get("id"), bool)]
+    imported = dict(ActiveModel.objects.filter(model_id__in=[r["id"] for r in records]).values_list("model_id", "pk"))
+    return [{**available_model(record), "imported_as": imported.get(record["id"])} for record in records]

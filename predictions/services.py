@@ -13,10 +13,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from inference import history
-from inference.engine import CoinEvent, EngineOutput, run_models, tag_for
+from inference.engine import CoinEvent, EngineOutput, Prediction, run_models
 from inference.scoring import ModelCache, ServedModel
-from modelregistry.serving import active_served_models, model_cache
 from modelregistry.services import clear_model_errors, mark_model_errored
+from modelregistry.serving import active_served_models, model_cache
 from predictions import selectors
 from predictions.webhook_services import enqueue_deliveries
 from pumpserver import metrics
@@ -150,29 +150,11 @@ def _batch_index(items) -> tuple[list, list, list[int], list[int]]:
 
 
 @dataclass
-class StoredPrediction:
-    model: ServedModel
-    event: CoinEvent
-    probability: float
-    prediction: int
-    tag: str
-
-
-def _predicted(output: EngineOutput) -> list[StoredPrediction]:
-    """Every result of an engine run, one per (model, coin event), tagged by the model's alert threshold."""
-    return [
-        StoredPrediction(result.model, event, float(p), int(y), tag_for(float(p), result.model.alert_threshold))
-        for result in output.results
-        for event, p, y in zip(result.events, result.probabilities, result.predictions)
-    ]
-
-
-@dataclass
 class BatchReport:
     claimed: int = 0
     coins: int = 0
-    stored: list[StoredPrediction] = field(default_factory=list)
-    capped: list[StoredPrediction] = field(default_factory=list)  # predicted but over a max-log cap: not stored
+    stored: list[Prediction] = field(default_factory=list)
+    capped: list[Prediction] = field(default_factory=list)  # predicted but over a max-log cap: not stored
     failures: list = field(default_factory=list)
 
 
@@ -184,12 +166,6 @@ def newest_per_coin(claimed_rows) -> list[CoinEvent]:
         if current is None or timestamp > current.timestamp:
             newest[mint] = CoinEvent(mint, timestamp, phase_id)
     return sorted(newest.values(), key=lambda e: (e.timestamp, e.mint))
-
-
-def ignore_window(model: ServedModel, probability: float, prediction: int, now: datetime):
-    """(ignore_until, reason) after a stored prediction; alert uses the probability, the others the 0/1 output."""
-    seconds, reason = _ignore_rule(model, probability, prediction)
-    return (now + timedelta(seconds=seconds), reason) if reason else (None, None)
 
 
 def _ignore_rule(model: ServedModel, probability: float, prediction: int) -> tuple[int, str | None]:
@@ -261,7 +237,7 @@ def _store(output: EngineOutput, report: BatchReport, now: datetime, *, apply_ca
     if not output.results:
         return
 
-    predicted = _predicted(output)
+    predicted = output.predictions()
     capped_models = [r.model.id for r in output.results if apply_caps and any(r.model.caps.values())]
     pending = selectors.pending_tag_counts(
         mints=sorted({p.event.mint for p in predicted if p.model.id in capped_models}), model_ids=capped_models
@@ -291,7 +267,7 @@ def _store(output: EngineOutput, report: BatchReport, now: datetime, *, apply_ca
     enqueue_deliveries(stored=report.stored, capped=report.capped, now=now)
 
 
-def _insert_predictions(items: list[StoredPrediction], ms_per_row: dict, now: datetime) -> set[tuple[int, str]]:
+def _insert_predictions(items: list[Prediction], ms_per_row: dict, now: datetime) -> set[tuple[int, str]]:
     """Insert the rows; returns the (model, coin) pairs actually inserted (replays hit the unique key)."""
     if not items:
         return set()
@@ -319,7 +295,7 @@ def _insert_predictions(items: list[StoredPrediction], ms_per_row: dict, now: da
         return set(cursor.fetchall())
 
 
-def _update_scan_cache(items: list[StoredPrediction], now: datetime) -> None:
+def _update_scan_cache(items: list[Prediction], now: datetime) -> None:
     if not items:
         return
     events, models, event_of, model_of = _batch_index(items)
@@ -424,7 +400,7 @@ def predict_coin(
         )
         if store:
             _store(output, report, now, apply_caps=False)
-    results = report.stored if store else _predicted(output)
+    results = report.stored if store else output.predictions()
     return {
         "coin_id": coin_id,
         "timestamp": timestamp,

@@ -19,13 +19,13 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from inference.engine import Prediction
 from predictions.models import DeliveryStatus, WebhookDelivery, WebhookLog
 from predictions.webhooks import (
     SEND_CONCURRENCY,
@@ -39,9 +39,6 @@ from predictions.webhooks import (
 )
 from pumpserver import metrics
 
-if TYPE_CHECKING:
-    from predictions.services import StoredPrediction
-
 logger = logging.getLogger("predictions.webhooks")  # the logger name these warnings always had
 
 DELIVERY_TASK = "predictions.tasks.deliver_due_webhooks"
@@ -50,7 +47,7 @@ DELIVERY_TASK = "predictions.tasks.deliver_due_webhooks"
 # --- the outbox ----------------------------------------------------------------------------------------------------
 
 
-def enqueue_deliveries(*, stored: list[StoredPrediction], capped: list[StoredPrediction], now: datetime) -> int:
+def enqueue_deliveries(*, stored: list[Prediction], capped: list[Prediction], now: datetime) -> int:
     """Write the outbox rows for one batch inside the caller's transaction (or a new one); returns how many.
 
     Stored results are sent subject to the model's n8n settings. Results over a max-log cap were not stored and are

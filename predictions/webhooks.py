@@ -24,21 +24,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
-from typing import TYPE_CHECKING
 
 import requests
 from django.conf import settings
 from django.utils import timezone
 from requests.adapters import HTTPAdapter
 
+from inference.engine import CoinEvent, Prediction
+from inference.scoring import ServedModel
 from predictions.models import DeliveryStatus, WebhookDelivery
 from pumpserver.config import global_n8n_webhook_url
 from pumpserver.webhook_urls import InvalidWebhookUrl, UnresolvableWebhookHost, validate_webhook_url
-
-if TYPE_CHECKING:
-    from inference.scoring import ServedModel
-    from inference.engine import CoinEvent
-    from predictions.services import StoredPrediction
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +72,7 @@ def passes_send_mode(modes: Iterable[str], *, probability: float, threshold: flo
     )
 
 
-def group_by_target(items: Iterable[StoredPrediction]) -> dict[tuple[str, CoinEvent], list[StoredPrediction]]:
+def group_by_target(items: Iterable[Prediction]) -> dict[tuple[str, CoinEvent], list[Prediction]]:
     """Results to send, by (URL, coin event): models sharing a URL share one POST per coin event."""
     groups: dict = defaultdict(list)
     for item in items:
@@ -89,12 +85,7 @@ def group_by_target(items: Iterable[StoredPrediction]) -> dict[tuple[str, CoinEv
     return dict(groups)
 
 
-def build_payloads(*, items: Iterable[StoredPrediction]) -> list[tuple[str, dict]]:
-    """(url, payload) per POST for these results, after the n8n_enabled, URL and send-mode filters."""
-    return [(url, payload_for(event, group)) for (url, event), group in group_by_target(items).items()]
-
-
-def payload_for(event: CoinEvent, items: list[StoredPrediction]) -> dict:
+def payload_for(event: CoinEvent, items: list[Prediction]) -> dict:
     """The existing server's payload for one coin event; its keys are what n8n workflows read."""
     predictions = [_prediction_entry(item) for item in items]
     return {
@@ -110,7 +101,7 @@ def payload_for(event: CoinEvent, items: list[StoredPrediction]) -> dict:
     }
 
 
-def _prediction_entry(item: StoredPrediction) -> dict:
+def _prediction_entry(item: Prediction) -> dict:
     threshold = alert_threshold(item.model)
     return {
         "prediction": int(item.prediction),

@@ -1,9 +1,9 @@
 """The kernel's one view: Prometheus metrics of every process (pages, REST and MCP live in `web/`)."""
 
 from django.http import HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from rest_framework.views import APIView
 
 from pumpserver.permissions import MetricsPublic

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+
 class InvalidWebhookUrl(ValueError):
     """The URL may not be a webhook target (scheme, host, or an address the policy refuses)."""
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from pumpserver.models import RuntimeSetting
 from pumpserver import config
+from pumpserver.models import RuntimeSetting
 
 pytestmark = pytest.mark.django_db
 

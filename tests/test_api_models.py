@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from modelregistry.models import ActiveModel, ModelArtifact
-from predictions.selectors import list_models
 from predictions.models import CoinScanCache, ModelPrediction, WebhookLog
+from predictions.selectors import list_models
 from tests import parity
 from tests.test_listener import register_rf, register_xgb
 

@@ -22,12 +22,12 @@ import xgboost
 from inference.features import (
     HISTORY_COLUMNS,
     CoinHistories,
+    build,
     build_features,
     length_groups,
     pandas_rolling_mean_sum,
     required_feature_names,
 )
-from inference.features import build
 
 FIXTURE_DIR = Path(__file__).parent / "fixtures" / "parity_public"
 MODELS = ("xgb", "rf")

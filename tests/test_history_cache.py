@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
-from modelregistry.models import ActiveModel, ModelSource
-from inference.scoring import ModelCache
-from modelregistry.serving import active_served_models, model_cache
-from modelregistry.services import register_model
 from inference import as_of, history, loading
 from inference.features import build_features
+from inference.scoring import ModelCache
+from modelregistry.models import ActiveModel, ModelSource
+from modelregistry.services import register_model
+from modelregistry.serving import active_served_models, model_cache
 from predictions.services import process_pending_batch
 from tests import parity
 

@@ -13,8 +13,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from modelregistry.models import ActiveModel, ModelArtifact, ModelSource
-from modelregistry.serving import model_cache
 from modelregistry.services import register_model
+from modelregistry.serving import model_cache
 from predictions.models import CoinScanCache, ModelPrediction
 from predictions.services import process_pending_batch
 from tests import parity

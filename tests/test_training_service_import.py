@@ -12,8 +12,8 @@ import pytest
 from werkzeug import Response
 
 from modelregistry.models import ActiveModel, ModelArtifact, ModelSource
-from modelregistry.serving import model_cache
 from modelregistry.services import import_from_training_service
+from modelregistry.serving import model_cache
 from modelregistry.training_service import TrainingServiceClient, TrainingServiceError
 from predictions.models import ModelPrediction
 from predictions.services import process_pending_batch

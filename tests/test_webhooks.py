@@ -23,12 +23,11 @@ from prometheus_client import REGISTRY
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
+from inference.engine import CoinEvent, Prediction
 from modelregistry.models import ActiveModel
 from modelregistry.serving import active_served_models, served_model
 from predictions import webhooks
-from inference.engine import CoinEvent
 from predictions.models import DeliveryStatus, ModelPrediction, WebhookDelivery, WebhookLog
-from predictions.services import StoredPrediction
 from predictions.tasks import deliver_due_webhooks
 from predictions.webhook_services import deliver_due, enqueue_deliveries, redeliver
 from predictions.webhooks import passes_send_mode, retry_delay
@@ -273,7 +272,7 @@ def test_one_delivery_task_per_transaction(market):
 def test_task_is_queued_once_per_commit_and_not_on_rollback():
     register_xgb(n8n_webhook_url="http://localhost:9/unused")
     (model,) = active_served_models()
-    batch = [StoredPrediction(model, CoinEvent(f"COIN{i}", timezone.now(), 1), 0.9, 1, "alert") for i in range(2)]
+    batch = [Prediction(model, CoinEvent(f"COIN{i}", timezone.now(), 1), 0.9, 1, "alert") for i in range(2)]
 
     with pytest.raises(RuntimeError), transaction.atomic():
         enqueue_deliveries(stored=batch, capped=[], now=timezone.now())

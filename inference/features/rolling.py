@@ -8,7 +8,6 @@ from typing import Sequence
 import numpy as np
 
 
-
 def pandas_rolling_mean_sum(
     values: np.ndarray,
     lengths: np.ndarray,

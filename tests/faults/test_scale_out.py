@@ -18,7 +18,6 @@ from django.db.models import Count
 from django_q.tasks import async_task
 
 from predictions.models import DeliveryStatus, ModelPrediction, WebhookDelivery
-
 from pumpserver.models import ProcessHeartbeat
 from tests.conftest import test_database_url
 from tests.faults.processes import Processes, wait_for

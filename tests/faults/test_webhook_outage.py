@@ -14,7 +14,6 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from predictions.models import DeliveryStatus, ModelPrediction, WebhookDelivery, WebhookLog
-
 from pumpserver.models import ProcessHeartbeat
 from tests.conftest import test_database_url
 from tests.faults.processes import Processes, free_port, wait_for

@@ -21,7 +21,6 @@ from modelregistry.models import ActiveModel, ModelType
 from modelregistry.training_service import (
     TrainingServiceClient,
     TrainingServiceError,
-    available_model,
     configured_base_url,
 )
 from predictions import log_selectors
@@ -174,17 +173,10 @@ def available_models(request):
         context["not_configured"] = True
     else:
         try:
-            records = client.list_models()
+            context["models"] = selectors.training_service_models(client=client)
         except TrainingServiceError as exc:
             context["error"] = exc.message
         else:
-            records = [r for r in records if isinstance(r.get("id"), int) and not isinstance(r.get("id"), bool)]
-            imported = dict(
-                ActiveModel.objects.filter(model_id__in=[r["id"] for r in records]).values_list("model_id", "pk")
-            )
-            context["models"] = [
-                {**available_model(record), "imported_as": imported.get(record["id"])} for record in records
-            ]
             context["service_url"] = client.base_url
     return render(request, "modelregistry/model_import.html#available", context)
 

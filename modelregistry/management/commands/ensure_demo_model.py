@@ -2,9 +2,9 @@
 
 from django.core.management.base import BaseCommand
 
+from modelregistry.demo import DEMO_MODEL_DIR, demo_model_meta
 from modelregistry.models import ActiveModel, ModelSource
 from modelregistry.services import register_model
-from modelregistry.demo import DEMO_MODEL_DIR, demo_model_meta
 
 
 class Command(BaseCommand):

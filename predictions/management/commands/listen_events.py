@@ -16,8 +16,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
-from modelregistry.serving import model_cache
 from inference import history
+from modelregistry.serving import model_cache
 from predictions import selectors
 from predictions.collector_schema import CHANNEL
 from predictions.services import process_pending_batch

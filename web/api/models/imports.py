@@ -24,7 +24,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from modelregistry import services
+from modelregistry import selectors, services
 from modelregistry.models import ActiveModel, ModelArtifact
 from modelregistry.training_service import TrainingServiceClient, TrainingServiceError, available_model
 
@@ -154,14 +154,10 @@ class AvailableModelsView(APIView):
     )
     def get(self, request):
         try:
-            records = TrainingServiceClient().list_models()
+            models = selectors.training_service_models(client=TrainingServiceClient())
         except TrainingServiceError as exc:
             return _error(exc.message, exc.status)
-        records = [r for r in records if isinstance(r.get("id"), int) and not isinstance(r.get("id"), bool)]
-        imported = set(
-            ActiveModel.objects.filter(model_id__in=[r["id"] for r in records]).values_list("model_id", flat=True)
-        )
-        models = [available_model(r) for r in records if r["id"] not in imported]
+        models = [model for model in models if model["imported_as"] is None]
         return Response(AvailableModelListSerializer({"models": models, "total": len(models)}).data)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.core.exceptions import ObjectDoesNotExist
 
+from modelregistry import selectors as registry_selectors
 from modelregistry import services as registry_services
 from modelregistry import training_service
-from modelregistry.models import ActiveModel
 from predictions import selectors as prediction_selectors
 from web.api.models.serializers import ModelInfoSerializer
 from web.mcp.registry import ToolError, active_model_id, boolean, integer, model_or_error, string, tool
@@ -44,14 +44,11 @@ def list_active_models(args: dict) -> dict:
       "`id`). Fails with a readable error when the training service is not configured or unreachable.",
       open_world=True)
 def list_available_models(args: dict) -> dict:
-    imported = set(ActiveModel.objects.exclude(model_id=None).values_list("model_id", flat=True))
-    models = []
-    for record in training_service.TrainingServiceClient().list_models():
-        if record.get("id") in imported:
-            continue
-        model = training_service.available_model(record)
-        model["features_count"] = len(model["features"] or [])
-        models.append(model)
+    models = [
+        {**{k: v for k, v in model.items() if k != "imported_as"}, "features_count": len(model["features"] or [])}
+        for model in registry_selectors.training_service_models(client=training_service.TrainingServiceClient())
+        if model["imported_as"] is None
+    ]
     return {"models": models, "total": len(models)}
 
 
