@@ -115,18 +115,10 @@ def ath_merge_sql(*, high: str, high_at: str, low: str, low_at: str) -> str:
     )
 
 
-EVALUATE_DUE_SQL = f"""
-WITH claimed AS (
-    -- Due rows, oldest horizon first (partial index predictions_due_idx). SKIP LOCKED: rows another worker is
-    -- judging (or tracking) are left to it, so no row is judged twice and no worker waits for another.
-    SELECT id, coin_id, active_model_id, prediction, prediction_timestamp, evaluation_timestamp,
-           price_close_at_prediction
-      FROM model_predictions
-     WHERE status = 'aktiv' AND evaluation_timestamp <= %(now)s
-     ORDER BY evaluation_timestamp
-     LIMIT %(limit)s
-       FOR UPDATE SKIP LOCKED
-),
+# How a prediction is judged, as CTEs over a CTE `claimed` with the columns id, coin_id, active_model_id, prediction,
+# prediction_timestamp, evaluation_timestamp and price_close_at_prediction: `verdicts` gives each claimed row its
+# result, note, change and evaluation snapshot. The worker's evaluation and a backtest's judging both use it.
+VERDICT_CTES = f"""
 facts AS (
     -- Each claimed row with its model's current target and its evaluation snapshot. The snapshot must lie at or
     -- after the prediction: an older row says nothing about what happened after it (weakness 6).
@@ -201,7 +193,22 @@ verdicts AS (
                      || CASE WHEN o.happened THEN 'reached' ELSE 'not reached' END || ', predicted ' || o.prediction
            END AS note
       FROM outcomes o
+)
+"""
+
+EVALUATE_DUE_SQL = f"""
+WITH claimed AS (
+    -- Due rows, oldest horizon first (partial index predictions_due_idx). SKIP LOCKED: rows another worker is
+    -- judging (or tracking) are left to it, so no row is judged twice and no worker waits for another.
+    SELECT id, coin_id, active_model_id, prediction, prediction_timestamp, evaluation_timestamp,
+           price_close_at_prediction
+      FROM model_predictions
+     WHERE status = 'aktiv' AND evaluation_timestamp <= %(now)s
+     ORDER BY evaluation_timestamp
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
 ),
+{VERDICT_CTES},
 judged AS (
     UPDATE model_predictions p
        SET status = 'inaktiv',

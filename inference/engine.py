@@ -95,6 +95,18 @@ def looks_at(
     return True
 
 
+def ignore_rule(model: ServedModel, probability: float, prediction: int) -> tuple[int, str | None]:
+    """(seconds, reason) of the ignore window a prediction opens for its coin; (0, None) for none. The alert
+    window follows the probability, the others the 0/1 output."""
+    if probability >= model.alert_threshold and model.ignore_alert_seconds > 0:
+        return model.ignore_alert_seconds, "alert"
+    if prediction == 1 and model.ignore_positive_seconds > 0:
+        return model.ignore_positive_seconds, "positive"
+    if prediction == 0 and model.ignore_bad_seconds > 0:
+        return model.ignore_bad_seconds, "bad"
+    return 0, None
+
+
 def run_models(
     *,
     models: list[ServedModel],

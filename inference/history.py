@@ -6,8 +6,8 @@ incremental cache as an optional layer over it.
 * `coin_histories(requests=..., limit=..., until=...)`: the newest `limit` rows per coin and phase filter, as the
   listener (without its cache), /api/predict and MCP read them.
 * `HistoryCache`: the listener's histories kept across batches; each batch reads only the rows that are new.
-* `coin_rows(columns=..., phases=..., since=..., until=...)`: every row of every coin in a time window (training
-  labels).
+* `coin_rows(columns=..., phases=..., since=..., until=..., mints=...)`: every row of every coin in a time window
+  (training labels, backtest replays); `window_counts` counts them per coin.
 """
 
 from __future__ import annotations
@@ -160,19 +160,31 @@ SELECT m.mint, {epoch_micros}, {values}
  WHERE (%(since)s::timestamptz IS NULL OR m."timestamp" >= %(since)s::timestamptz)
    AND (%(until)s::timestamptz IS NULL OR m."timestamp" <= %(until)s::timestamptz)
    AND (%(phases)s::int[] IS NULL OR m.phase_id_at_time = ANY (%(phases)s::int[]))
+   AND (%(mints)s::text[] IS NULL OR m.mint = ANY (%(mints)s::text[]))
  ORDER BY m.mint, m."timestamp"
+"""
+
+# Rows per coin in a time window: what a replay of the window has to read, coin by coin.
+_WINDOW_COUNTS_SQL = """
+SELECT m.mint, count(*)
+  FROM coin_metrics m
+ WHERE m."timestamp" >= %(since)s::timestamptz AND m."timestamp" <= %(until)s::timestamptz
+ GROUP BY m.mint
+ ORDER BY m.mint
 """
 
 
 def coin_rows(
     *, columns: Sequence[str], phases: Sequence[int] | None = None, since: datetime | None = None,
-    until: datetime | None = None,
+    until: datetime | None = None, mints: Sequence[str] | None = None,
 ) -> CoinHistories:
-    """Every row with since <= timestamp <= until (None: unbounded) that passes the phase filter, with `columns`;
-    coins in the database's order of mints."""
+    """Every row with since <= timestamp <= until (None: unbounded) that passes the phase filter (and is of one of
+    `mints`, if given), with `columns`; coins in the database's order of mints."""
     sql = _WINDOW_ROWS_SQL.format(epoch_micros=EPOCH_MICROS_SQL, values=float8_select(columns))
+    params = {"since": since, "until": until, "phases": None if phases is None else list(phases),
+              "mints": None if mints is None else list(mints)}
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"since": since, "until": until, "phases": None if phases is None else list(phases)})
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     if not rows:
         return CoinHistories.empty(columns)
@@ -185,6 +197,13 @@ def coin_rows(
         timestamps_ns=np.array(by_column[1], dtype=np.int64) * 1000,
         columns={name: np.array(values, dtype=np.float64) for name, values in zip(columns, by_column[2:])},
     )
+
+
+def window_counts(*, since: datetime, until: datetime) -> dict[str, int]:
+    """Rows per coin with since <= timestamp <= until, by mint."""
+    with connection.cursor() as cursor:
+        cursor.execute(_WINDOW_COUNTS_SQL, {"since": since, "until": until})
+        return dict(cursor.fetchall())
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

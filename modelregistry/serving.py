@@ -74,7 +74,19 @@ def served_model(model: ActiveModel, artifact: tuple | None) -> ServedModel:
 
 def active_served_models() -> list[ServedModel]:
     """Active models in the existing server's order (active first, newest first), with their current artifact."""
-    models = list(ActiveModel.objects.filter(is_active=True).order_by("-created_at"))
+    return _served(ActiveModel.objects.filter(is_active=True).order_by("-created_at"))
+
+
+def served_model_by_id(*, active_model_id: int) -> ServedModel:
+    """One model, active or not, as the engine would run it now; raises ActiveModel.DoesNotExist."""
+    served = _served(ActiveModel.objects.filter(pk=active_model_id))
+    if not served:
+        raise ActiveModel.DoesNotExist(f"no model with id {active_model_id}")
+    return served[0]
+
+
+def _served(models) -> list[ServedModel]:
+    models = list(models)
     artifacts = {
         model_pk: (pk, sha, version)
         for pk, model_pk, sha, version in ModelArtifact.objects.filter(

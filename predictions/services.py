@@ -13,8 +13,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from inference import history
-from inference.engine import CoinEvent, EngineOutput, Prediction, run_models
-from inference.scoring import ModelCache, ServedModel
+from inference.engine import CoinEvent, EngineOutput, Prediction, ignore_rule, run_models
+from inference.scoring import ModelCache
 from modelregistry.services import clear_model_errors, mark_model_errored
 from modelregistry.serving import active_served_models, model_cache
 from predictions import selectors
@@ -168,16 +168,6 @@ def newest_per_coin(claimed_rows) -> list[CoinEvent]:
     return sorted(newest.values(), key=lambda e: (e.timestamp, e.mint))
 
 
-def _ignore_rule(model: ServedModel, probability: float, prediction: int) -> tuple[int, str | None]:
-    """(seconds, reason) of the ignore window a stored prediction opens; (0, None) for none."""
-    if probability >= model.alert_threshold and model.ignore_alert_seconds > 0:
-        return model.ignore_alert_seconds, "alert"
-    if prediction == 1 and model.ignore_positive_seconds > 0:
-        return model.ignore_positive_seconds, "positive"
-    if prediction == 0 and model.ignore_bad_seconds > 0:
-        return model.ignore_bad_seconds, "bad"
-    return 0, None
-
 def process_pending_batch(
     *, limit: int, cache: ModelCache, history_limit: int, history_cache: history.HistoryCache | None = None
 ) -> BatchReport:
@@ -299,7 +289,7 @@ def _update_scan_cache(items: list[Prediction], now: datetime) -> None:
     if not items:
         return
     events, models, event_of, model_of = _batch_index(items)
-    rules = [_ignore_rule(item.model, item.probability, item.prediction) for item in items]
+    rules = [ignore_rule(item.model, item.probability, item.prediction) for item in items]
     params = {
         "now": now,
         "coins": [event.mint for event in events],

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "modelregistry.apps.ModelRegistryConfig",
     "predictions.apps.PredictionsConfig",
     "alerts.apps.AlertsConfig",
+    "backtests.apps.BacktestsConfig",
 ]
 
 MIDDLEWARE = [
@@ -172,6 +173,10 @@ BATCH_SIZE = env_int("BATCH_SIZE", 5000, minimum=1, maximum=100_000)
 # Rows of history per coin the features see; the original server hard-coded 1000 (models depend on it).
 FEATURE_HISTORY_SIZE = env_int("FEATURE_HISTORY_SIZE", 1000, minimum=1, maximum=100_000)
 MODEL_CACHE_SIZE = env_int("MODEL_CACHE_SIZE", 50, minimum=1, maximum=10_000)
+# Backtests: the longest range one run may replay, and how long a run may go without a sign of life before it
+# counts as crashed (failed).
+BACKTEST_MAX_RANGE_DAYS = env_int("BACKTEST_MAX_RANGE_DAYS", 31, minimum=1, maximum=3650)
+BACKTEST_STALE_SECONDS = env_int("BACKTEST_STALE_SECONDS", 600, minimum=30, maximum=86_400)
 EVALUATION_INTERVAL_SECONDS = env_int("EVALUATION_INTERVAL_SECONDS", 30, minimum=1, maximum=3600)
 WEBHOOK_SECRET = env_str("WEBHOOK_SECRET")
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", [])
