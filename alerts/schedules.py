@@ -36,4 +36,6 @@ def recurring_jobs() -> list[RecurringJob]:
         # Safety net: the listener enqueues a delivery run right after committing new outbox rows.
         RecurringJob("deliver-webhooks", "predictions.tasks.deliver_due_webhooks", Schedule.MINUTES, minutes=1),
         RecurringJob("housekeeping", "alerts.tasks.housekeeping", Schedule.HOURLY),
+        # Live model quality (the quality app, a layer above: named here by its task path only).
+        RecurringJob("model-quality", "quality.tasks.refresh_and_check", Schedule.MINUTES, minutes=5),
     ]

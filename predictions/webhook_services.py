@@ -69,6 +69,16 @@ def enqueue_deliveries(*, stored: list[Prediction], capped: list[Prediction], no
     return len(rows)
 
 
+def enqueue_event(*, url: str, subject: str, payload: dict, now: datetime) -> WebhookDelivery:
+    """One outbox row for an event that is not a prediction (e.g. `model_degraded`): delivered, signed and retried
+    like the prediction webhooks. `subject` takes the place of the coin (e.g. "model:12")."""
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.create(webhook_url=url, coin_id=subject, data_timestamp=now, payload=payload,
+                                                  next_attempt_at=now)
+        _start_delivery_after_commit()
+    return delivery
+
+
 def redeliver(*, delivery_ids: Iterable, now: datetime | None = None) -> int:
     """Put delivered or failed deliveries back in the outbox, due now; returns how many.
 

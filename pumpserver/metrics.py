@@ -52,3 +52,15 @@ EVALUATION_RUN_SECONDS = Histogram(
 )
 ATH_UPDATES = Counter("ml_ath_updates_total", "Pending predictions whose ATH figures moved")
 MCP_TOOL_CALLS = Counter("ml_mcp_tool_calls_total", "MCP tool calls by tool and outcome (ok, error)", ["tool", "outcome"])
+
+# Live model quality (quality.services.check_models): the worker sets them after each check.
+MODEL_LIVE_SUCCESS_RATE = Gauge(
+    "ml_model_live_success_rate", "Alert success rate of the last 7 days (judged alerts)", ["model_id"],
+    multiprocess_mode="mostrecent",
+)
+MODEL_FEATURE_PSI = Gauge(
+    "ml_model_feature_psi", "Population stability index of a feature over the last 24 hours", ["model_id", "feature"],
+    multiprocess_mode="mostrecent",
+)
+MODEL_DEGRADED = Gauge("ml_model_degraded", "1 while the model is flagged degraded", ["model_id"],
+                       multiprocess_mode="mostrecent")

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "predictions.apps.PredictionsConfig",
     "alerts.apps.AlertsConfig",
     "backtests.apps.BacktestsConfig",
+    "quality.apps.QualityConfig",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,136 @@
+"""Reads of live model quality: the figures of any window from the hourly aggregates (never the raw predictions),
+the references a model is held against, the reasons it counts as degraded, and paired comparisons."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+from django.db import connection
+from django.utils import timezone
+
+from backtests.models import BacktestRun, RunState
+from modelregistry.models import ActiveModel
+from quality import stats
+from quality.models import QualityHour, QualitySettings
+
+WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "all": None}
+
+# Two models judged on the same coin events (coin and data time): how often each alone was right.
+PAIRED_SQL = """
+SELECT count(*) FILTER (WHERE a.evaluation_result = 'success' AND b.evaluation_result = 'failed'),
+       count(*) FILTER (WHERE a.evaluation_result = 'failed' AND b.evaluation_result = 'success'),
+       count(*)
+  FROM model_predictions a
+  JOIN model_predictions b
+    ON b.coin_id = a.coin_id AND b.prediction_timestamp = a.prediction_timestamp AND b.active_model_id = %(second)s
+ WHERE a.active_model_id = %(first)s
+   AND a.evaluation_result IN ('success', 'failed') AND b.evaluation_result IN ('success', 'failed')
+   AND (%(start)s::timestamptz IS NULL OR a.prediction_timestamp >= %(start)s::timestamptz)
+   AND a.prediction_timestamp < %(end)s::timestamptz
+"""
+
+
+def window_bounds(window: str, *, now: datetime | None = None) -> tuple[datetime | None, datetime]:
+    """(start, end) of a named window ending now; start None for `all`. Raises KeyError for an unknown name."""
+    now = now or timezone.now()
+    length = WINDOWS[window]
+    return (None if length is None else now - length), now
+
+
+def model_quality(*, active_model_id: int, start: datetime | None, end: datetime) -> dict:
+    """The live figures of the model's predictions with data time in [start, end), from whole hours (an hour
+    counts when it begins inside the window, or is the hour the window starts in); rates are fractions."""
+    hours = QualityHour.objects.filter(active_model_id=active_model_id, hour__lt=end)
+    if start is not None:
+        hours = hours.filter(hour__gte=start.replace(minute=0, second=0, microsecond=0))
+    total = _sum_hours(list(hours))
+    success, failed = total["alerts_success"], total["alerts_failed"]
+    low, high = stats.wilson_interval(success, success + failed)
+    judged = total["judged"]
+    return {
+        "active_model_id": active_model_id,
+        "start": start.isoformat() if start else None,
+        "end": end.isoformat(),
+        "judged_predictions": judged,
+        "judged_alerts": success + failed,
+        "success": success,
+        "failed": failed,
+        "success_rate": stats.ratio(success, success + failed),
+        "success_rate_low": low,
+        "success_rate_high": high,
+        **stats.binary_figures(tp=total["tp"], fp=total["fp"], tn=total["tn"], fn=total["fn"]),
+        "roc_auc": stats.roc_auc_from_histograms(total["auc_positives"], total["auc_negatives"]),
+        "brier": stats.ratio(total["brier_sum"], judged),
+        "base_rate": stats.ratio(total["happened"], judged),
+        "calibration": stats.calibration(total["calibration_counts"], total["calibration_probability_sums"],
+                                         total["calibration_hits"]),
+        "avg_price_change_pct": stats.ratio(total["alert_change_sum"], total["alert_change_n"]),
+        "sum_price_change_pct": total["alert_change_sum"] if total["alert_change_n"] else None,
+        "avg_ath_gain_pct": stats.ratio(total["ath_gain_sum"], total["ath_gain_n"]),
+        "reference": reference(active_model_id=active_model_id),
+    }
+
+
+def _sum_hours(hours: list[QualityHour]) -> dict:
+    scalars = ["judged", "happened", "tp", "fp", "tn", "fn", "brier_sum", "alerts_success", "alerts_failed",
+               "alert_change_sum", "alert_change_n", "ath_gain_sum", "ath_gain_n"]
+    arrays = {"calibration_counts": stats.CALIBRATION_BINS, "calibration_probability_sums": stats.CALIBRATION_BINS,
+              "calibration_hits": stats.CALIBRATION_BINS, "auc_positives": stats.AUC_BINS,
+              "auc_negatives": stats.AUC_BINS}
+    total: dict = {name: sum(getattr(hour, name) for hour in hours) for name in scalars}
+    for name, size in arrays.items():
+        summed = np.zeros(size)
+        for hour in hours:
+            summed += np.asarray(getattr(hour, name), dtype=np.float64)
+        total[name] = summed.tolist()
+    return total
+
+
+def reference(*, active_model_id: int) -> dict:
+    """What the model is held against: its training metrics and its latest finished backtest."""
+    model = ActiveModel.objects.filter(pk=active_model_id).values(
+        "training_accuracy", "training_precision", "training_recall", "training_f1").first() or {}
+    training = {key.removeprefix("training_"): None if value is None else float(value) for key, value in model.items()}
+    run = (BacktestRun.objects.filter(active_model_id=active_model_id, state=RunState.DONE)
+           .order_by("-finished_at", "-pk").first())
+    backtest = None
+    if run is not None and run.summary:
+        backtest = {"run_id": run.pk, "start": run.start.isoformat(), "end": run.end.isoformat(),
+                    **{key: run.summary.get(key) for key in ("success_rate", "roc_auc", "base_rate", "alerts",
+                                                             "threshold")}}
+    success_rate = backtest["success_rate"] if backtest and backtest["success_rate"] is not None else \
+        training.get("precision")
+    return {"training": training, "backtest": backtest, "success_rate": success_rate,
+            "success_rate_source": "backtest" if backtest and backtest["success_rate"] is not None
+            else "training precision" if success_rate is not None else None}
+
+
+def degradation_reasons(*, figures: dict, settings: QualitySettings) -> list[str]:
+    """Why the figures count as degraded under the model's settings (empty: they do not)."""
+    reasons = []
+    expected = figures["reference"]["success_rate"]
+    if expected is not None and figures["judged_alerts"] >= settings.min_judged_alerts:
+        high = figures["success_rate_high"]
+        if high is not None and high < expected - settings.margin:
+            reasons.append(
+                f"alert success rate {figures['success_rate']:.1%} (95 % interval up to {high:.1%}) over "
+                f"{figures['judged_alerts']} judged alerts is below the reference {expected:.1%} "
+                f"({figures['reference']['success_rate_source']}) minus the margin {settings.margin:.1%}")
+    return reasons
+
+
+def settings_of(*, active_model_id: int) -> QualitySettings:
+    """The model's quality settings (the defaults when none are stored yet; not saved)."""
+    return QualitySettings.objects.filter(active_model_id=active_model_id).first() or QualitySettings(
+        active_model_id=active_model_id)
+
+
+def paired_comparison(*, first: int, second: int, start: datetime | None, end: datetime) -> dict:
+    """McNemar's test of two models on the coin events both were judged on."""
+    with connection.cursor() as cursor:
+        cursor.execute(PAIRED_SQL, {"first": first, "second": second, "start": start, "end": end})
+        only_first, only_second, shared = cursor.fetchone()
+    return {"first": first, "second": second, "shared_events": shared, "only_first_right": only_first,
+            "only_second_right": only_second, **stats.mcnemar(only_first_right=only_first,
+                                                              only_second_right=only_second)}
