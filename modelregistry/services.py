@@ -130,7 +130,7 @@ def activate_model(*, active_model_id: int) -> ActiveModel:
         loading.validate_against_metadata(loaded, features=list(model.features), model_type=model.model_type)
     except loading.ModelLoadError as exc:
         mark_model_errored(model_id=model.pk, error=str(exc))
-        raise OperationRefused(f"Modell-Datei ist ungültig: {exc}") from exc
+        raise OperationRefused(f"Model file is invalid: {exc}") from exc
 
     with transaction.atomic():
         model = ActiveModel.objects.select_for_update().get(pk=active_model_id)
@@ -184,7 +184,7 @@ def refresh_training_metrics(*, active_model_id: int, client: TrainingServiceCli
     """
     model = ActiveModel.objects.get(pk=active_model_id)
     if model.model_id is None:
-        raise OperationRefused(f"Modell {active_model_id} stammt nicht aus dem Training-Service (keine model_id)")
+        raise OperationRefused(f"Model {active_model_id} did not come from the training service (it has no model_id)")
     record = (client or TrainingServiceClient()).get_model(model.model_id)
     try:
         fields = registry_fields(record)
@@ -341,10 +341,10 @@ class AlreadyImported(ModelImportError):
     """The training-service id is registered and the caller did not ask for a new version (the spec's T3 400)."""
 
     def __init__(self, model: ActiveModel):
-        state = "aktiv" if model.is_active else "pausiert"
+        state = "active" if model.is_active else "paused"
         super().__init__(
-            f"Modell {model.model_id} ist bereits importiert (active_model_id: {model.pk}, Status: {state}). "
-            'Mit {"new_version": true} wird die aktuelle Datei als neue Version importiert.',
+            f"Model {model.model_id} is already imported (active_model_id: {model.pk}, status: {state}). "
+            'Send {"new_version": true} to import its current file as a new version.',
             400,
         )
         self.model = model
@@ -376,7 +376,7 @@ def import_from_training_service(
         record = client.get_model(model_id)
     except TrainingServiceError as exc:
         if exc.status == 404:
-            raise ModelImportError(f"Modell {model_id} nicht gefunden im Training-Service ({exc.message})", 404) from exc
+            raise ModelImportError(f"Model {model_id} not found in the training service ({exc.message})", 404) from exc
         raise ModelImportError(exc.message, exc.status) from exc
     if record.get("id") is not None and record.get("id") != model_id:
         raise ModelImportError(
@@ -385,12 +385,12 @@ def import_from_training_service(
     status = record.get("status")
     if status != "READY" or record.get("is_deleted"):
         state = "deleted" if record.get("is_deleted") else f"status {status!r}"
-        raise ModelImportError(f"Modell {model_id} nicht gefunden oder nicht READY im Training-Service ({state})", 400)
+        raise ModelImportError(f"Model {model_id} is not READY in the training service ({state})", 400)
     meta = {**record, "id": model_id}
     try:
         registry_fields(meta)
     except MetadataError as exc:
-        raise ModelImportError(f"Modell {model_id} kann nicht importiert werden: {exc}", 400) from exc
+        raise ModelImportError(f"Model {model_id} cannot be imported: {exc}", 400) from exc
     try:
         artifact = client.download(model_id)
     except TrainingServiceError as exc:
@@ -415,7 +415,7 @@ def import_from_training_service(
                 model.model_file_url = client.download_url(model_id)
                 return model
         except RegistrationError as exc:
-            raise ModelImportError(f"Modell-Datei ist ungültig: {exc}", 400) from exc
+            raise ModelImportError(f"Model file is invalid: {exc}", 400) from exc
         except IntegrityError:
             # Another request registered the same id at the same moment.
             existing = ActiveModel.objects.filter(model_id=model_id).first()

@@ -87,16 +87,16 @@ def model_predictions_filter(
 
 
 def model_target_text(model: ActiveModel | None) -> str | None:
-    """The existing server's description of a model's target, e.g. "Mind. +5.0% Preissteigerung"."""
+    """A model's target in words, e.g. "Price rise of at least 5.0%" (the existing server said it in German)."""
     if model is None:
         return None
     percent = model.price_change_percent
     if percent is None:
-        return "Kein Ziel definiert"
+        return "No target defined"
     if model.target_direction == "up":
-        return f"Mind. +{float(percent):.1f}% Preissteigerung"
+        return f"Price rise of at least {float(percent):.1f}%"
     if model.target_direction == "down":
-        return f"Max. -{float(percent):.1f}% Preisreduktion"
+        return f"Price drop of at least {float(percent):.1f}%"
     return f"{float(percent):.1f}% ({model.target_direction})"
 
 
@@ -167,20 +167,20 @@ def coin_details(
     """
     model = ActiveModel.objects.filter(pk=active_model_id).first()
     if model is None:
-        raise NotFound(f"Modell {active_model_id} nicht gefunden")
+        raise NotFound(f"Model {active_model_id} not found")
     own = ModelPrediction.objects.filter(active_model_id=active_model_id, coin_id=coin_id)
     if start is not None and end is not None:
         anchor = None
     elif prediction_id is not None:
         anchor = own.filter(pk=prediction_id).first()
         if anchor is None:
-            raise NotFound(f"Vorhersage {prediction_id} für Coin {coin_id} und Modell {active_model_id} nicht gefunden")
+            raise NotFound(f"Prediction {prediction_id} not found for coin {coin_id} and model {active_model_id}")
         start = anchor.prediction_timestamp - timedelta(minutes=10)
         end = (anchor.evaluation_timestamp or anchor.prediction_timestamp) + timedelta(minutes=10)
     else:
         anchor = own.order_by("prediction_timestamp", "id").first()
         if anchor is None:
-            raise NotFound(f"Keine Vorhersagen für Coin {coin_id} und Modell {active_model_id}")
+            raise NotFound(f"No predictions for coin {coin_id} and model {active_model_id}")
         start = anchor.prediction_timestamp - timedelta(minutes=5) + timedelta(minutes=time_offset_minutes)
         end = start + timedelta(minutes=time_window_minutes)
     in_window = own.filter(prediction_timestamp__gte=start, prediction_timestamp__lte=end).order_by(

@@ -198,13 +198,13 @@ def webhook_delivery_counts() -> dict[str, int]:
 def coin_metrics_summary() -> dict:
     """Rows, newest and oldest data time and distinct coins of `coin_metrics` (the debug view, spec X2).
 
-    Counts the whole table (a debug aid, not for polling); `{message: "Keine Daten", total: 0}` when it is empty.
+    Counts the whole table (a debug aid, not for polling); `{message: "No data", total: 0}` when it is empty.
     """
     with connection.cursor() as cursor:
         cursor.execute('SELECT count(*), max("timestamp"), min("timestamp"), count(DISTINCT mint) FROM coin_metrics')
         total, latest, earliest, coins = cursor.fetchone()
     if not total:
-        return {"message": "Keine Daten", "total": 0}
+        return {"message": "No data", "total": 0}
     return {"total": total, "latest": latest, "earliest": earliest, "unique_coins": coins}
 
 
@@ -257,10 +257,10 @@ def n8n_status(*, active_model_id: int) -> dict:
     """
     own_urls = list(ActiveModel.objects.filter(pk=active_model_id).values_list("n8n_webhook_url", flat=True))
     if not own_urls:
-        return {"status": "unknown", "message": "Modell nicht gefunden"}
+        return {"status": "unknown", "message": "Model not found"}
     url = own_urls[0] or config.global_n8n_webhook_url()
     if not url:
-        return {"status": "no_url", "message": "Keine n8n URL konfiguriert"}
+        return {"status": "no_url", "message": "No n8n URL configured"}
     shown_url = url[:N8N_URL_DISPLAY_LENGTH] + "..." if len(url) > N8N_URL_DISPLAY_LENGTH else url
     last = (
         WebhookLog.objects.filter(webhook_url=url)
@@ -269,7 +269,7 @@ def n8n_status(*, active_model_id: int) -> dict:
         .first()
     )
     if last is None:
-        return {"status": "unknown", "message": "Noch kein Webhook-Versuch", "n8n_url": shown_url}
+        return {"status": "unknown", "message": "No webhook attempt yet", "n8n_url": shown_url}
     response_status, error_message = last["response_status"], last["error_message"]
     if response_status and 200 <= response_status < 300:
         status = "ok"

@@ -364,15 +364,15 @@ def predict_coin(
     """
     models = active_served_models()
     if not models:
-        raise NoActiveModels("Keine aktiven Modelle gefunden", status_code=400)
+        raise NoActiveModels("No active models found", status_code=400)
     if model_ids:
         models = [m for m in models if m.model_id in set(model_ids)]
         if not models:
-            raise NoActiveModels("Keine der angegebenen Modelle sind aktiv", status_code=404)
+            raise NoActiveModels("None of the given models is active", status_code=404)
     if active_model_ids:
         models = [m for m in models if m.id in set(active_model_ids)]
         if not models:
-            raise NoActiveModels("Keine der angegebenen Modelle sind aktiv", status_code=404)
+            raise NoActiveModels("None of the given models is active", status_code=404)
     now = timezone.now()
     timestamp = timestamp or now
     report = BatchReport()

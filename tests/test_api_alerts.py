@@ -202,7 +202,7 @@ def test_alert_details_pending_and_unknown(api_client):
     assert body["coin_values_at_evaluation"] is None
     assert body["coin_values_at_alert"]["price_close"] == 1.0  # no metrics: the stored snapshot
     missing = api_client.get(f"/api/alerts/{positive.pk}")  # not an alert
-    assert missing.status_code == 404 and missing.json()["detail"] == f"Alert {positive.pk} nicht gefunden"
+    assert missing.status_code == 404 and missing.json()["detail"] == f"Alert {positive.pk} not found"
     assert api_client.get(f"/api/alerts/{pending.pk}", {"chart_after_minutes": -1}).status_code == 400
 
 

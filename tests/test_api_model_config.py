@@ -38,7 +38,7 @@ def reload(model) -> ActiveModel:
 def test_alert_threshold_is_stored_and_echoed(api_client, model):
     response = patch(api_client, model, "alert-threshold", {"alert_threshold": 0.55})
     assert response.status_code == 200
-    assert response.json() == {"message": f"Alert-Threshold für Modell {model.pk} auf 55% gesetzt",
+    assert response.json() == {"message": f"Alert threshold of model {model.pk} set to 55%",
                                "active_model_id": model.pk, "alert_threshold": 0.55}
     assert reload(model).alert_threshold == Decimal("0.55")
     for edge in (0, 1):
@@ -61,7 +61,7 @@ def test_n8n_settings_is_a_partial_update_with_a_single_send_mode(api_client, mo
 
     response = patch(api_client, model, "n8n-settings", {"n8n_enabled": False})
     assert response.status_code == 200
-    assert response.json() == {"message": f"n8n Einstellungen für Modell {model.pk} aktualisiert",
+    assert response.json() == {"message": f"n8n settings of model {model.pk} updated",
                                "active_model_id": model.pk, "n8n_webhook_url": None, "n8n_send_mode": None,
                                "n8n_enabled": False}
     stored = reload(model)
@@ -106,7 +106,7 @@ def test_alert_config_stores_the_full_set_and_echoes_it(api_client, model):
 
     assert response.status_code == 200, response.content
     expected_echo = {key: value for key, value in FULL_CONFIG.items() if key != "send_ignored_to_n8n"}
-    assert response.json() == {"message": f"Alert-Konfiguration für Modell {model.pk} erfolgreich aktualisiert",
+    assert response.json() == {"message": f"Alert configuration of model {model.pk} updated",
                                "active_model_id": model.pk, "config": expected_echo}
     stored = reload(model)
     assert stored.n8n_webhook_url == HOOK and stored.n8n_enabled is False
@@ -171,8 +171,8 @@ def test_alert_config_validation_names_the_field(api_client, model, field, value
 
 IGNORE = ("ignore_bad_seconds", "ignore_positive_seconds", "ignore_alert_seconds")
 CAPS = ("max_log_entries_per_coin_negative", "max_log_entries_per_coin_positive", "max_log_entries_per_coin_alert")
-LIMITED = [("ignore-settings", IGNORE, 86_400, "Coin-Ignore-Einstellungen"),
-           ("max-log-entries", CAPS, 1000, "Max-Log-Entries-Einstellungen")]
+LIMITED = [("ignore-settings", IGNORE, 86_400, "Coin ignore settings"),
+           ("max-log-entries", CAPS, 1000, "Max log entries")]
 
 
 @pytest.mark.parametrize("endpoint, fields, maximum, title", LIMITED)
@@ -182,7 +182,7 @@ def test_limits_are_read_and_fully_replaced(api_client, model, endpoint, fields,
     values = dict(zip(fields, (maximum, 1, 0)))
     response = patch(api_client, model, endpoint, values)
     assert response.status_code == 200
-    assert response.json() == {"message": f"{title} für Modell {model.pk} aktualisiert",
+    assert response.json() == {"message": f"{title} of model {model.pk} updated",
                                "active_model_id": model.pk, **values}
     assert api_client.get(f"/api/models/{model.pk}/{endpoint}").json() == values
 
@@ -210,7 +210,7 @@ def test_limits_outside_their_range_are_a_400_naming_the_field(api_client, model
 ])
 def test_settings_of_unknown_models_are_404(api_client, method, endpoint, body):
     response = getattr(api_client, method)(f"/api/models/4242/{endpoint}", body, format="json")
-    assert response.status_code == 404 and response.json() == {"detail": "Modell nicht gefunden"}
+    assert response.status_code == 404 and response.json() == {"detail": "Model not found"}
 
 
 @pytest.mark.parametrize("method, endpoint", [
@@ -245,10 +245,10 @@ def status_of(client, model_pk: int) -> dict:
 
 
 def test_n8n_status_without_model_url_or_attempts(api_client, model, no_global_url):
-    assert status_of(api_client, 4242) == {"status": "unknown", "message": "Modell nicht gefunden"}
-    assert status_of(api_client, model.pk) == {"status": "no_url", "message": "Keine n8n URL konfiguriert"}
+    assert status_of(api_client, 4242) == {"status": "unknown", "message": "Model not found"}
+    assert status_of(api_client, model.pk) == {"status": "no_url", "message": "No n8n URL configured"}
     ActiveModel.objects.filter(pk=model.pk).update(n8n_webhook_url=HOOK)
-    assert status_of(api_client, model.pk) == {"status": "unknown", "message": "Noch kein Webhook-Versuch",
+    assert status_of(api_client, model.pk) == {"status": "unknown", "message": "No webhook attempt yet",
                                                "n8n_url": HOOK}
 
 

@@ -63,7 +63,7 @@ def test_log_lists_newest_first_with_every_column_and_the_filtered_total(api_cli
     body = response.json()
     assert ids(response) == [rows[3].pk, rows[2].pk]
     assert body["total"] == 5 and body["limit"] == 2 and body["offset"] == 1
-    assert body["model_target"] == "Mind. +5.0% Preissteigerung"
+    assert body["model_target"] == "Price rise of at least 5.0%"
     row = body["predictions"][0]
     assert row["active_model_id"] == model.pk and row["model_id"] == model.model_id
     assert row["price_close_at_prediction"] == 1.0  # NUMERIC as a JSON number
@@ -74,8 +74,8 @@ def test_log_lists_newest_first_with_every_column_and_the_filtered_total(api_cli
 
 @pytest.mark.parametrize(
     "direction, percent, text",
-    [("down", Decimal("12.34"), "Max. -12.3% Preisreduktion"), (None, Decimal("3"), "3.0% (None)"),
-     ("up", None, "Kein Ziel definiert")],
+    [("down", Decimal("12.34"), "Price drop of at least 12.3%"), (None, Decimal("3"), "3.0% (None)"),
+     ("up", None, "No target defined")],
 )
 def test_model_target_text(api_client, direction, percent, text):
     model = make_model(target_direction=direction, price_change_percent=percent)
@@ -266,7 +266,7 @@ def test_coin_details_errors(api_client):
     foreign = make_prediction(other, coin="CoinA")
     base = f"/api/models/{model.pk}/coins/CoinA/details"
     assert api_client.get(base).status_code == 404  # no predictions of this coin and model
-    assert "Keine Vorhersagen" in api_client.get(base).json()["detail"]
+    assert "No predictions" in api_client.get(base).json()["detail"]
     assert api_client.get(base, {"prediction_id": foreign.pk}).status_code == 404  # another model's row
     assert api_client.get("/api/models/999999/coins/CoinA/details").status_code == 404
     for params, field in (({"time_window_minutes": 0}, "time_window_minutes"),

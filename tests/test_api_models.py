@@ -146,7 +146,7 @@ def test_detail_includes_inactive_models_and_unknown_ids_are_404(api_client):
     for unknown in (paused.pk + 1000, 10**30):
         response = api_client.get(f"/api/models/{unknown}")
         assert response.status_code == 404
-        assert response.json() == {"detail": "Modell nicht gefunden"}
+        assert response.json() == {"detail": "Model not found"}
     assert api_client.get("/api/models/abc").status_code == 404
 
 
@@ -159,12 +159,12 @@ def test_activate_and_deactivate(api_client):
 
     response = api_client.post(f"/api/models/{model.pk}/deactivate")
     assert response.status_code == 200
-    assert response.json() == {"message": f"Modell {model.pk} deaktiviert", "active_model_id": model.pk}
+    assert response.json() == {"message": f"Model {model.pk} deactivated", "active_model_id": model.pk}
     assert ActiveModel.objects.get(pk=model.pk).is_active is False
 
     response = api_client.post(f"/api/models/{model.pk}/activate")
     assert response.status_code == 200
-    assert response.json() == {"message": f"Modell {model.pk} aktiviert", "active_model_id": model.pk}
+    assert response.json() == {"message": f"Model {model.pk} activated", "active_model_id": model.pk}
     reloaded = ActiveModel.objects.get(pk=model.pk)
     assert reloaded.is_active is True and reloaded.activated_at == first_activation
 
@@ -177,7 +177,7 @@ def test_activating_a_model_whose_file_does_not_load_is_a_400_and_it_stays_inact
     response = api_client.post(f"/api/models/{broken.pk}/activate")
 
     assert response.status_code == 400
-    assert response.json()["detail"].startswith("Modell-Datei ist ungültig: ")
+    assert response.json()["detail"].startswith("Model file is invalid: ")
     reloaded = ActiveModel.objects.get(pk=broken.pk)
     assert reloaded.is_active is False and reloaded.load_error
     assert api_client.get(f"/api/models/{broken.pk}").json()["load_error"] == reloaded.load_error
@@ -198,7 +198,7 @@ def test_activating_a_model_that_does_not_fit_its_record_or_has_no_file_is_a_400
 @pytest.mark.parametrize("action", ["activate", "deactivate", "update-metrics"])
 def test_lifecycle_actions_on_unknown_ids_are_404(api_client, action):
     response = api_client.post(f"/api/models/4242/{action}")
-    assert response.status_code == 404 and response.json() == {"detail": "Modell nicht gefunden"}
+    assert response.status_code == 404 and response.json() == {"detail": "Model not found"}
 
 
 # --- M6 ----------------------------------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def test_rename_accepts_name_or_custom_name_verbatim(api_client, field):
     response = api_client.patch(f"/api/models/{model.pk}/rename", {field: "  Spaced  ", "description": "x"},
                                 format="json")
     assert response.status_code == 200
-    assert response.json() == {"message": f"Modell {model.pk} umbenannt zu '  Spaced  '", "active_model_id": model.pk}
+    assert response.json() == {"message": f"Model {model.pk} renamed to '  Spaced  '", "active_model_id": model.pk}
     assert ActiveModel.objects.get(pk=model.pk).custom_name == "  Spaced  "
     assert api_client.get(f"/api/models/{model.pk}").json()["custom_name"] == "  Spaced  "
 
@@ -248,7 +248,7 @@ def test_delete_removes_the_model_with_its_predictions_cache_and_artifacts(api_c
     response = api_client.delete(f"/api/models/{model.pk}")
 
     assert response.status_code == 200
-    assert response.json() == {"message": f"Modell {model.pk} gelöscht", "active_model_id": model.pk,
+    assert response.json() == {"message": f"Model {model.pk} deleted", "active_model_id": model.pk,
                                "model_id": model.model_id, "model_name": parity.meta("xgb")["name"]}
     assert not ActiveModel.objects.filter(pk=model.pk).exists()
     assert not ModelPrediction.objects.filter(active_model_id=model.pk).exists()
@@ -279,7 +279,7 @@ def test_update_metrics_overwrites_the_training_metrics(api_client, training_ser
     response = api_client.post(f"/api/models/{model.pk}/update-metrics")
 
     assert response.status_code == 200, response.content
-    assert response.json() == {"message": f"Performance-Metriken für Modell {model.pk} aktualisiert"}
+    assert response.json() == {"message": f"Training metrics of model {model.pk} updated"}
     info = api_client.get(f"/api/models/{model.pk}").json()
     assert (info["accuracy"], info["f1_score"], info["precision"], info["recall"]) == (0.91, 0.55, 0.6, 0.5)
     assert (info["roc_auc"], info["mcc"], info["simulated_profit_pct"]) == (0.77, 0.33, -4.25)
@@ -302,7 +302,7 @@ def test_update_metrics_without_a_training_service_or_training_id(api_client, se
 
     upload = make_model("uploaded")
     response = api_client.post(f"/api/models/{upload.pk}/update-metrics")
-    assert response.status_code == 400 and "Training-Service" in response.json()["detail"]
+    assert response.status_code == 400 and "training service" in response.json()["detail"]
 
 
 # --- auth --------------------------------------------------------------------------------------------------------

@@ -67,13 +67,13 @@ def test_predict_filters_by_training_model_ids(market, api_client):
 
     response = api_client.post("/api/predict", {"coin_id": mint, "model_ids": [999999]}, format="json")
     assert response.status_code == 404
-    assert response.json()["detail"] == "Keine der angegebenen Modelle sind aktiv"
+    assert response.json()["detail"] == "None of the given models is active"
 
 
 def test_predict_without_active_models_is_a_400(api_client):
     response = api_client.post("/api/predict", {"coin_id": "x"}, format="json")
     assert response.status_code == 400
-    assert response.json()["detail"] == "Keine aktiven Modelle gefunden"
+    assert response.json()["detail"] == "No active models found"
 
 
 @pytest.mark.parametrize(

@@ -445,7 +445,7 @@ def test_every_tool_over_both_transports(server, token, market, httpserver):
     assert out["predictions"]["predictions"][0]["prediction_label"] == "POSITIVE (UP)"
     assert out["latest"]["found"] is True and out["latest"]["prediction"]["id"] == predictions["negativ"].pk
     assert out["latest_none"] == {"success": True, "found": False, "prediction": None,
-                                  "message": "Keine Vorhersage für Coin no-such-coin"}
+                                  "message": "No prediction for coin no-such-coin"}
     assert out["coin"]["counts"] == {"price_points": len(rows), "predictions": 3, "evaluations": 1}
     assert out["coin"]["evaluations"][0]["status"] == "success"
     # statistics and alerts
@@ -459,7 +459,7 @@ def test_every_tool_over_both_transports(server, token, market, httpserver):
     assert out["alerts"]["total"] == 1 and out["alerts"]["status_counts"]["success"] == 1
     assert out["alerts"]["alerts"][0]["id"] == predictions["alert"].pk
     assert out["alert"]["alert"]["alert"]["status"] == "success"
-    assert out["n8n"]["n8n_status"] == {"status": "unknown", "message": "Noch kein Webhook-Versuch",
+    assert out["n8n"]["n8n_status"] == {"status": "unknown", "message": "No webhook attempt yet",
                                         "n8n_url": "http://127.0.0.1:9/hook"}
     # settings
     assert out["ignore"]["settings"] == {"ignore_bad_seconds": 0, "ignore_positive_seconds": 0,
@@ -492,7 +492,7 @@ def test_every_tool_over_both_transports(server, token, market, httpserver):
     assert RuntimeSetting.objects.get(key="training_service_url").value == training_url
     assert [m["id"] for m in out["available"]["models"]] == [102]
     assert out["available"]["models"][0]["features_count"] == len(rf_record["features"])
-    assert "bereits importiert" in out["import_again"]
+    assert "is already imported" in out["import_again"]
     assert "training-service id 102, not 101" in out["metrics_wrong_id"]
     assert out["activate"]["active_model_id"] == out["deactivate"]["active_model_id"] == paused.pk
     assert out["logs"]["source"] == "none" and out["logs"]["message"]
@@ -520,9 +520,9 @@ def test_every_tool_over_both_transports(server, token, market, httpserver):
     assert "argument 'date_from'" in bad["date"]
     assert "must not be empty" in bad["empty_name"]
     assert "nothing to change" in bad["nothing"]
-    assert "Alert 987654 nicht gefunden" in bad["unknown_alert"]
+    assert "Alert 987654 not found" in bad["unknown_alert"]
     assert "Unknown tool: no_such_tool" in bad["unknown_tool"]
-    assert "Keine der angegebenen Modelle sind aktiv" in bad["no_models"]
+    assert "None of the given models is active" in bad["no_models"]
     assert "read-only" in bad["config_key"]
     assert out["still_alive"]["total"] == 1
 

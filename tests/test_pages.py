@@ -399,7 +399,7 @@ def test_coin_details_show_price_and_predictions(client, model, market):
     window = client.get(f"/models/{model.pk}/coins/{COIN}/?window=1440").content.decode()
     assert "1 day" in window and "<polyline" in window
     missing = client.get(f"/models/{model.pk}/coins/unknownCoin/")
-    assert missing.status_code == 404 and "Keine Vorhersagen" in missing.content.decode()
+    assert missing.status_code == 404 and "No predictions" in missing.content.decode()
 
 
 def test_webhooks_list_and_redeliver(client):

@@ -114,7 +114,7 @@ def test_reimport_is_refused_unless_a_new_version_is_asked_for(api_client, servi
 
     again = api_client.post("/api/models/import", {"model_id": 101}, format="json")
     assert again.status_code == 400
-    assert "bereits importiert" in again.json()["detail"] and f"active_model_id: {active_model_id}" in again.json()["detail"]
+    assert "is already imported" in again.json()["detail"] and f"active_model_id: {active_model_id}" in again.json()["detail"]
     assert ModelArtifact.objects.count() == 1
 
     second = api_client.post(
@@ -172,11 +172,11 @@ def test_unknown_model_and_bad_answers(api_client, httpserver, settings):
 
     assert api_client.get("/api/models/available/7").status_code == 404
     cases = {
-        7: (404, "nicht gefunden"),
+        7: (404, "not found"),
         8: (502, "invalid JSON"),
         9: (502, "HTTP 500"),
         10: (502, "not an object"),
-        11: (400, "nicht READY"),
+        11: (400, "not READY"),
     }
     for model_id, (status, text) in cases.items():
         response = api_client.post("/api/models/import", {"model_id": model_id}, format="json")
@@ -212,7 +212,7 @@ def test_corrupt_or_wrong_file_is_refused_and_nothing_stored(api_client, httpser
     httpserver.expect_request("/api/models/101/download").respond_with_data(content)
     response = api_client.post("/api/models/import", {"model_id": 101}, format="json")
     assert response.status_code == 400, response.content
-    assert response.json()["detail"].startswith("Modell-Datei ist ungültig: ")
+    assert response.json()["detail"].startswith("Model file is invalid: ")
     assert nothing_stored()
 
 

@@ -32,7 +32,7 @@ MODEL_COUNTS_MAP_SCHEMA = {
 
 def _model_or_404(active_model_id: int) -> None:
     if not ActiveModel.objects.filter(pk=active_model_id).exists():
-        raise NotFound(f"Modell {active_model_id} nicht gefunden")
+        raise NotFound(f"Model {active_model_id} not found")
 
 
 class AlertStatisticsView(APIView):
@@ -88,7 +88,7 @@ class ModelStatisticsView(APIView):
         try:
             deleted = legacy_services.reset_model_statistics(active_model_id=active_model_id)
         except legacy_services.ModelNotFound:
-            raise NotFound(f"Modell {active_model_id} nicht gefunden") from None
+            raise NotFound(f"Model {active_model_id} not found") from None
         return Response({"success": True, "active_model_id": active_model_id, "deleted_predictions": deleted})
 
 
@@ -121,7 +121,7 @@ class AlertDetailsView(APIView):
         query = validated(AlertDetailsQuerySerializer, query_data(request.query_params))
         details = legacy_selectors.alert_details(alert_id=alert_id, **query)
         if details is None:
-            raise NotFound(f"Alert {alert_id} nicht gefunden")
+            raise NotFound(f"Alert {alert_id} not found")
         return Response(AlertDetailsSerializer(details).data)
 
 
@@ -133,5 +133,5 @@ class ModelAlertsView(APIView):
         try:
             deleted = legacy_services.delete_model_alerts(active_model_id=active_model_id)
         except legacy_services.ModelNotFound:
-            raise NotFound(f"Modell {active_model_id} nicht gefunden") from None
+            raise NotFound(f"Model {active_model_id} not found") from None
         return Response({"success": True, "active_model_id": active_model_id, "deleted_alerts": deleted})

@@ -177,7 +177,7 @@ class AvailableModelView(APIView):
             record = TrainingServiceClient().get_model(model_id)
         except TrainingServiceError as exc:
             if exc.status == 404:
-                return _error(f"Modell {model_id} nicht gefunden im Training-Service", 404)
+                return _error(f"Model {model_id} not found in the training service", 404)
             return _error(exc.message, exc.status)
         return Response(AvailableModelSerializer(available_model({**record, "id": record.get("id", model_id)})).data)
 
@@ -211,11 +211,11 @@ class ImportModelView(APIView):
         except services.ModelImportError as exc:
             return _error(exc.message, exc.status)
         artifact = _current_artifact(model)
-        state = "aktiv" if model.is_active else "pausiert"
+        state = "active" if model.is_active else "paused"
         message = (
-            f"Modell {model.model_name} importiert (Version {artifact.version}, {state})"
+            f"Model {model.model_name} imported (version {artifact.version}, {state})"
             if artifact.version == 1
-            else f"Neue Version {artifact.version} von Modell {model.model_name} importiert ({state})"
+            else f"New version {artifact.version} of model {model.model_name} imported ({state})"
         )
         return Response(
             ImportResponseSerializer(
@@ -285,8 +285,8 @@ class UploadModelView(APIView):
                     "format": artifact.format,
                     "sha256": artifact.sha256,
                     "size_bytes": artifact.size_bytes,
-                    "message": f"Modell {model.model_name} hochgeladen (Version {artifact.version}, "
-                    f"{'aktiv' if model.is_active else 'pausiert'})",
+                    "message": f"Model {model.model_name} uploaded (version {artifact.version}, "
+                    f"{'active' if model.is_active else 'paused'})",
                 }
             ).data,
             status=status.HTTP_201_CREATED,
@@ -323,7 +323,7 @@ class ModelVersionsView(APIView):
     def get(self, request, active_model_id: int):
         model = ActiveModel.objects.filter(pk=active_model_id).only("pk", "model_name", "custom_name").first()
         if model is None:
-            return _error("Modell nicht gefunden", 404)
+            return _error("Model not found", 404)
         versions = list(
             ModelArtifact.objects.filter(model=model)
             .order_by("-version")

@@ -1,7 +1,7 @@
 """Model management (spec §1.2 M1–M8) and per-model settings (§1.4 C1–C8).
 
 Each view validates its input with a serializer, calls one service or selector, and shapes the answer.
-Unknown ids answer 404 {"detail": "Modell nicht gefunden"}; refused values 400 naming the field.
+Unknown ids answer 404 {"detail": "Model not found"}; refused values 400 naming the field.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from predictions import selectors as prediction_selectors
 from web.api.common import validated
 from web.api.models import serializers as s
 
-MODEL_NOT_FOUND = "Modell nicht gefunden"
+MODEL_NOT_FOUND = "Model not found"
 
 NOT_FOUND = OpenApiResponse(s.ErrorDetailSerializer, description=MODEL_NOT_FOUND)
 INVALID_FIELDS = OpenApiResponse(description="Invalid fields, named in the body: {field: [message]}.")
@@ -98,7 +98,7 @@ class ModelDetailView(ModelRegistryView):
         """Delete the model, its predictions, scan-cache rows and stored files (the webhook log stays)."""
         model = services.delete_model(active_model_id=active_model_id)
         return _action(
-            f"Modell {active_model_id} gelöscht", active_model_id, model_id=model.model_id, model_name=model.model_name
+            f"Model {active_model_id} deleted", active_model_id, model_id=model.model_id, model_name=model.model_name
         )
 
 
@@ -115,7 +115,7 @@ class ModelActivateView(ModelRegistryView):
     def post(self, request, active_model_id: int):
         """M4: activate after checking that the stored model file loads; a broken model stays inactive (400)."""
         services.activate_model(active_model_id=active_model_id)
-        return _action(f"Modell {active_model_id} aktiviert", active_model_id)
+        return _action(f"Model {active_model_id} activated", active_model_id)
 
 
 class ModelDeactivateView(ModelRegistryView):
@@ -123,7 +123,7 @@ class ModelDeactivateView(ModelRegistryView):
     def post(self, request, active_model_id: int):
         """M5: no new predictions; pending ones are still evaluated."""
         services.deactivate_model(active_model_id=active_model_id)
-        return _action(f"Modell {active_model_id} deaktiviert", active_model_id)
+        return _action(f"Model {active_model_id} deactivated", active_model_id)
 
 
 class ModelRenameView(ModelRegistryView):
@@ -136,7 +136,7 @@ class ModelRenameView(ModelRegistryView):
         """M6: set the display name (`name`, or `custom_name`), verbatim."""
         custom_name = validated(s.RenameSerializer, request.data)["custom_name"]
         services.rename_model(active_model_id=active_model_id, custom_name=custom_name)
-        return _action(f"Modell {active_model_id} umbenannt zu '{custom_name}'", active_model_id)
+        return _action(f"Model {active_model_id} renamed to '{custom_name}'", active_model_id)
 
 
 class ModelUpdateMetricsView(ModelRegistryView):
@@ -154,7 +154,7 @@ class ModelUpdateMetricsView(ModelRegistryView):
     def post(self, request, active_model_id: int):
         """M8: re-read accuracy, F1, precision, recall, ROC AUC, MCC, confusion matrix and simulated profit."""
         services.refresh_training_metrics(active_model_id=active_model_id)
-        return Response({"message": f"Performance-Metriken für Modell {active_model_id} aktualisiert"})
+        return Response({"message": f"Training metrics of model {active_model_id} updated"})
 
 
 # --- C1–C8 -------------------------------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ class AlertThresholdView(ModelRegistryView):
         threshold = validated(s.AlertThresholdSerializer, request.data)["alert_threshold"]
         services.update_model_settings(active_model_id=active_model_id, alert_threshold=threshold)
         return _action(
-            f"Alert-Threshold für Modell {active_model_id} auf {threshold:.0%} gesetzt",
+            f"Alert threshold of model {active_model_id} set to {threshold:.0%}",
             active_model_id,
             alert_threshold=threshold,
         )
@@ -189,7 +189,7 @@ class N8nSettingsView(ModelRegistryView):
         services.update_model_settings(active_model_id=active_model_id, **changes)
         return Response(
             s.N8nSettingsResponseSerializer(
-                {"message": f"n8n Einstellungen für Modell {active_model_id} aktualisiert",
+                {"message": f"n8n settings of model {active_model_id} updated",
                  "active_model_id": active_model_id, **changes}
             ).data
         )
@@ -215,7 +215,7 @@ class AlertConfigView(ModelRegistryView):
         services.update_model_settings(active_model_id=active_model_id, **config)
         return Response(
             s.AlertConfigResponseSerializer(
-                {"message": f"Alert-Konfiguration für Modell {active_model_id} erfolgreich aktualisiert",
+                {"message": f"Alert configuration of model {active_model_id} updated",
                  "active_model_id": active_model_id, "config": config}
             ).data
         )
@@ -237,7 +237,7 @@ class IgnoreSettingsView(ModelRegistryView):
         """Full replace: omitted values become 0 (never ignore)."""
         seconds = validated(s.IgnoreSettingsSerializer, request.data)
         services.update_model_settings(active_model_id=active_model_id, **seconds)
-        message = f"Coin-Ignore-Einstellungen für Modell {active_model_id} aktualisiert"
+        message = f"Coin ignore settings of model {active_model_id} updated"
         return _action(message, active_model_id, **seconds)
 
 
@@ -257,7 +257,7 @@ class MaxLogEntriesView(ModelRegistryView):
         """Full replace: omitted values become 0 (unlimited)."""
         caps = validated(s.MaxLogEntriesSerializer, request.data)
         services.update_model_settings(active_model_id=active_model_id, **caps)
-        message = f"Max-Log-Entries-Einstellungen für Modell {active_model_id} aktualisiert"
+        message = f"Max log entries of model {active_model_id} updated"
         return _action(message, active_model_id, **caps)
 
 

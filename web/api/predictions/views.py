@@ -82,7 +82,7 @@ class ModelPredictionsDeleteView(APIView):
         try:
             deleted = log_services.delete_model_predictions(active_model_id=active_model_id)
         except log_services.ModelNotFound:
-            raise NotFound(f"Modell {active_model_id} nicht gefunden") from None
+            raise NotFound(f"Model {active_model_id} not found") from None
         return Response({"success": True, "deleted_predictions": deleted})
 
 
@@ -94,7 +94,7 @@ class DeleteOldLogsView(APIView):
         try:
             return Response(log_services.delete_old_logs(active_model_id=active_model_id))
         except log_services.ModelNotFound:
-            raise NotFound(f"Modell {active_model_id} nicht gefunden") from None
+            raise NotFound(f"Model {active_model_id} not found") from None
 
 
 class CoinDetailsView(APIView):
@@ -145,5 +145,5 @@ class LatestPredictionView(APIView):
         query = validated(LatestPredictionQuerySerializer, query_data(request.query_params))
         row = log_selectors.latest_prediction(coin_id=coin_id, model_id=query.get("model_id"))
         if row is None:
-            raise NotFound(f"Keine Vorhersage für Coin {coin_id} gefunden")
+            raise NotFound(f"No prediction found for coin {coin_id}")
         return Response(PredictionDetailSerializer(row).data)

@@ -237,7 +237,7 @@ class ConfigView(APIView):
             ConfigUpdateResponseSerializer(
                 {
                     "success": True,
-                    "message": "Konfiguration gespeichert; sie gilt ohne Neustart.",
+                    "message": "Configuration saved; it applies without a restart.",
                     "config": merged,
                     "requires_restart": False,
                     "auto_restart": False,

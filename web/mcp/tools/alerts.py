@@ -63,7 +63,7 @@ def get_alert_details(args: dict) -> dict:
     details = legacy_selectors.alert_details(alert_id=args["alert_id"], chart_before_minutes=args["chart_before_minutes"],
                             chart_after_minutes=args["chart_after_minutes"])
     if details is None:
-        raise ToolError(f"Alert {args['alert_id']} nicht gefunden")
+        raise ToolError(f"Alert {args['alert_id']} not found")
     return {"alert": details}
 
 
@@ -94,5 +94,5 @@ def get_all_models_alert_statistics(args: dict) -> dict:
       {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True)
 def delete_model_alerts(args: dict) -> dict:
     deleted = legacy_services.delete_model_alerts(active_model_id=args["active_model_id"])
-    return {"message": f"{deleted} Alerts gelöscht", "active_model_id": args["active_model_id"],
+    return {"message": f"{deleted} alerts deleted", "active_model_id": args["active_model_id"],
             "deleted_alerts": deleted}

@@ -66,7 +66,7 @@ def update_alert_config(args: dict) -> dict:
         raise ToolError(f"nothing to change: give at least one of {', '.join(fields)}")
     model = _settings_update(args["active_model_id"], changes)
     return {
-        "message": f"Alert-Konfiguration von Modell {model.display_name} aktualisiert",
+        "message": f"Alert configuration of model {model.display_name} updated",
         "active_model_id": model.pk,
         "changes": {field: _change_text(field, value) for field, value in changes.items()},
     }
@@ -122,7 +122,7 @@ def get_ignore_settings(args: dict) -> dict:
 def update_ignore_settings(args: dict) -> dict:
     model = _settings_update(args["active_model_id"], {field: args[field] for field in IGNORE_FIELDS})
     return {
-        "message": "Ignore-Einstellungen aktualisiert",
+        "message": "Ignore settings updated",
         "active_model_id": model.pk,
         "settings": {field: getattr(model, field) for field in IGNORE_FIELDS},
     }
@@ -146,7 +146,7 @@ def get_max_log_entries(args: dict) -> dict:
 def update_max_log_entries(args: dict) -> dict:
     model = _settings_update(args["active_model_id"], {field: args[field] for field in CAP_FIELDS})
     return {
-        "message": "Max-Log-Einstellungen aktualisiert",
+        "message": "Max log entries updated",
         "active_model_id": model.pk,
         "settings": {field: getattr(model, field) for field in CAP_FIELDS},
     }

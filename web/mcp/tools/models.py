@@ -63,7 +63,7 @@ def list_available_models(args: dict) -> dict:
 def import_model(args: dict) -> dict:
     model = registry_services.import_from_training_service(model_id=args["model_id"], allow_new_version=args["new_version"])
     return {
-        "message": f"Modell {model.display_name} importiert (active_model_id: {model.pk})",
+        "message": f"Model {model.display_name} imported (active_model_id: {model.pk})",
         "active_model_id": model.pk,
         "model_id": model.model_id,
         "model_name": model.model_name,
@@ -90,7 +90,7 @@ def get_model_details(args: dict) -> dict:
       {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False)
 def activate_model(args: dict) -> dict:
     model = registry_services.activate_model(active_model_id=args["active_model_id"])
-    return {"message": f"Modell {model.display_name} aktiviert", "active_model_id": model.pk}
+    return {"message": f"Model {model.display_name} activated", "active_model_id": model.pk}
 
 
 @tool("deactivate_model", "Deactivate a model",
@@ -98,7 +98,7 @@ def activate_model(args: dict) -> dict:
       {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False)
 def deactivate_model(args: dict) -> dict:
     model = registry_services.deactivate_model(active_model_id=args["active_model_id"])
-    return {"message": f"Modell {model.display_name} deaktiviert", "active_model_id": model.pk}
+    return {"message": f"Model {model.display_name} deactivated", "active_model_id": model.pk}
 
 
 @tool("rename_model", "Rename a model",
@@ -111,7 +111,7 @@ def rename_model(args: dict) -> dict:
     if not name:
         raise ToolError("argument 'new_name': the name must not be empty")
     model = registry_services.rename_model(active_model_id=args["active_model_id"], custom_name=name)
-    return {"message": f"Modell umbenannt in {name}", "active_model_id": model.pk, "new_name": name}
+    return {"message": f"Model renamed to {name}", "active_model_id": model.pk, "new_name": name}
 
 
 @tool("delete_model", "Delete a model",
@@ -121,7 +121,7 @@ def rename_model(args: dict) -> dict:
 def delete_model(args: dict) -> dict:
     model = registry_services.delete_model(active_model_id=args["active_model_id"])
     return {
-        "message": f"Modell {model.display_name} gelöscht",
+        "message": f"Model {model.display_name} deleted",
         "active_model_id": args["active_model_id"],
         "model_id": model.model_id,
         "model_name": model.model_name,
@@ -141,4 +141,4 @@ def update_model_metrics(args: dict) -> dict:
             f"argument 'model_id': model {model.pk} has training-service id {model.model_id}, not {args['model_id']}"
         )
     registry_services.refresh_training_metrics(active_model_id=model.pk)
-    return {"message": f"Metriken von Modell {model.display_name} aktualisiert", "active_model_id": model.pk}
+    return {"message": f"Training metrics of model {model.display_name} updated", "active_model_id": model.pk}

@@ -97,7 +97,7 @@ def get_predictions(args: dict) -> dict:
 def get_latest_prediction(args: dict) -> dict:
     row = log_selectors.latest_prediction(coin_id=args["coin_id"], model_id=args.get("model_id"))
     if row is None:
-        return {"found": False, "prediction": None, "message": f"Keine Vorhersage für Coin {args['coin_id']}"}
+        return {"found": False, "prediction": None, "message": f"No prediction for coin {args['coin_id']}"}
     return {"found": True, "prediction": _prediction_summary(row)}
 
 
@@ -129,7 +129,7 @@ def get_model_predictions(args: dict) -> dict:
 def delete_model_predictions(args: dict) -> dict:
     deleted = log_services.delete_model_predictions(active_model_id=args["active_model_id"])
     return {
-        "message": f"{deleted} Vorhersagen gelöscht",
+        "message": f"{deleted} predictions deleted",
         "active_model_id": args["active_model_id"],
         "deleted_predictions": deleted,
     }
@@ -142,7 +142,7 @@ def delete_model_predictions(args: dict) -> dict:
 def reset_model_statistics(args: dict) -> dict:
     deleted = legacy_services.reset_model_statistics(active_model_id=args["active_model_id"])
     return {
-        "message": "Statistiken zurückgesetzt",
+        "message": "Statistics reset",
         "active_model_id": args["active_model_id"],
         "deleted_predictions": deleted,
     }

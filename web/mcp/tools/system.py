@@ -107,7 +107,7 @@ def get_system_config(args: dict) -> dict:
 def update_configuration(args: dict) -> dict:
     if not args["config"]:
         raise ToolError("argument 'config': give at least one key to change")
-    return {"message": "Konfiguration gespeichert", "config": config.update_config(changes=args["config"])}
+    return {"message": "Configuration saved; it applies without a restart", "config": config.update_config(changes=args["config"])}
 
 
 @tool("get_logs", "Recent log lines",
@@ -138,7 +138,7 @@ def restart_system(args: dict) -> dict:
 def delete_old_logs(args: dict) -> dict:
     result = log_services.delete_old_logs(active_model_id=args["active_model_id"])
     return {
-        "message": f"{result['total_deleted']} Einträge gelöscht",
+        "message": f"{result['total_deleted']} entries deleted",
         "active_model_id": args["active_model_id"],
         "deleted_alerts": result["deleted_alert_evaluations"],
         "deleted_predictions": result["deleted_predictions"],
