@@ -147,8 +147,14 @@ def deactivate_model(*, active_model_id: int) -> ActiveModel:
     return _update_fields(active_model_id=active_model_id, values={"is_active": False})
 
 
+EMPTY_NAME = "the name must not be empty"
+
+
 def rename_model(*, active_model_id: int, custom_name: str) -> ActiveModel:
-    """Set the display name, verbatim (an empty name falls back to the training name wherever it is shown)."""
+    """Set the display name, verbatim. An empty or blank name is refused (InvalidSetting naming `custom_name`) for
+    every caller: a model always has a name to show. Raises ActiveModel.DoesNotExist for an unknown id."""
+    if not isinstance(custom_name, str) or not custom_name.strip():
+        raise InvalidSetting("custom_name", EMPTY_NAME)
     return _update_fields(active_model_id=active_model_id, values={"custom_name": custom_name})
 
 

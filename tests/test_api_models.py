@@ -215,12 +215,21 @@ def test_rename_accepts_name_or_custom_name_verbatim(api_client, field):
     assert api_client.get(f"/api/models/{model.pk}").json()["custom_name"] == "  Spaced  "
 
 
-def test_rename_with_both_fields_takes_name_and_an_empty_name_is_accepted(api_client):
+def test_rename_with_both_fields_takes_name(api_client):
     model = make_model("training name")
     api_client.patch(f"/api/models/{model.pk}/rename", {"name": "a", "custom_name": "b"}, format="json")
     assert ActiveModel.objects.get(pk=model.pk).custom_name == "a"
-    assert api_client.patch(f"/api/models/{model.pk}/rename", {"name": ""}, format="json").status_code == 200
-    assert ActiveModel.objects.get(pk=model.pk).display_name == "training name"
+
+
+@pytest.mark.parametrize("field", ["name", "custom_name"])
+@pytest.mark.parametrize("blank", ["", "   ", "\t\n"])
+def test_an_empty_or_blank_name_is_refused_naming_the_field(api_client, field, blank):
+    model = make_model("training name")
+    ActiveModel.objects.filter(pk=model.pk).update(custom_name="kept")
+    response = api_client.patch(f"/api/models/{model.pk}/rename", {field: blank}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {field: ["the name must not be empty"]}
+    assert ActiveModel.objects.get(pk=model.pk).custom_name == "kept"
 
 
 @pytest.mark.parametrize("body", [{}, {"description": "only"}, {"name": "x" * 256}, {"name": None}, {"name": ["x"]}])

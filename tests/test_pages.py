@@ -196,6 +196,12 @@ def test_activate_deactivate_and_rename_answer_the_card(client):
     assert "Moon finder" in response.content.decode()
     assert ActiveModel.objects.get(pk=model.pk).custom_name == "Moon finder"
 
+    refused = client.post(f"/models/{model.pk}/rename/", {"custom_name": "   "}, **HX)
+    assert refused.status_code == 200 and 'role="alert"' in refused.content.decode()  # htmx swaps 2xx only
+    assert "the name must not be empty" in refused.content.decode()
+    assert client.post(f"/models/{model.pk}/rename/", {"custom_name": ""}).status_code == 400
+    assert ActiveModel.objects.get(pk=model.pk).custom_name == "Moon finder"
+
 
 def test_activating_a_model_without_a_file_shows_why(client):
     model = make_model("no file", is_active=False)

@@ -30,7 +30,7 @@ MAX_META_BYTES = 5 * 1024 * 1024
 
 class RenameForm(forms.Form):
     custom_name = forms.CharField(
-        max_length=255, required=False, strip=True, help_text="Empty: the training name is shown again."
+        max_length=255, required=False, strip=True, help_text="An empty name is refused."
     )
 
 

@@ -48,9 +48,10 @@ def _model_or_404(active_model_id: int) -> ActiveModel:
         raise Http404(f"Model {active_model_id} does not exist") from None
 
 
-def _card(request, model: ActiveModel, *, error: str | None = None, notice: str | None = None):
+def _card(request, model: ActiveModel, *, error: str | None = None, notice: str | None = None, status: int = 200):
     model = _model_or_404(model.pk)
-    return render(request, "modelregistry/model_list.html#model_card", {"m": model, "error": error, "notice": notice})
+    return render(request, "modelregistry/model_list.html#model_card", {"m": model, "error": error, "notice": notice},
+                  status=status)
 
 
 # --- list and inline actions ----------------------------------------------------------------------------------------
@@ -107,9 +108,13 @@ def model_deactivate(request, active_model_id: int):
 def model_rename(request, active_model_id: int):
     model = _model_or_404(active_model_id)
     form = RenameForm(request.POST)
+    status = 200 if partial_request(request) else 400  # htmx swaps only 2xx answers
     if not form.is_valid():
-        return _card(request, model, error=" ".join(form.errors.get("custom_name", ["Invalid name."])))
-    services.rename_model(active_model_id=model.pk, custom_name=form.cleaned_data["custom_name"])
+        return _card(request, model, error=" ".join(form.errors.get("custom_name", ["Invalid name."])), status=status)
+    try:
+        services.rename_model(active_model_id=model.pk, custom_name=form.cleaned_data["custom_name"])
+    except services.InvalidSetting as exc:
+        return _card(request, model, error=f"Not renamed: {exc.message}.", status=status)
     return _card(request, model, notice="Renamed.")
 
 

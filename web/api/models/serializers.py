@@ -124,7 +124,7 @@ class ErrorDetailSerializer(serializers.Serializer):
 class RenameSerializer(serializers.Serializer):
     name = serializers.CharField(
         max_length=255, allow_blank=True, trim_whitespace=False, required=False,
-        help_text="New display name, stored verbatim (empty → the training name is shown).",
+        help_text="New display name, stored verbatim; empty or blank is refused (400).",
     )
     custom_name = serializers.CharField(
         max_length=255, allow_blank=True, trim_whitespace=False, required=False,

@@ -133,9 +133,12 @@ class ModelRenameView(ModelRegistryView):
         responses={200: s.ModelActionSerializer, 400: INVALID_FIELDS, 404: NOT_FOUND},
     )
     def patch(self, request, active_model_id: int):
-        """M6: set the display name (`name`, or `custom_name`), verbatim."""
+        """M6: set the display name (`name`, or `custom_name`), verbatim; an empty or blank name is refused (400)."""
         custom_name = validated(s.RenameSerializer, request.data)["custom_name"]
-        services.rename_model(active_model_id=active_model_id, custom_name=custom_name)
+        try:
+            services.rename_model(active_model_id=active_model_id, custom_name=custom_name)
+        except services.InvalidSetting as exc:  # named as the request named it
+            raise ValidationError({"name" if "name" in request.data else "custom_name": [exc.message]}) from None
         return _action(f"Model {active_model_id} renamed to '{custom_name}'", active_model_id)
 
 

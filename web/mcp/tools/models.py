@@ -108,9 +108,10 @@ def deactivate_model(args: dict) -> dict:
       ("active_model_id", "new_name"), read_only=False)
 def rename_model(args: dict) -> dict:
     name = args["new_name"].strip()
-    if not name:
-        raise ToolError("argument 'new_name': the name must not be empty")
-    model = registry_services.rename_model(active_model_id=args["active_model_id"], custom_name=name)
+    try:
+        model = registry_services.rename_model(active_model_id=args["active_model_id"], custom_name=name)
+    except registry_services.InvalidSetting as exc:
+        raise ToolError(f"argument 'new_name': {exc.message}") from None
     return {"message": f"Model renamed to {name}", "active_model_id": model.pk, "new_name": name}
 
 
