@@ -59,3 +59,35 @@ class QualitySettings(models.Model):
             models.CheckConstraint(condition=models.Q(min_judged_alerts__gte=1), name="quality_min_alerts"),
             models.CheckConstraint(condition=models.Q(psi_threshold__gt=0), name="quality_psi_threshold"),
         ]
+
+
+class FeatureReference(models.Model):
+    """A model's reference distribution per input feature: frozen quantile bin edges and the share of rows in each
+    bin, from its training window where the data is there, else from its latest backtest's range or its first live
+    day. Live windows are counted into the same bins."""
+
+    active_model = models.OneToOneField(ActiveModel, on_delete=models.CASCADE, related_name="feature_reference")
+    source = models.CharField(max_length=20, help_text="training, backtest or live")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    rows = models.IntegerField()
+    features = models.JSONField(help_text='feature → {"edges": [...], "shares": [...]}')
+    importance = models.JSONField(default=dict, blank=True, help_text="feature → the model's importance")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "model_feature_references"
+
+
+class DriftHour(models.Model):
+    """Bin counts, in the reference's bins, of the features of a sample of one model's predictions in one hour."""
+
+    active_model = models.ForeignKey(ActiveModel, on_delete=models.CASCADE, related_name="drift_hours")
+    hour = models.DateTimeField()
+    rows = models.IntegerField()
+    counts = models.JSONField(help_text="feature → counts per reference bin")
+
+    class Meta:
+        db_table = "model_drift_hours"
+        ordering = ["active_model", "hour"]
+        constraints = [models.UniqueConstraint(fields=["active_model", "hour"], name="drift_hours_model_hour")]

@@ -12,9 +12,10 @@ from django.utils import timezone
 from backtests.models import BacktestRun, RunState
 from modelregistry.models import ActiveModel
 from quality import stats
-from quality.models import QualityHour, QualitySettings
+from quality.models import DriftHour, FeatureReference, QualityHour, QualitySettings
 
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "all": None}
+IMPORTANT_FEATURES = 5  # drift of these (by the model's own importance) counts towards degradation
 
 # Two models judged on the same coin events (coin and data time): how often each alone was right.
 PAIRED_SQL = """
@@ -69,6 +70,41 @@ def model_quality(*, active_model_id: int, start: datetime | None, end: datetime
         "sum_price_change_pct": total["alert_change_sum"] if total["alert_change_n"] else None,
         "avg_ath_gain_pct": stats.ratio(total["ath_gain_sum"], total["ath_gain_n"]),
         "reference": reference(active_model_id=active_model_id),
+        **drift(active_model_id=active_model_id, start=start, end=end),
+        "degraded": bool(settings_of(active_model_id=active_model_id).degraded),
+    }
+
+
+def drift(*, active_model_id: int, start: datetime | None, end: datetime) -> dict:
+    """PSI of each feature over the window's counted hours against the model's reference, the rows they rest on, and
+    the important features whose PSI lies above the model's threshold (raised for small windows)."""
+    reference_row = FeatureReference.objects.filter(active_model_id=active_model_id).first()
+    if reference_row is None:
+        return {"psi": {}, "psi_rows": 0, "drifted_features": [], "drift_reference": None}
+    hours = DriftHour.objects.filter(active_model_id=active_model_id, hour__lt=end)
+    if start is not None:
+        hours = hours.filter(hour__gte=start.replace(minute=0, second=0, microsecond=0))
+    hours = list(hours)
+    rows = sum(hour.rows for hour in hours)
+    threshold = settings_of(active_model_id=active_model_id).psi_threshold
+    psi, drifted = {}, []
+    important = sorted(reference_row.importance, key=reference_row.importance.get, reverse=True)[:IMPORTANT_FEATURES]
+    for name, bins in reference_row.features.items():
+        counts = np.zeros(len(bins["shares"]))
+        for hour in hours:
+            if name in hour.counts:
+                counts += np.asarray(hour.counts[name], dtype=np.float64)
+        value = stats.psi(bins["shares"], counts)
+        psi[name] = value
+        limit = stats.psi_threshold(threshold, n=int(counts.sum()), bins=len(bins["shares"]))
+        if value is not None and value > limit and (name in important or not important):
+            drifted.append(name)
+    return {
+        "psi": psi,
+        "psi_rows": rows,
+        "drifted_features": sorted(drifted, key=lambda name: -psi[name]),
+        "drift_reference": {"source": reference_row.source, "start": reference_row.start.isoformat(),
+                            "end": reference_row.end.isoformat(), "rows": reference_row.rows},
     }
 
 
@@ -117,6 +153,10 @@ def degradation_reasons(*, figures: dict, settings: QualitySettings) -> list[str
                 f"alert success rate {figures['success_rate']:.1%} (95 % interval up to {high:.1%}) over "
                 f"{figures['judged_alerts']} judged alerts is below the reference {expected:.1%} "
                 f"({figures['reference']['success_rate_source']}) minus the margin {settings.margin:.1%}")
+    drifted = figures.get("drifted_features") or []
+    if drifted:
+        listed = ", ".join(f"{name} (PSI {figures['psi'][name]:.2f})" for name in drifted)
+        reasons.append(f"important features drifted past PSI {settings.psi_threshold:g}: {listed}")
     return reasons
 
 

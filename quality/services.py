@@ -18,7 +18,8 @@ from quality import selectors
 from quality.models import QualityHour, QualitySettings
 from quality.stats import AUC_BINS, CALIBRATION_BINS
 
-CHECK_WINDOW = timedelta(days=7)
+CHECK_WINDOW = timedelta(days=7)  # the alert success rate is held against its reference over this window
+DRIFT_WINDOW = timedelta(hours=24)  # feature drift is measured over this window
 
 # Judged predictions (success or failed) of the (model, hour) groups that got a verdict since `since` (all groups when
 # NULL), counted per AUC bin, outcome, 0/1 prediction and alert tag; Python adds the groups up into hour rows.
@@ -123,6 +124,7 @@ def check_models(*, now: datetime | None = None) -> list[int]:
         with transaction.atomic():
             quality_settings, _ = QualitySettings.objects.select_for_update().get_or_create(active_model=model)
             figures = selectors.model_quality(active_model_id=model.pk, start=now - CHECK_WINDOW, end=now)
+            figures.update(selectors.drift(active_model_id=model.pk, start=now - DRIFT_WINDOW, end=now))
             reasons = selectors.degradation_reasons(figures=figures, settings=quality_settings)
             was = quality_settings.degraded
             quality_settings.degraded = bool(reasons)
@@ -141,6 +143,9 @@ def check_models(*, now: datetime | None = None) -> list[int]:
         if figures["success_rate"] is not None:
             metrics.MODEL_LIVE_SUCCESS_RATE.labels(model_id=label).set(figures["success_rate"])
         metrics.MODEL_DEGRADED.labels(model_id=label).set(1 if quality_settings.degraded else 0)
+        for feature, value in figures["psi"].items():
+            if value is not None:
+                metrics.MODEL_FEATURE_PSI.labels(model_id=label, feature=feature).set(value)
     return newly
 
 

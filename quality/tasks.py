@@ -6,8 +6,10 @@ import logging
 from datetime import timedelta
 
 from django.db.models import Max
+from django.utils import timezone
 
-from quality import services
+from modelregistry.models import ActiveModel
+from quality import drift, services
 from quality.models import QualityHour
 
 logger = logging.getLogger(__name__)
@@ -16,8 +18,17 @@ OVERLAP = timedelta(minutes=10)  # verdicts written while the last refresh ran a
 
 
 def refresh_and_check() -> dict:
+    now = timezone.now()
     last = QualityHour.objects.aggregate(last=Max("updated_at"))["last"]
     hours = services.refresh_hours(since=None if last is None else last - OVERLAP)
-    degraded = services.check_models()
-    logger.info("quality: %d hour aggregates refreshed, newly degraded: %s", hours, degraded or "none")
-    return {"hours": hours, "newly_degraded": degraded}
+    drift_hours = 0
+    for model in ActiveModel.objects.filter(is_active=True):
+        try:
+            if drift.ensure_reference(model=model, now=now) is not None:
+                drift_hours += drift.count_hours(active_model_id=model.pk, now=now)
+        except Exception:  # a model whose file cannot load (the listener reports it) must not stop the others
+            logger.exception("quality: feature drift of model %s failed", model.pk)
+    degraded = services.check_models(now=now)
+    logger.info("quality: %d hour aggregates, %d drift hours, newly degraded: %s", hours, drift_hours,
+                degraded or "none")
+    return {"hours": hours, "drift_hours": drift_hours, "newly_degraded": degraded}

@@ -13,8 +13,9 @@ from sklearn.metrics import roc_auc_score
 
 from modelregistry.models import ActiveModel
 from predictions.models import ModelPrediction, WebhookDelivery
-from quality import selectors, services, stats
+from quality import drift, selectors, services, stats
 from quality.models import QualityHour, QualitySettings
+from tests.test_listener import HEADER, ROWS, insert, register_xgb
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -179,3 +180,51 @@ def test_paired_comparison_counts_only_shared_events(model):
     assert result["shared_events"] == 12
     assert (result["only_first_right"], result["only_second_right"]) == (8, 0)  # k = 2…9; k ≥ 10: both wrong
     assert result["p_value"] == pytest.approx(2 / 256) and result["better"] == "first"
+
+
+# --- feature drift: a market whose regime changes --------------------------------------------------------------
+
+
+def _regime(market, *, factor: float):
+    """The parity market; a reference built from all of it; then, from one hour in, every price and volume multiplied
+    by `factor` (a new regime); the model's live predictions over the whole range counted into drift hours.
+    Returns (model, end)."""
+    model = register_xgb()
+    ActiveModel.objects.filter(pk=model.pk).update(n8n_webhook_url="http://127.0.0.1:9/hook")
+    QualitySettings.objects.create(active_model=model, auto_pause=True)
+    insert(market, ROWS)
+    first = datetime.fromisoformat(ROWS[0][1])
+    last = max(datetime.fromisoformat(row[1]) for row in ROWS)
+    reference = drift.build_reference(active_model_id=model.pk, source="training", start=first, end=last)
+    assert reference.rows > 100 and len(reference.features) == len(model.features)
+    scaled = [c for c in HEADER if c.startswith(("price_", "volume_", "buy_volume", "sell_volume", "market_cap",
+                                                 "net_volume", "whale_"))]
+    with market.cursor() as cursor:
+        cursor.execute("UPDATE coin_metrics SET " + ", ".join(f"{c} = {c} * %s" for c in scaled)
+                       + ' WHERE "timestamp" >= %s', [factor] * len(scaled) + [first + timedelta(hours=1)])
+    for row in ROWS:
+        if row[2] in ("1", "2", "3"):
+            predict(model, row[0], 0.3, False, at=datetime.fromisoformat(row[1]))
+    end = last + timedelta(hours=1)
+    assert drift.count_hours(active_model_id=model.pk, now=end) >= 2
+    return model, end
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_regime_change_drifts_the_features_flags_the_model_once_and_pauses_it(market):
+    model, end = _regime(market, factor=40)
+    figures = selectors.drift(active_model_id=model.pk, start=None, end=end)
+    assert figures["drifted_features"], figures["psi"]
+    assert services.check_models(now=end) == [model.pk]
+    reasons = QualitySettings.objects.get(active_model=model).degraded_reasons
+    assert any("drifted past PSI 0.25" in reason for reason in reasons)
+    assert WebhookDelivery.objects.filter(coin_id=f"model:{model.pk}").count() == 1
+    model.refresh_from_db()
+    assert not model.is_active
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_regime_raises_no_drift(market):
+    model, end = _regime(market, factor=1)
+    assert selectors.drift(active_model_id=model.pk, start=None, end=end)["drifted_features"] == []
+    assert services.check_models(now=end) == []
