@@ -50,11 +50,18 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pumpserver.settings")
     sys.path.insert(0, str(PROJECT_DIR))
     django.setup()
-    from tests.benchmarks import bench_evaluation, bench_listener, bench_listener_compare, bench_soak, bench_trigger
+    from tests.benchmarks import (
+        bench_evaluation,
+        bench_listener,
+        bench_listener_compare,
+        bench_quality,
+        bench_soak,
+        bench_trigger,
+    )
 
     selected = set(sys.argv[1:])
     benchmarks = {"trigger": bench_trigger, "listener": bench_listener, "listener-compare": bench_listener_compare,
-                  "soak": bench_soak, "evaluation": bench_evaluation}
+                  "soak": bench_soak, "evaluation": bench_evaluation, "quality": bench_quality}
     sections = []
     for name, module in benchmarks.items():
         if selected and name not in selected:
