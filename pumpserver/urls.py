@@ -11,3 +11,9 @@ urlpatterns = [
     path("api/metrics", MetricsView.as_view(), name="api-metrics"),
     path("", include("web.urls")),
 ]
+
+# JSON under /api/, Django's pages elsewhere (named by string: the kernel imports no front door).
+handler400 = "web.api.errors.handler400"
+handler403 = "web.api.errors.handler403"
+handler404 = "web.api.errors.handler404"
+handler500 = "web.api.errors.handler500"

@@ -3,11 +3,14 @@
 URL namespaces keep the app names (`modelregistry:detail`, `alerts:list`, …) that the templates use.
 """
 
-from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularJSONAPIView, SpectacularSwaggerView
 
+from web.api.errors import FALLBACK_NAME, api_not_found
 from web.api.system.views import RootHealthView
 from web.views import alerts as alert_pages
+from web.views import assets
 from web.views import models as model_pages
 from web.views import predictions as prediction_pages
 from web.views import system as system_pages
@@ -45,11 +48,17 @@ api_routes = [
     path("", include("web.api.predictions.urls")),
     path("", include("web.api.alerts.urls")),
     path("", include("web.api.system.urls")),
+    # Last: every other /api/ path answers JSON (404, or 400 for an id that is not a number), never a page.
+    re_path(r"^(?P<unmatched>.*)$", api_not_found, name=FALLBACK_NAME),
 ]
 
 urlpatterns = [
     path("api/", include(api_routes)),
     path("health", RootHealthView.as_view(), name="health"),
+    # The existing server's API docs and schema addresses.
+    path("docs", RedirectView.as_view(url="/api/docs/"), name="docs"),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-json"),
+    path("favicon.ico", assets.favicon, name="favicon"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("settings/", system_pages.settings_page, name="settings"),
     path("info/", system_pages.info, name="info"),
