@@ -4,9 +4,12 @@ the references a model is held against, the reasons it counts as degraded, and p
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import numpy as np
 from django.db import connection
+from django.db.models import Sum
+from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from backtests.models import BacktestRun, RunState
@@ -45,7 +48,7 @@ def model_quality(*, active_model_id: int, start: datetime | None, end: datetime
     hours = QualityHour.objects.filter(active_model_id=active_model_id, hour__lt=end)
     if start is not None:
         hours = hours.filter(hour__gte=start.replace(minute=0, second=0, microsecond=0))
-    total = _sum_hours(list(hours))
+    total = _sum_hours(hours)
     success, failed = total["alerts_success"], total["alerts_failed"]
     low, high = stats.wilson_interval(success, success + failed)
     judged = total["judged"]
@@ -108,18 +111,22 @@ def drift(*, active_model_id: int, start: datetime | None, end: datetime) -> dic
     }
 
 
-def _sum_hours(hours: list[QualityHour]) -> dict:
-    scalars = ["judged", "happened", "tp", "fp", "tn", "fn", "brier_sum", "alerts_success", "alerts_failed",
-               "alert_change_sum", "alert_change_n", "ath_gain_sum", "ath_gain_n"]
-    arrays = {"calibration_counts": stats.CALIBRATION_BINS, "calibration_probability_sums": stats.CALIBRATION_BINS,
-              "calibration_hits": stats.CALIBRATION_BINS, "auc_positives": stats.AUC_BINS,
-              "auc_negatives": stats.AUC_BINS}
-    total: dict = {name: sum(getattr(hour, name) for hour in hours) for name in scalars}
-    for name, size in arrays.items():
-        summed = np.zeros(size)
-        for hour in hours:
-            summed += np.asarray(getattr(hour, name), dtype=np.float64)
-        total[name] = summed.tolist()
+_SCALARS = ["judged", "happened", "tp", "fp", "tn", "fn", "brier_sum", "alerts_success", "alerts_failed",
+            "alert_change_sum", "alert_change_n", "ath_gain_sum", "ath_gain_n"]
+_ARRAYS = {"calibration_counts": stats.CALIBRATION_BINS, "calibration_probability_sums": stats.CALIBRATION_BINS,
+           "calibration_hits": stats.CALIBRATION_BINS, "auc_positives": stats.AUC_BINS,
+           "auc_negatives": stats.AUC_BINS}
+
+
+def _sum_hours(hours) -> dict:
+    """The sums of the hours' counts (scalars and per-bin arrays), added up column by column."""
+    rows = list(hours.values_list(*_SCALARS, *_ARRAYS))
+    total: dict = {}
+    for k, name in enumerate(_SCALARS):
+        total[name] = sum(row[k] for row in rows)
+    for k, (name, size) in enumerate(_ARRAYS.items(), start=len(_SCALARS)):
+        stacked = np.array([row[k] for row in rows if len(row[k]) == size], dtype=np.float64).reshape(-1, size)
+        total[name] = stacked.sum(axis=0).tolist()
     return total
 
 
@@ -174,3 +181,44 @@ def paired_comparison(*, first: int, second: int, start: datetime | None, end: d
     return {"first": first, "second": second, "shared_events": shared, "only_first_right": only_first,
             "only_second_right": only_second, **stats.mcnemar(only_first_right=only_first,
                                                               only_second_right=only_second)}
+
+
+SERIES_BUCKETS = ("hour", "day")
+
+
+def success_rate_series(*, active_model_id: int, start: datetime | None, end: datetime, bucket: str) -> list[dict]:
+    """The alert success rate with its Wilson interval per hour or per day (UTC) of the window, from the hourly
+    aggregates (the hours counted as model_quality counts them); only buckets with aggregates, oldest first."""
+    if bucket not in SERIES_BUCKETS:
+        raise ValueError(f"bucket must be one of {', '.join(SERIES_BUCKETS)}")
+    hours = QualityHour.objects.filter(active_model_id=active_model_id, hour__lt=end)
+    if start is not None:
+        hours = hours.filter(hour__gte=start.replace(minute=0, second=0, microsecond=0))
+    rows = (hours.annotate(bucket=Trunc("hour", bucket, tzinfo=dt_timezone.utc)).values("bucket")
+            .annotate(success=Sum("alerts_success"), failed=Sum("alerts_failed")).order_by("bucket"))
+    series = []
+    for row in rows:
+        success, failed = row["success"], row["failed"]
+        low, high = stats.wilson_interval(success, success + failed)
+        series.append({"bucket": row["bucket"], "judged_alerts": success + failed, "success": success,
+                       "failed": failed, "success_rate": stats.ratio(success, success + failed),
+                       "success_rate_low": low, "success_rate_high": high})
+    return series
+
+
+def degradation_states(*, active_model_ids: list[int]) -> dict[int, dict]:
+    """Each model's stored degradation state (not degraded when nothing is stored), in one query."""
+    stored = {row["active_model_id"]: row for row in QualitySettings.objects.filter(
+        active_model_id__in=active_model_ids).values("active_model_id", "degraded", "degraded_reasons",
+                                                     "degraded_since")}
+    empty = {"degraded": False, "degraded_reasons": [], "degraded_since": None}
+    return {pk: {key: stored[pk][key] for key in empty} if pk in stored else dict(empty) for pk in active_model_ids}
+
+
+def comparison(*, active_model_ids: list[int], start: datetime | None, end: datetime) -> dict:
+    """Several models over the same window: each one's figures, and McNemar's test for every pair (in the order
+    given: the first of a pair is the one listed first)."""
+    figures = [model_quality(active_model_id=pk, start=start, end=end) for pk in active_model_ids]
+    pairs = [paired_comparison(first=first, second=second, start=start, end=end)
+             for index, first in enumerate(active_model_ids) for second in active_model_ids[index + 1:]]
+    return {"models": figures, "pairs": pairs}
