@@ -30,6 +30,7 @@ MODEL_INFO_KEYS = {
     "f1_score", "precision", "recall", "roc_auc", "mcc", "simulated_profit_pct", "positive_predictions", "stats",
     "model_file_exists", "created_at",
     "load_error", "versions", "artifact_version",
+    "degraded", "degraded_reasons",  # live quality (quality.services.check_models)
 }
 
 

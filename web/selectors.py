@@ -63,7 +63,10 @@ def _database_checks(now: datetime, live_after: datetime) -> dict:
             cursor.execute("SELECT 1")
             cursor.fetchone()
         latency_ms = (time.perf_counter() - started) * 1000
-        active = list(ActiveModel.objects.filter(is_active=True).values_list("id", "load_error"))
+        # Every model (few rows) with its live-quality flag: a degraded model may be paused by then.
+        models = list(ActiveModel.objects.values_list("id", "is_active", "load_error", "quality_settings__degraded"))
+        active = [(pk, error) for pk, is_active, error, _ in models if is_active]
+        degraded = sorted(pk for pk, _, _, flagged in models if flagged)
         # created_at index (predictions_created_idx): a range scan over one hour of rows.
         last_hour = ModelPrediction.objects.filter(created_at__gte=now - timedelta(hours=1)).count()
         beats = list(ProcessHeartbeat.objects.values("kind", "last_seen", "details"))
@@ -81,6 +84,7 @@ def _database_checks(now: datetime, live_after: datetime) -> dict:
         "beats": beats,
         "loaded": max((n for n in loaded if isinstance(n, int) and not isinstance(n, bool)), default=0),
         "queue_depth": queue_depth,
+        "degraded_models": degraded,
     }
 
 
@@ -118,6 +122,7 @@ def health() -> dict:
         "db_connected": figures is not None,
         "active_models": figures["active_models"] if figures else 0,
         "predictions_last_hour": figures["predictions_last_hour"] if figures else 0,
+        "degraded_models": figures["degraded_models"] if figures else [],
         "uptime_seconds": uptime,
         "start_time": PROCESS_START_TIME,
         "last_error": "; ".join(problems) or None,

@@ -11,6 +11,7 @@ from rest_framework import serializers
 from modelregistry.models import SEND_MODES, CoinFilterMode, ModelType, TargetDirection, TargetOperator
 from modelregistry.services import SETTING_RANGES
 from modelregistry.serving import send_modes
+from quality import selectors as quality_selectors
 
 
 def _ranged(setting: str, field_class=serializers.IntegerField, **kwargs):
@@ -85,6 +86,29 @@ class ModelInfoSerializer(serializers.Serializer):
     load_error = serializers.CharField(allow_null=True, help_text="Why the model cannot load or run; null if fine.")
     versions = serializers.IntegerField(source="artifact_versions", help_text="Stored artifact versions.")
     artifact_version = serializers.IntegerField(allow_null=True, help_text="Version of the current artifact.")
+    degraded = serializers.SerializerMethodField(help_text="Flagged degraded by the last live-quality check.")
+    degraded_reasons = serializers.SerializerMethodField(help_text="Why it is flagged (empty when it is not).")
+
+    def _quality_state(self, model) -> dict:
+        state = getattr(model, "quality_state", None)
+        if state is None:  # not attached in bulk (with_quality_state): read for this model alone
+            state = quality_selectors.degradation_states(active_model_ids=[model.pk])[model.pk]
+            model.quality_state = state
+        return state
+
+    def get_degraded(self, model) -> bool:
+        return bool(self._quality_state(model)["degraded"])
+
+    def get_degraded_reasons(self, model) -> list[str]:
+        return list(self._quality_state(model)["degraded_reasons"] or [])
+
+
+def with_quality_state(models: list) -> list:
+    """The models with their degradation state attached (one query for all), as ModelInfoSerializer reads it."""
+    states = quality_selectors.degradation_states(active_model_ids=[model.pk for model in models])
+    for model in models:
+        model.quality_state = states[model.pk]
+    return models
 
 
 class ModelListQuerySerializer(serializers.Serializer):

@@ -81,7 +81,7 @@ class ModelListView(ModelRegistryView):
     @extend_schema(tags=TAGS, parameters=[s.ModelListQuerySerializer], responses={200: s.ModelListSerializer})
     def get(self, request):
         include_inactive = validated(s.ModelListQuerySerializer, request.query_params)["include_inactive"]
-        models = list(prediction_selectors.list_models(include_inactive=include_inactive))
+        models = s.with_quality_state(list(prediction_selectors.list_models(include_inactive=include_inactive)))
         return Response(s.ModelListSerializer({"models": models, "total": len(models)}).data)
 
 

@@ -34,6 +34,7 @@ def health_report() -> dict:
             "models": {**checks["models"], "active_count": report["active_models"]},
             "predictions": {"last_hour": report["predictions_last_hour"]},
         },
+        "degraded_models": report["degraded_models"],
         "uptime_seconds": report["uptime_seconds"],
         "uptime_human": _uptime_human(report["uptime_seconds"]),
         "last_error": report["last_error"],
@@ -42,8 +43,8 @@ def health_report() -> dict:
 
 @tool("health_check", "Health check",
       "Is the system working: database reachable (with latency), listener and worker alive, active and loaded "
-      "models, queue depth, predictions in the last hour, uptime. status is healthy or degraded (last_error says "
-      "why).")
+      "models, queue depth, predictions in the last hour, uptime, and degraded_models (ids the live-quality check "
+      "flagged; they do not change status). status is healthy or degraded (last_error says why).")
 def health_check(args: dict) -> dict:
     return health_report()
 
