@@ -46,11 +46,12 @@ def test_unknown_api_routes_answer_json_without_credentials_and_without_a_csrf_t
         ("get", "/api/models/available/latest", "model_id"),
     ],
 )
-def test_ids_that_are_not_numbers_are_a_400_naming_the_parameter(api_client, method, path, parameter):
+def test_ids_that_are_not_numbers_are_a_404_naming_the_parameter(api_client, method, path, parameter):
     response = getattr(api_client, method)(path)
-    assert response.status_code == 400, response.content
+    assert response.status_code == 404, response.content
     body = response.json()
-    assert list(body) == [parameter] and "whole number" in body[parameter][0]
+    assert set(body) == {"detail", parameter} and "whole number" in body[parameter][0]
+    assert body["detail"].startswith(f"{parameter}: ")
 
 
 def test_ids_that_do_not_exist_or_do_not_fit_are_a_json_404(api_client):

@@ -1,4 +1,5 @@
-"""Monitoring over REST: /api/health and /health (heartbeats, 200/503), /api/stats and /api/logs."""
+"""Monitoring over REST: /api/health and /health (always 200, `status` healthy or degraded, as the existing server),
+/api/health/ready (503 while the database, the listener or the worker is down), /api/stats and /api/logs."""
 
 from __future__ import annotations
 
@@ -47,13 +48,15 @@ def test_healthy_with_live_heartbeats(client):
     assert checks["models"] == {"active": 2, "loaded": 2, "errored": [broken.pk]}
     assert checks["queue_depth"] == 0
     assert client.get("/health").json()["checks"]["models"] == checks["models"]
+    ready = client.get("/api/health/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "healthy"
 
 
-@pytest.mark.parametrize("path", ["/api/health", "/health"])
-def test_stale_or_missing_listener_is_503(client, path):
+@pytest.mark.parametrize("path, degraded_status", [("/api/health", 200), ("/health", 200), ("/api/health/ready", 503)])
+def test_stale_or_missing_listener_is_degraded(client, path, degraded_status):
     beat("worker")
     missing = client.get(path)
-    assert missing.status_code == 503
+    assert missing.status_code == degraded_status
     body = missing.json()
     assert body["status"] == "degraded" and body["db_connected"] is True
     assert body["checks"]["listener"] == {"alive": False, "last_seen": None, "count": 0}
@@ -61,22 +64,27 @@ def test_stale_or_missing_listener_is_503(client, path):
 
     beat("listener", age=31)
     stale = client.get(path).json()
-    assert client.get(path).status_code == 503
+    assert client.get(path).status_code == degraded_status and stale["status"] == "degraded"
     assert stale["checks"]["listener"]["alive"] is False and stale["checks"]["listener"]["last_seen"] is not None
 
 
 def test_staleness_is_a_setting(client, settings):
     beat("listener", age=45)
     beat("worker", age=45)
-    assert client.get("/api/health").status_code == 503
+    assert client.get("/api/health/ready").status_code == 503
+    assert client.get("/api/health").json()["status"] == "degraded"
     settings.HEARTBEAT_STALE_SECONDS = 60
-    assert client.get("/api/health").status_code == 200
+    assert client.get("/api/health/ready").status_code == 200
+    assert client.get("/api/health").json()["status"] == "healthy"
 
 
-def test_missing_worker_is_503(client):
+def test_missing_worker_is_degraded_and_not_ready(client):
     beat("listener")
     response = client.get("/api/health")
-    assert response.status_code == 503 and "no worker heartbeat" in response.json()["last_error"]
+    assert response.status_code == 200 and response.json()["status"] == "degraded"
+    assert "no worker heartbeat" in response.json()["last_error"]
+    ready = client.get("/api/health/ready")
+    assert ready.status_code == 503 and ready.json()["last_error"] == response.json()["last_error"]
 
 
 def test_health_can_be_made_private(settings, api_client):
@@ -85,7 +93,9 @@ def test_health_can_be_made_private(settings, api_client):
     beat("worker")
     assert APIClient().get("/api/health").status_code == 401
     assert APIClient().get("/health").status_code == 401
+    assert APIClient().get("/api/health/ready").status_code == 401
     assert api_client.get("/api/health").status_code == 200
+    assert api_client.get("/api/health/ready").status_code == 200
 
 
 def test_health_is_a_handful_of_queries(client, django_assert_max_num_queries):
@@ -102,18 +112,20 @@ def _closed_port() -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_database_down_is_503_not_500(client):
+@pytest.mark.parametrize("path, status", [("/api/health", 200), ("/health", 200), ("/api/health/ready", 503)])
+def test_database_down_is_reported_not_a_500(client, path, status):
     saved = dict(connection.settings_dict)
     connection.close()
     connection.settings_dict.update(HOST="127.0.0.1", PORT=str(_closed_port()))
     try:
-        response = client.get("/api/health", HTTP_AUTHORIZATION="Token not-looked-up")
+        response = client.get(path, HTTP_AUTHORIZATION="Token not-looked-up")
     finally:
         connection.close()
         connection.settings_dict.clear()
         connection.settings_dict.update(saved)
-    assert response.status_code == 503
+    assert response.status_code == status
     body = response.json()
+    assert body["status"] == "degraded"
     assert body["db_connected"] is False and body["checks"]["database"] == {"connected": False, "latency_ms": None}
     assert body["last_error"].startswith("database:")
     assert body["checks"]["queue_depth"] is None
@@ -172,15 +184,16 @@ def test_logs_need_authentication():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_private_health_with_the_database_down_is_503_not_500(client, settings):
+@pytest.mark.parametrize("path, status", [("/api/health", 200), ("/api/health/ready", 503)])
+def test_private_health_with_the_database_down_is_reported_not_a_500(client, settings, path, status):
     settings.HEALTH_PUBLIC = False
     saved = dict(connection.settings_dict)
     connection.close()
     connection.settings_dict.update(HOST="127.0.0.1", PORT=str(_closed_port()))
     try:
-        response = client.get("/api/health", HTTP_AUTHORIZATION="Token some-token")
+        response = client.get(path, HTTP_AUTHORIZATION="Token some-token")
     finally:
         connection.close()
         connection.settings_dict.clear()
         connection.settings_dict.update(saved)
-    assert response.status_code == 503 and response.json()["db_connected"] is False
+    assert response.status_code == status and response.json()["db_connected"] is False

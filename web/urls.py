@@ -48,7 +48,7 @@ api_routes = [
     path("", include("web.api.predictions.urls")),
     path("", include("web.api.alerts.urls")),
     path("", include("web.api.system.urls")),
-    # Last: every other /api/ path answers JSON (404, or 400 for an id that is not a number), never a page.
+    # Last: every other /api/ path answers JSON (404, naming the parameter for an id that is not a number).
     re_path(r"^(?P<unmatched>.*)$", api_not_found, name=FALLBACK_NAME),
 ]
 

@@ -42,9 +42,10 @@ pytestmark = pytest.mark.skipif(
 DOWN_SECONDS = 4
 
 
-def health(port: int) -> tuple[int, dict]:
+def health(port: int, path: str = "/api/health/ready") -> tuple[int, dict]:
+    """The readiness answer (503 while anything is down); with path="/api/health" the always-200 health report."""
     try:
-        response = requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10)
+        response = requests.get(f"http://127.0.0.1:{port}{path}", timeout=10)
     except requests.ConnectionError:
         return 0, {}
     return response.status_code, response.json()
@@ -118,6 +119,8 @@ def test_listener_worker_and_web_recover_from_a_database_restart(tmp_path, https
                                 timeout=15, message="health did not turn 503 while the database was down")
         assert body["db_connected"] is False and body["status"] == "degraded"
         assert body["checks"]["database"]["connected"] is False
+        status, body = health(port, "/api/health")  # the old server's health check: 200, status degraded
+        assert status == 200 and body["status"] == "degraded" and body["db_connected"] is False
         time.sleep(DOWN_SECONDS)
         assert health(port)[0] == 503
         assert listener.alive() and worker.alive() and web.alive(), processes.report()

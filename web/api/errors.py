@@ -2,8 +2,9 @@
 
 `api_not_found` is the last /api/ route (web/urls.py), so no /api/ path ever falls through to an HTML page:
 
-- a path that names an endpoint but with an id that is not a whole number (`/api/models/abc`) → 400 naming the
-  path parameter, as the endpoints name a bad query parameter;
+- a path that names an endpoint but with an id that is not a whole number (`/api/models/abc`) → 404 whose body
+  names the path parameter (`detail`, and the parameter as key, as a 400 names a bad query parameter); 404 because
+  no resource has such an id, and it is the status every id endpoint documents;
 - a path that differs from an endpoint only by its trailing slash (`/api/models/`, `/api/docs`) → 307 to it (the
   method and body are kept, as the existing server's redirect did);
 - anything else → 404 `{"detail": …}`.
@@ -53,7 +54,8 @@ def api_not_found(request, unmatched: str = ""):
     parameter = _id_parameter(path)
     if parameter is not None:
         name, segment = parameter
-        return JsonResponse({name: [f"A whole number is required, not {segment!r}."]}, status=400)
+        problem = f"A whole number is required, not {segment!r}."
+        return JsonResponse({"detail": f"{name}: {problem}", name: [problem]}, status=404)
     other = path.rstrip("/") if path.endswith("/") else path + "/"
     if other.rstrip("/") and _endpoint(other) is not None:
         query = request.META.get("QUERY_STRING", "")

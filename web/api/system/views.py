@@ -1,5 +1,5 @@
-"""Monitoring, statistics, logs and the persisted UI configuration: /api/health (and /health), /api/stats,
-/api/logs, /api/config."""
+"""Monitoring, statistics, logs and the persisted UI configuration: /api/health (and /health), /api/health/ready,
+/api/stats, /api/logs, /api/config."""
 
 from __future__ import annotations
 
@@ -60,6 +60,10 @@ class HealthSerializer(serializers.Serializer):
     db_connected = serializers.BooleanField()
     active_models = serializers.IntegerField()
     predictions_last_hour = serializers.IntegerField()
+    degraded_models = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Models flagged degraded by the live-quality check (ids); they do not change status.",
+    )
     uptime_seconds = serializers.IntegerField(help_text="Of this web process.")
     start_time = serializers.FloatField(allow_null=True, help_text="Unix time this web process started.")
     last_error = serializers.CharField(allow_null=True, help_text="What is wrong, when degraded.")
@@ -67,9 +71,14 @@ class HealthSerializer(serializers.Serializer):
 
 
 class HealthView(APIView):
-    """Healthy (200) when the database answers and a listener and a worker sent a heartbeat lately; else 503."""
+    """The health report, always 200 (as the existing server answered): `status` says healthy or degraded.
+
+    Healthy means the database answers and a listener and a worker sent a heartbeat lately. For a check that
+    fails while anything is down (load balancers, alerting) use ReadinessView.
+    """
 
     permission_classes = [HealthPublic]
+    degraded_status = 200
 
     def perform_authentication(self, request):
         pass  # lazy: a public health check must not need the database to look up a token or session
@@ -77,34 +86,51 @@ class HealthView(APIView):
     def handle_exception(self, exc):
         if isinstance(exc, (DatabaseError, InterfaceError)):
             # The token or session of a private health check could not be looked up: the database is down, which
-            # is the answer (503), not a server error.
+            # is the answer, not a server error.
             report = selectors.health()
             if not report["db_connected"]:
-                return Response(HealthSerializer(report).data, status=503)
+                return Response(HealthSerializer(report).data, status=self.degraded_status)
             exc = NotAuthenticated()  # the database is back, but this request's credentials were not checked
         return super().handle_exception(exc)
+
+    def answer(self):
+        report = selectors.health()
+        status = 200 if report["status"] == "healthy" else self.degraded_status
+        return Response(HealthSerializer(report).data, status=status)
 
     @extend_schema(
         operation_id="health",
         auth=HEALTH_AUTH,
-        responses={200: HealthSerializer, 503: OpenApiResponse(HealthSerializer, description="degraded")},
+        responses={200: OpenApiResponse(HealthSerializer, description="healthy or degraded (see status)")},
     )
     def get(self, request):
-        report = selectors.health()
-        status = 200 if report["status"] == "healthy" else 503
-        return Response(HealthSerializer(report).data, status=status)
+        return self.answer()
 
 
 class RootHealthView(HealthView):
-    """`/health`: the same as `/api/health` (for container health checks)."""
+    """`/health`: the same as `/api/health`."""
 
     @extend_schema(
         operation_id="health_root",
         auth=HEALTH_AUTH,
+        responses={200: OpenApiResponse(HealthSerializer, description="healthy or degraded (see status)")},
+    )
+    def get(self, request):
+        return self.answer()
+
+
+class ReadinessView(HealthView):
+    """`/api/health/ready`: the same report, but 503 while the database, every listener or every worker is down."""
+
+    degraded_status = 503
+
+    @extend_schema(
+        operation_id="health_ready",
+        auth=HEALTH_AUTH,
         responses={200: HealthSerializer, 503: OpenApiResponse(HealthSerializer, description="degraded")},
     )
     def get(self, request):
-        return super().get(request)
+        return self.answer()
 
 
 # --- statistics -----------------------------------------------------------------------------------------------------
