@@ -59,16 +59,22 @@ def alert_statistics(*, active_model_id: int | None = None, date_from: datetime 
                      date_to: datetime | None = None) -> dict:
     """`GET /api/alerts/statistics` (§2.7.1), `by_model` included; two queries.
 
-    Unlike the existing server, `by_model[].success` counts only successes (it added the failures).
+    Every figure without `non_alerts_` in its name is about alerts, so they add up: `total_alerts` =
+    `alerts_above_threshold` = `pending` + `success` + `failed` + `expired` = the sum of `by_model[].total`. The
+    existing server counted every prediction (all tags) in `total_alerts`, `pending`, `success`, `failed`,
+    `expired`, `success_rate` and `by_model` (weakness 9), which put "101 alerts" beside "10 above threshold";
+    that count of every prediction is `total_predictions` here. `by_model[].success` counts only successes (the
+    existing server added the failures).
     """
     rows = _predictions(active_model_id=active_model_id, date_from=date_from, date_to=date_to)
     judged_alert_change = ALERT & Q(actual_price_change_pct__isnull=False)
     figures = rows.aggregate(
-        total_alerts=_count(),
-        pending=_count(PENDING),
-        success=_count(SUCCEEDED),
-        failed=_count(FAILED),
-        expired=_count(NOT_APPLICABLE),
+        total_predictions=_count(),
+        total_alerts=_count(ALERT),
+        pending=_count(ALERT & PENDING),
+        success=_count(ALERT & SUCCEEDED),
+        failed=_count(ALERT & FAILED),
+        expired=_count(ALERT & NOT_APPLICABLE),
         alerts_above_threshold=_count(ALERT),
         alerts_success=_count(ALERT & SUCCEEDED),
         alerts_failed=_count(ALERT & FAILED),
@@ -91,13 +97,14 @@ def alert_statistics(*, active_model_id: int | None = None, date_from: datetime 
             figures["non_alerts_success"], figures["non_alerts_success"] + figures["non_alerts_failed"]
         ),
         "success_rate": _rate(figures["success"], figures["success"] + figures["failed"]),
-        "by_model": _by_model(rows),
+        "by_model": _by_model(rows.filter(ALERT)),
     }
 
 
-def _by_model(rows: QuerySet) -> list[dict]:
+def _by_model(alerts: QuerySet) -> list[dict]:
+    """Per model with alerts among `alerts`: its alerts and their verdicts, most alerts first."""
     per_model = (
-        rows.values("active_model_id")
+        alerts.values("active_model_id")
         .annotate(
             training_id=F("active_model__model_id"),
             custom_name=F("active_model__custom_name"),
@@ -106,6 +113,7 @@ def _by_model(rows: QuerySet) -> list[dict]:
             success=_count(SUCCEEDED),
             failed=_count(FAILED),
             pending=_count(PENDING),
+            expired=_count(NOT_APPLICABLE),
         )
         .order_by("-total", "active_model_id")
     )
@@ -120,6 +128,7 @@ def _by_model(rows: QuerySet) -> list[dict]:
             "success": row["success"],
             "failed": row["failed"],
             "pending": row["pending"],
+            "expired": row["expired"],
             "success_rate": _rate(row["success"], row["success"] + row["failed"]),
         })
     return entries

@@ -27,19 +27,21 @@ def test_alert_statistics_for_all_and_for_one_model(api_client):
     make_prediction(other, minute=4, probability=0.9, result="not_applicable")
 
     body = api_client.get("/api/alerts/statistics").json()
-    assert body["total_alerts"] == 5 and body["pending"] == 1 and body["expired"] == 1
-    assert body["success"] == 2 and body["failed"] == 1 and body["alerts_above_threshold"] == 4
+    assert body["total_predictions"] == 5 and body["total_alerts"] == 4 and body["alerts_above_threshold"] == 4
+    assert body["pending"] == 1 and body["expired"] == 1 and body["success"] == 1 and body["failed"] == 1
     assert body["total_performance_pct"] == 6.0 and body["alerts_profit_pct"] == 8.0 and body["alerts_loss_pct"] == -2.0
     assert body["alerts_success_rate"] == 50.0 and body["non_alerts_success_rate"] == 100.0
     assert [entry["model_name"] for entry in body["by_model"]] == ["Mine", other.model_name]
-    assert body["by_model"][0]["success"] == 2 and body["by_model"][0]["failed"] == 1
+    assert body["by_model"][0] == {"model_id": model.model_id, "model_name": "Mine", "total": 3, "success": 1,
+                                   "failed": 1, "pending": 1, "expired": 0, "success_rate": 50.0}
+    assert sum(entry["total"] for entry in body["by_model"]) == body["total_alerts"]
 
     one = api_client.get("/api/alerts/statistics", {"active_model_id": other.pk, "model_id": model.pk}).json()
     assert one["total_alerts"] == 1 and one["expired"] == 1  # active_model_id wins
     legacy_name = api_client.get("/api/alerts/statistics", {"model_id": other.pk}).json()
     assert legacy_name["total_alerts"] == 1  # model_id is an active model id here, as before
     window = api_client.get("/api/alerts/statistics", {"date_from": "2026-01-14T10:02:00Z", "date_to": "2026-01-14T10:03"})
-    assert window.json()["total_alerts"] == 2
+    assert window.json()["total_alerts"] == 1 and window.json()["total_predictions"] == 2
 
 
 @pytest.mark.parametrize("params, field", [({"date_from": "soon"}, "date_from"), ({"active_model_id": -1}, "active_model_id"),

@@ -449,7 +449,8 @@ def test_every_tool_over_both_transports(server, token, market, httpserver):
     assert out["coin"]["counts"] == {"price_points": len(rows), "predictions": 3, "evaluations": 1}
     assert out["coin"]["evaluations"][0]["status"] == "success"
     # statistics and alerts
-    assert out["alert_stats"]["statistics"]["total_alerts"] == 3
+    assert out["alert_stats"]["statistics"]["total_alerts"] == 1  # the one alert of three predictions
+    assert out["alert_stats"]["statistics"]["total_predictions"] == 3
     assert out["alert_stats"]["statistics"]["alerts_success"] == 1
     assert out["models_stats"]["model_statistics"][str(xgb.pk)]["alerts_total"] == 1
     assert out["models_stats"]["model_statistics"][str(paused.pk)]["total_predictions"] == 0

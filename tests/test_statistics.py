@@ -78,11 +78,12 @@ def test_alert_statistics_over_everything(models):
 
     by_model = stats.pop("by_model")
     assert stats == {
-        "total_alerts": 11,
-        "pending": 2,
-        "success": 4,
-        "failed": 3,
-        "expired": 2,
+        "total_predictions": 11,
+        "total_alerts": 6,
+        "pending": 1,
+        "success": 3,
+        "failed": 1,
+        "expired": 1,
         "alerts_above_threshold": 6,
         "non_alerts_count": 4,
         "alerts_success": 3,
@@ -93,35 +94,37 @@ def test_alert_statistics_over_everything(models):
         "non_alerts_pending": 1,
         "alerts_success_rate": 75.0,
         "non_alerts_success_rate": pytest.approx(100 / 3),
-        "success_rate": pytest.approx(400 / 7),
+        "success_rate": 75.0,
         "total_performance_pct": 59.5,
         "alerts_profit_pct": 65.0,
         "alerts_loss_pct": -5.5,
     }
-    assert by_model == [
-        {"model_id": 101, "model_name": "Alpha custom", "total": 7, "success": 2, "failed": 2, "pending": 2,
-         "success_rate": 50.0},
-        {"model_id": models.beta.pk, "model_name": "beta", "total": 3, "success": 1, "failed": 1, "pending": 0,
-         "success_rate": 50.0},
+    assert by_model == [  # alerts only, so the figures add up to the totals above
+        {"model_id": 101, "model_name": "Alpha custom", "total": 4, "success": 1, "failed": 1, "pending": 1,
+         "expired": 1, "success_rate": 50.0},
+        {"model_id": models.beta.pk, "model_name": "beta", "total": 1, "success": 1, "failed": 0, "pending": 0,
+         "expired": 0, "success_rate": 100.0},
         {"model_id": 303, "model_name": "ID: 303", "total": 1, "success": 1, "failed": 0, "pending": 0,
-         "success_rate": 100.0},
+         "expired": 0, "success_rate": 100.0},
     ]
+    assert stats["total_alerts"] == stats["pending"] + stats["success"] + stats["failed"] + stats["expired"]
+    assert stats["total_alerts"] == sum(entry["total"] for entry in by_model)
 
 
 def test_alert_statistics_for_one_model_and_a_date_range(models):
     stats = alert_statistics(active_model_id=models.alpha.pk, date_from=T0 + H, date_to=T0 + 5 * H)
 
-    assert {key: stats[key] for key in ("total_alerts", "pending", "success", "failed", "expired",
-                                        "alerts_above_threshold", "alerts_success", "alerts_failed",
+    assert {key: stats[key] for key in ("total_predictions", "total_alerts", "pending", "success", "failed",
+                                        "expired", "alerts_above_threshold", "alerts_success", "alerts_failed",
                                         "alerts_pending", "non_alerts_count")} == {
-        "total_alerts": 5, "pending": 1, "success": 1, "failed": 2, "expired": 1, "alerts_above_threshold": 3,
-        "alerts_success": 0, "alerts_failed": 1, "alerts_pending": 1, "non_alerts_count": 2,
+        "total_predictions": 5, "total_alerts": 3, "pending": 1, "success": 0, "failed": 1, "expired": 1,
+        "alerts_above_threshold": 3, "alerts_success": 0, "alerts_failed": 1, "alerts_pending": 1,
+        "non_alerts_count": 2,
     }
-    assert stats["alerts_success_rate"] == 0.0
-    assert stats["success_rate"] == pytest.approx(100 / 3)
+    assert stats["alerts_success_rate"] == 0.0 and stats["success_rate"] == 0.0
     assert (stats["total_performance_pct"], stats["alerts_profit_pct"], stats["alerts_loss_pct"]) == (-5.5, 0.0, -5.5)
-    assert stats["by_model"] == [{"model_id": 101, "model_name": "Alpha custom", "total": 5, "success": 1,
-                                  "failed": 2, "pending": 1, "success_rate": pytest.approx(100 / 3)}]
+    assert stats["by_model"] == [{"model_id": 101, "model_name": "Alpha custom", "total": 3, "success": 0,
+                                  "failed": 1, "pending": 1, "expired": 1, "success_rate": 0.0}]
 
 
 def test_alert_statistics_without_rows_are_zeros():

@@ -16,9 +16,8 @@ VERDICT_COLORS = {"success": "#16a34a", "failed": "#dc2626", "expired": "#9ca3af
 
 
 def expired_alerts(statistics: dict) -> int:
-    """Alerts of alert_statistics() that were neither judged nor are waiting: their horizon passed without a price."""
-    return max(statistics["alerts_above_threshold"] - statistics["alerts_success"] - statistics["alerts_failed"]
-               - statistics["alerts_pending"], 0)
+    """Alerts of alert_statistics() whose horizon passed without a price (judged not_applicable)."""
+    return statistics["expired"]
 
 
 def verdict_chart(statistics: dict, *, height: int, empty_message: str):

@@ -14,22 +14,31 @@ class AlertStatisticsQuerySerializer(serializers.Serializer):
 
 
 class ModelAlertSummarySerializer(serializers.Serializer):
+    """One model's alerts (rows tagged alert); total = success + failed + pending + expired."""
+
     model_id = serializers.IntegerField(help_text="Training-service id, or the active id when the model has none.")
     model_name = serializers.CharField()
-    total = serializers.IntegerField()
-    success = serializers.IntegerField(help_text="Evaluated rows with result success (only).")
-    failed = serializers.IntegerField()
-    pending = serializers.IntegerField()
-    success_rate = serializers.FloatField(help_text="Percent, 0 when nothing was judged.")
+    total = serializers.IntegerField(help_text="The model's alerts.")
+    success = serializers.IntegerField(help_text="Alerts judged success (only).")
+    failed = serializers.IntegerField(help_text="Alerts judged failed.")
+    pending = serializers.IntegerField(help_text="Alerts waiting for their horizon.")
+    expired = serializers.IntegerField(help_text="Alerts judged not_applicable (no price in time).")
+    success_rate = serializers.FloatField(help_text="Percent of judged alerts (success + failed); 0 when none.")
 
 
 class AlertStatisticsSerializer(serializers.Serializer):
-    total_alerts = serializers.IntegerField(help_text="Every row (all tags), as the existing server counted it.")
-    pending = serializers.IntegerField()
-    success = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    expired = serializers.IntegerField(help_text="Evaluated rows with result not_applicable.")
-    alerts_above_threshold = serializers.IntegerField()
+    """Figures without `non_alerts_` in their name are about alerts (rows tagged alert) and add up:
+    total_alerts = alerts_above_threshold = pending + success + failed + expired = Σ by_model[].total."""
+
+    total_predictions = serializers.IntegerField(
+        help_text="Every prediction (all tags): what the existing server reported as total_alerts."
+    )
+    total_alerts = serializers.IntegerField(help_text="Alerts (rows tagged alert); the existing server counted every row.")
+    pending = serializers.IntegerField(help_text="Alerts waiting for their horizon.")
+    success = serializers.IntegerField(help_text="Alerts judged success.")
+    failed = serializers.IntegerField(help_text="Alerts judged failed.")
+    expired = serializers.IntegerField(help_text="Alerts judged not_applicable (no price in time).")
+    alerts_above_threshold = serializers.IntegerField(help_text="Same as total_alerts.")
     non_alerts_count = serializers.IntegerField()
     alerts_success = serializers.IntegerField()
     alerts_failed = serializers.IntegerField()
@@ -39,7 +48,7 @@ class AlertStatisticsSerializer(serializers.Serializer):
     non_alerts_pending = serializers.IntegerField()
     alerts_success_rate = serializers.FloatField()
     non_alerts_success_rate = serializers.FloatField()
-    success_rate = serializers.FloatField()
+    success_rate = serializers.FloatField(help_text="Percent of judged alerts; same as alerts_success_rate.")
     total_performance_pct = serializers.FloatField()
     alerts_profit_pct = serializers.FloatField()
     alerts_loss_pct = serializers.FloatField()

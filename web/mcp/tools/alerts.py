@@ -68,8 +68,9 @@ def get_alert_details(args: dict) -> dict:
 
 
 @tool("get_alert_statistics", "Alert statistics",
-      "Success statistics of predictions and alerts (counts, success rates, summed price changes, per model), "
-      "optionally for one model and a time range of prediction times.",
+      "Success statistics of alerts (counts, verdicts, success rates, summed price changes, per model) and of the "
+      "other predictions (non_alerts_*), optionally for one model and a time range of prediction times. "
+      "total_alerts = pending + success + failed + expired; total_predictions counts every prediction.",
       {"model_id": active_model_id("Only this model: its local active_model_id (as the existing tool)."),
        "active_model_id": active_model_id("Same as model_id; wins when both are given."),
        "date_from": timestamp("Predictions at or after this time."),
