@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,9 +21,12 @@ import requests
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from backtests import services as backtest_services
 from pumpserver.models import ProcessHeartbeat
 from tests.conftest import PROJECT_DIR, test_database_url
 from tests.test_api_model_predictions import insert_prices, make_model, make_prediction
+from tests.test_listener import ROWS as LISTENER_ROWS
+from tests.test_listener import insert, register_xgb
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -131,11 +134,22 @@ def seed_data(market) -> str:
             name=f"{kind}@schemathesis:1", kind=kind, hostname="schemathesis", pid=1, started_at=now,
             last_seen=now + timedelta(hours=1), details={"models_loaded": 2},
         )
-    model_ids = [model.pk, classic.pk]
+    replayed = register_xgb()  # a backtest that ran (rows, summary) and one still queued
+    insert(market, LISTENER_ROWS[:200])
+    window = {"start": datetime.fromisoformat(LISTENER_ROWS[0][1]),
+              "end": datetime.fromisoformat(LISTENER_ROWS[199][1])}
+    done = backtest_services.create_run(active_model_id=replayed.pk, **window)
+    backtest_services.execute_run(run_id=done.pk)
+    queued = backtest_services.create_run(active_model_id=replayed.pk, **window)
+    model_ids = [model.pk, classic.pk, replayed.pk]
     row_ids = [row.pk for row in rows]
+    run_ids = [done.pk, queued.pk]
     return f"""
 [dictionaries.model_ids]
 values = {model_ids}
+
+[dictionaries.run_ids]
+values = {run_ids}
 
 [dictionaries.row_ids]
 values = {row_ids}
@@ -146,6 +160,7 @@ values = ["CoinA", "CoinB"]
 [parameters]
 "path.active_model_id" = {{ dictionary = "model_ids", probability = 0.5 }}
 "path.alert_id" = {{ dictionary = "row_ids", probability = 0.5 }}
+"path.run_id" = {{ dictionary = "run_ids", probability = 0.5 }}
 "path.coin_id" = {{ dictionary = "coins", probability = 0.5 }}
 "query.active_model_id" = {{ dictionary = "model_ids", probability = 0.3 }}
 "query.prediction_id" = {{ dictionary = "row_ids", probability = 0.5 }}

@@ -29,6 +29,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict
 from rest_framework.authtoken.models import Token
 
+from backtests import services
+from backtests.models import BacktestRun, RunState
 from inference import loading
 from modelregistry.models import ActiveModel, ModelSource
 from modelregistry.services import register_model
@@ -55,6 +57,8 @@ SPEC_TOOLS = {
     "get_system_config", "update_configuration", "get_logs", "restart_system", "delete_old_logs",
     "migrate_performance_metrics", "debug_active_models", "debug_coin_metrics",
 }
+BACKTEST_TOOLS = ["run_backtest", "get_backtest", "list_backtests"]  # after the existing server's, in this order
+ALL_TOOLS = SPEC_TOOLS | set(BACKTEST_TOOLS)
 
 
 # --- the server ------------------------------------------------------------------------------------------------------
@@ -246,7 +250,7 @@ def test_refuses_anonymous_and_foreign_origins(server, token):
     assert requests.get(f"{base}/mcp/sse", headers=evil, timeout=5).status_code == 403
     assert requests.post(f"{base}/mcp", json=body, headers={**evil, "Origin": "null"}, timeout=5).status_code == 403
     own = requests.post(f"{base}/mcp", json=body, headers={**evil, "Origin": base}, timeout=5)
-    assert own.status_code == 200 and len(own.json()["result"]["tools"]) == 38
+    assert own.status_code == 200 and len(own.json()["result"]["tools"]) == len(ALL_TOOLS) == 41
 
     # Unknown SSE sessions are 404, the transports reject other methods.
     assert requests.post(f"{base}/mcp/messages/?session_id={session}", json=body, headers=auth(token),
@@ -254,7 +258,7 @@ def test_refuses_anonymous_and_foreign_origins(server, token):
     assert requests.post(f"{base}/mcp/sse", headers=auth(token), timeout=5).status_code == 405
 
     info = requests.get(f"{base}/mcp/info", timeout=5).json()
-    assert info["name"] == "pump-server-mcp" and info["tools_count"] == 38
+    assert info["name"] == "pump-server-mcp" and info["tools_count"] == 41
     assert set(info["transports"]) == {"sse", "streamable-http"}
     assert info["sse_endpoint"] == "/mcp/sse" and info["messages_endpoint"] == "/mcp/messages/"
     health = requests.get(f"{base}/mcp/health", timeout=5).json()
@@ -417,7 +421,8 @@ def test_every_tool_over_both_transports(server, token, market, httpserver):
     # --- every session lists every spec tool with an input schema an agent can act on
     for key in ("sse_a", "sse_b", "http", "modern"):
         seen = results[key]
-        assert set(seen["tools"]) == SPEC_TOOLS, key
+        assert set(seen["tools"]) == ALL_TOOLS, key
+        assert list(seen["tools"])[-3:] == BACKTEST_TOOLS, key
         for tool in seen["tools"].values():
             assert tool.input_schema["type"] == "object" and tool.description, tool.name
             for prop in tool.input_schema["properties"].values():
@@ -538,6 +543,59 @@ def test_every_tool_over_both_transports(server, token, market, httpserver):
     }
     assert calls[("list_active_models", "ok")] >= 6
     assert calls[("unknown", "error")] >= 1 and calls[("import_model", "error")] >= 1
+
+
+def test_backtest_tools_queue_follow_and_list_a_run(server, token, market):
+    model = register("xgb", filename="model_xgb.json", min_scan_interval_seconds=0)
+    insert_market(market, ROWS)
+    first = datetime.fromisoformat(ROWS[0][1])
+    last = max(datetime.fromisoformat(row[1]) for row in ROWS)
+    window = {"active_model_id": model.pk, "start": first.isoformat(), "end": last.isoformat()}
+
+    async def queue(agent: Agent) -> dict:
+        out = {"run": await agent.ok("run_backtest", {**window, "threshold": 0.6})}
+        out["listed"] = await agent.ok("list_backtests", {"active_model_id": model.pk})
+        out["bad"] = {
+            "order": await agent.error("run_backtest", {**window, "end": (first - timedelta(hours=1)).isoformat()}),
+            "empty": await agent.error("run_backtest", {**window, "start": (first - timedelta(days=3)).isoformat(),
+                                                        "end": (first - timedelta(days=2)).isoformat()}),
+            "threshold": await agent.error("run_backtest", {**window, "threshold": 2}),
+            "date": await agent.error("run_backtest", {**window, "start": "yesterday"}),
+            "model": await agent.error("run_backtest", {**window, "active_model_id": 987654}),
+            "list_model": await agent.error("list_backtests", {"active_model_id": 987654}),
+            "run": await agent.error("get_backtest", {"run_id": 987654}),
+        }
+        return out
+
+    async def follow(agent: Agent) -> dict:
+        return {"run": await agent.ok("get_backtest", {"run_id": run_id}),
+                "listed": await agent.ok("list_backtests", {"active_model_id": model.pk})}
+
+    queued = anyio.run(run_streamable, server["base"], token, queue)
+    run = queued["run"]["backtest"]
+    run_id = run["id"]
+    assert run["state"] == "queued" and run["threshold"] == 0.6 and run["summary"] is None
+    assert f"backtest {run_id} queued" in queued["run"]["message"]
+    assert queued["listed"]["total"] == 1 and queued["listed"]["backtests"][0]["id"] == run_id
+    bad = queued["bad"]
+    assert "argument 'end'" in bad["order"] and "before start" in bad["order"]
+    assert "argument 'start'" in bad["empty"] and "no rows" in bad["empty"]
+    assert "argument 'threshold'" in bad["threshold"]
+    assert "argument 'start'" in bad["date"]
+    assert "model 987654 not found" in bad["model"] and "model 987654 not found" in bad["list_model"]
+    assert "backtest 987654 not found" in bad["run"]
+    assert BacktestRun.objects.count() == 1  # refused calls stored nothing
+
+    assert services.execute_run(run_id=run_id).state == RunState.DONE  # what the worker's task does
+    followed = anyio.run(run_sse, server["base"], token, follow)
+    done = followed["run"]["backtest"]
+    assert done["state"] == "done" and done["progress"] == 1
+    summary = done["summary"]
+    assert summary["rows_replayed"] == len(ROWS) and len(summary["thresholds"]) == 10
+    assert summary["alerts"] > 0 and 0 <= summary["success_rate"] <= 1
+    assert summary["live"]["live_predictions"] == 0
+    brief = followed["listed"]["backtests"][0]
+    assert brief["alerts"] == summary["alerts"] and brief["success_rate"] == summary["success_rate"]
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs a redis-server binary")

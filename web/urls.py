@@ -11,6 +11,7 @@ from web.api.errors import FALLBACK_NAME, api_not_found
 from web.api.system.views import RootHealthView
 from web.views import alerts as alert_pages
 from web.views import assets
+from web.views import backtests as backtest_pages
 from web.views import models as model_pages
 from web.views import predictions as prediction_pages
 from web.views import system as system_pages
@@ -34,6 +35,14 @@ prediction_routes = [
     path("webhooks/<uuid:delivery_id>/redeliver/", prediction_pages.webhook_redeliver, name="redeliver"),
 ]
 
+backtest_routes = [
+    path("models/<int:active_model_id>/backtests/", backtest_pages.model_backtests, name="model"),
+    path("backtests/", backtest_pages.backtest_index, name="index"),
+    path("backtests/compare/", backtest_pages.backtest_compare, name="compare"),
+    path("backtests/<int:run_id>/", backtest_pages.backtest_run, name="run"),
+    path("backtests/<int:run_id>/cancel/", backtest_pages.backtest_cancel, name="cancel"),
+]
+
 alert_routes = [
     path("alerts/", alert_pages.alert_list, name="list"),
 ]
@@ -48,6 +57,7 @@ api_routes = [
     path("", include("web.api.predictions.urls")),
     path("", include("web.api.alerts.urls")),
     path("", include("web.api.system.urls")),
+    path("", include("web.api.backtests.urls")),
     # Last: every other /api/ path answers JSON (404, naming the parameter for an id that is not a number).
     re_path(r"^(?P<unmatched>.*)$", api_not_found, name=FALLBACK_NAME),
 ]
@@ -65,6 +75,7 @@ urlpatterns = [
     path("info/token/", system_pages.info_token, name="info-token"),
     path("", include((model_routes, "modelregistry"))),
     path("", include((alert_routes, "alerts"))),
+    path("", include((backtest_routes, "backtests"))),
     path("", include((prediction_routes, "predictions"))),
     path("", system_pages.dashboard, name="dashboard"),
 ]
