@@ -242,27 +242,10 @@ def _predictions_context(request, model: ActiveModel) -> dict:
     }
 
 
-FITTING_RANGES = ("1h", "6h", "24h")  # the default range: the shortest of these that holds every prediction
-MIN_BUCKETS = 12  # a range cut to a young model's data keeps at least this many buckets
-
-
-def _fitting_range(first, now) -> str:
-    """The default time range: 24 hours, or on a young model the shortest range that holds all its predictions."""
-    for key in FITTING_RANGES:
-        if first is not None and first >= now - timedelta(seconds=TIME_RANGES[key][1]):
-            return key
-    return FITTING_RANGES[-1]
-
-
-def _detail_charts(model: ActiveModel, range_key: str, statistics: dict, *, first=None) -> dict:
-    """The model page's charts over `range_key`; a range longer than the model's data (`first`: the data time of
-    its first prediction) starts at that data instead of showing empty buckets."""
+def _detail_charts(model: ActiveModel, range_key: str, statistics: dict) -> dict:
     label, window, bucket = TIME_RANGES[range_key]
     end = timezone.now()
     start = end - timedelta(seconds=window)
-    if first is not None and first > start + timedelta(seconds=bucket * MIN_BUCKETS):
-        start = min(first - timedelta(seconds=bucket), end - timedelta(seconds=bucket * MIN_BUCKETS))
-        label = f"since {start:%m-%d %H:%M} UTC"
     timeline = prediction_selectors.prediction_timeline(
         active_model_id=model.pk, start=start, end=end, bucket_seconds=bucket
     )
@@ -283,7 +266,7 @@ def _detail_charts(model: ActiveModel, range_key: str, statistics: dict, *, firs
             title=f"Predictions per {bucket_text}, {label}", y_unit="predictions", x_unit="UTC", max_labels=6,
         )
     else:
-        prediction_chart = charts.empty_chart(f"No predictions, {label}")
+        prediction_chart = charts.empty_chart(f"No predictions in the {label}")
     if any(row["success"] or row["failed"] or row["not_applicable"] or row["pending"] for row in verdicts):
         verdict_chart = charts.bar_chart(
             labels,
@@ -297,7 +280,7 @@ def _detail_charts(model: ActiveModel, range_key: str, statistics: dict, *, firs
             max_labels=6,
         )
     else:
-        verdict_chart = charts.empty_chart(f"No alerts, {label}")
+        verdict_chart = charts.empty_chart(f"No alerts in the {label}")
     distribution = statistics["probability_distribution"]
     buckets = [f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10)]
     if distribution:
@@ -323,12 +306,11 @@ def model_detail(request, active_model_id: int):
         return render(request, f"{template}#predictions", _predictions_context(request, model))
     range_form = RangeForm(request.GET)
     range_key = range_form.cleaned_data.get("range") if range_form.is_valid() else ""
-    first = prediction_selectors.first_prediction_time(active_model_id=model.pk)
-    range_key = range_key or _fitting_range(first, timezone.now())
+    range_key = range_key or "24h"
     statistics = model_statistics(active_model_id=model.pk)
     context = {
         **_predictions_context(request, model),
-        **_detail_charts(model, range_key, statistics, first=first),
+        **_detail_charts(model, range_key, statistics),
         "statistics": statistics,
         "versions": selectors.model_versions(active_model_id=model.pk),
         "n8n": prediction_selectors.n8n_status(active_model_id=model.pk),
