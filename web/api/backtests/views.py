@@ -124,7 +124,7 @@ class BacktestDetailView(BacktestAPIView):
     """`GET /api/backtests/{run_id}`: state, progress and (when done) summary; `DELETE` cancels."""
 
     @extend_schema(tags=TAGS, operation_id="backtest_retrieve",
-                   responses={200: s.BacktestRunSerializer, 400: BAD_REQUEST, 404: NOT_FOUND})
+                   responses={200: s.BacktestRunSerializer, 404: NOT_FOUND})
     def get(self, request, run_id: int):
         """The run: state, progress (0..1, rows_done of rows_total), error, and its summary once done."""
         return _run_answer(selectors.get_run(run_id=run_id))
@@ -137,7 +137,6 @@ class BacktestDetailView(BacktestAPIView):
                                  "once; a finished run is returned unchanged."),
             202: OpenApiResponse(s.BacktestRunSerializer, description="A running run was asked to stop; it ends "
                                  "failed (cancelled) within one step, its rows removed."),
-            400: BAD_REQUEST,
             404: NOT_FOUND,
         },
     )
