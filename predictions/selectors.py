@@ -129,6 +129,18 @@ def predictions_per_minute(*, minutes: int = 60, now: datetime | None = None) ->
     ]
 
 
+def first_prediction_time(*, active_model_id: int | None = None) -> datetime | None:
+    """When the first prediction was stored (created_at); for one model, the data time of its first prediction
+    (prediction_timestamp). The time axes of the dashboard and the model page start there on a young system.
+    One probe of the created_at or (active_model, prediction_timestamp) index."""
+    if active_model_id is None:
+        return ModelPrediction.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    return (
+        ModelPrediction.objects.filter(active_model_id=active_model_id)
+        .order_by("prediction_timestamp").values_list("prediction_timestamp", flat=True).first()
+    )
+
+
 def prediction_timeline(*, active_model_id: int, start: datetime, end: datetime, bucket_seconds: int) -> list[dict]:
     """One model's predictions per time bucket (by data time) and tag: [{bucket, negativ, positiv, alert}]."""
     with connection.cursor() as cursor:

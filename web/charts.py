@@ -194,20 +194,47 @@ def _text_width(text: str, size: float) -> float:
     return len(text) * size * 0.56
 
 
-def _legend(entries: list[tuple[str, str, str]], width: int, *, start: float = PAD_LEFT) -> str:
-    """entries: (name, color, kind) laid out left to right on the top line, right of the unit label."""
-    parts = []
+def _inside(center: float, label: str, width: int, *, size: int = FONT - 1) -> float:
+    """The x of a centred label moved just enough that the whole label stays inside the chart (never cut)."""
+    half = _text_width(label, size) / 2 + 2
+    return min(max(center, half), width - half)
+
+
+LEGEND_LINE = 16  # height of each further legend line
+
+
+def _legend_rows(entries: list[tuple], width: int, start: float) -> list[list[tuple[float, tuple]]]:
+    """Legend entries laid out left to right from `start` (after the unit label), wrapping onto further lines that
+    start at the plot's left edge: every entry is listed."""
+    rows: list[list[tuple[float, tuple]]] = [[]]
     x = start
-    for name, color, kind in entries:
-        label_width = 14 + _text_width(name, FONT - 1) + 10
-        if x + label_width > width and x > start:
-            break  # no second legend line: a chart this busy should be split
-        if kind == "points":
-            parts.append(_marker_shape("circle", x + 5, 10, color, ""))
-        else:
-            parts.append(f'<rect x="{_fmt(x)}" y="5" width="10" height="10" rx="2" fill="{color}"/>')
-        parts.append(_text(x + 14, 14, name, anchor="start", size=FONT - 1))
+    for entry in entries:
+        label_width = 14 + _text_width(entry[0], FONT - 1) + 10
+        if x + label_width > width and rows[-1]:
+            rows.append([])
+            x = min(start, PAD_LEFT)
+        rows[-1].append((x, entry))
         x += label_width
+    return rows
+
+
+def legend_height(entries: list[tuple], width: int, *, start: float = PAD_LEFT) -> int:
+    """Extra height the legend needs beyond its first line (the space PAD_TOP keeps for one)."""
+    return (len(_legend_rows(entries, width, start)) - 1) * LEGEND_LINE if entries else 0
+
+
+def _legend(entries: list[tuple], width: int, *, start: float = PAD_LEFT) -> str:
+    """entries: (name, color, kind[, marker]) on the top lines, right of the unit label. A "points" entry shows its
+    series' marker shape (circle, triangle, square), any other a colour swatch. Callers reserve legend_height()."""
+    parts = []
+    for line, row in enumerate(_legend_rows(entries, width, start)):
+        middle = 10 + line * LEGEND_LINE
+        for x, (name, color, kind, *marker) in row:
+            if kind == "points":
+                parts.append(_marker_shape(marker[0] if marker else "circle", x + 5, middle, color, ""))
+            else:
+                parts.append(f'<rect x="{_fmt(x)}" y="{middle - 5}" width="10" height="10" rx="2" fill="{color}"/>')
+            parts.append(_text(x + 14, middle + 4, name, anchor="start", size=FONT - 1))
     return "".join(parts)
 
 
@@ -296,8 +323,11 @@ def line_chart(
     y_axis = _Axis(lo, hi)
     x_axis = _Axis(x_low, x_high)
 
+    legend = [(item.name, color, item.kind, item.marker) for item, _, color in cleaned]
+    extra = legend_height(legend, width, start=_legend_start(y_unit))
+    height += extra  # a longer legend adds lines on top; the plot keeps its size
     left, right = PAD_LEFT, width - PAD_RIGHT
-    top, bottom = PAD_TOP, height - PAD_BOTTOM
+    top, bottom = PAD_TOP + extra, height - PAD_BOTTOM
     parts = [_y_axis_svg(y_axis, top=top, bottom=bottom, left=left, right=right, unit=y_unit, steps=steps)]
 
     # x ticks
@@ -314,7 +344,7 @@ def line_chart(
     for value, label in x_ticks:
         x = x_axis.scale(value, left, right)
         parts.append(f'<line x1="{_fmt(x)}" x2="{_fmt(x)}" y1="{_fmt(bottom)}" y2="{_fmt(bottom + 4)}" stroke="#9ca3af"/>')
-        parts.append(_text(x, bottom + 15, label, size=FONT - 1))
+        parts.append(_text(_inside(x, label, width), bottom + 15, label, size=FONT - 1))
     if unit:
         parts.append(_text(right, height - 3, unit, anchor="end", size=FONT - 1, fill="#6b7280"))
 
@@ -366,8 +396,7 @@ def line_chart(
                     f'<polyline points="{" ".join(seg)}" fill="none" stroke="{color}" stroke-width="1.8" '
                     f'stroke-linejoin="round" stroke-linecap="round" clip-path="url(#{clip})"/>'
                 )
-    parts.append(_legend([(item.name, color, item.kind) for item, _, color in cleaned], width,
-                         start=_legend_start(y_unit)))
+    parts.append(_legend(legend, width, start=_legend_start(y_unit)))
     return _svg(width, height, title, "".join(parts))
 
 
@@ -384,8 +413,12 @@ def bar_chart(
     max_labels: int = 8,
     legend: bool = True,
     empty_message: str = "No data yet",
+    y_max: float | None = None,
 ) -> SafeString:
-    """Bars per label; several series stack (or stand side by side with stacked=False). Labels are thinned to fit."""
+    """Bars per label; several series stack (or stand side by side with stacked=False). Labels are thinned to fit.
+
+    `y_max` fixes the top of the axis (100 for percentages), so a bar's height means the same in every chart.
+    """
     if not labels or not series:
         return empty_chart(empty_message, width=width, height=height, title=title)
     colors = [s.color or PALETTE[i % len(PALETTE)] for i, s in enumerate(series)]
@@ -396,16 +429,21 @@ def bar_chart(
         top_value = max(max(v) for v in values)
     if top_value <= 0:
         top_value = 1.0
-    lo, hi, steps = nice_ticks(0.0, top_value, 4)
+    lo, hi, steps = nice_ticks(0.0, max(y_max, top_value) if y_max is not None else top_value, 4)
     y_axis = _Axis(0.0, hi)
     steps = [s for s in steps if s >= 0]
 
+    entries = [(s.name, colors[i], "line") for i, s in enumerate(series)]
+    show_legend = legend and (len(series) > 1 or bool(series[0].name))
+    extra = legend_height(entries, width, start=_legend_start(y_unit)) if show_legend else 0
+    height += extra
     left, right = PAD_LEFT, width - PAD_RIGHT
-    top, bottom = PAD_TOP, height - PAD_BOTTOM
+    top, bottom = PAD_TOP + extra, height - PAD_BOTTOM
     parts = [_y_axis_svg(y_axis, top=top, bottom=bottom, left=left, right=right, unit=y_unit, steps=steps)]
     slot = (right - left) / len(labels)
     gap = min(slot * 0.2, 6)
-    every = max(1, math.ceil(len(labels) / max_labels))
+    widest = max(_text_width(label, FONT - 1) for label in labels) + 6
+    every = max(1, math.ceil(len(labels) / max_labels), math.ceil(widest / slot))  # labels never overlap
     for i, label in enumerate(labels):
         x0 = left + i * slot + gap / 2
         bar_width = slot - gap
@@ -437,12 +475,11 @@ def bar_chart(
                 )
         if i % every == 0:
             center = left + (i + 0.5) * slot
-            parts.append(_text(center, bottom + 15, label, size=FONT - 1))
+            parts.append(_text(_inside(center, label, width), bottom + 15, label, size=FONT - 1))
     if x_unit:
         parts.append(_text(right, height - 3, x_unit, anchor="end", size=FONT - 1, fill="#6b7280"))
-    if legend and (len(series) > 1 or series[0].name):
-        parts.append(_legend([(s.name, colors[i], "line") for i, s in enumerate(series)], width,
-                             start=_legend_start(y_unit)))
+    if show_legend:
+        parts.append(_legend(entries, width, start=_legend_start(y_unit)))
     return _svg(width, height, title, "".join(parts))
 
 
@@ -470,3 +507,65 @@ def category_bars(categories: list[tuple[str, float, str]], *, title: str = "", 
         for i, (label, value, color) in enumerate(categories)
     ]
     return bar_chart(labels, series, title=title, y_unit=y_unit, width=width, height=height, legend=False)
+
+
+def _wrap(text: str, max_width: float, size: int) -> list[str]:
+    """`text` in lines no wider than `max_width` (words kept whole unless one alone is too wide)."""
+    per_line = max(4, int(max_width / (size * 0.56)))
+    lines: list[str] = []
+    for word in text.split() or [""]:
+        while len(word) > per_line:
+            if lines and not lines[-1]:
+                lines.pop()
+            lines.append(word[:per_line])
+            word = word[per_line:]
+        if lines and len(lines[-1]) + 1 + len(word) <= per_line:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
+
+
+def hbar_chart(rows: list[tuple[str, float | None, str]], *, title: str = "", x_max: float = 100.0,
+               unit: str = "%", color: str = "#16a34a", width: int = 380,
+               empty_message: str = "No data yet") -> SafeString:
+    """One horizontal bar per (label, value, note) on a fixed 0..x_max axis (0–100 % by default): 6 % is a short bar.
+
+    The whole label stands above its bar, wrapped rather than cut; `note` follows the value (e.g. "3 of 50").
+    A None value is drawn as "–" without a bar.
+    """
+    if not rows:
+        return empty_chart(empty_message, width=width, title=title)
+    left, right = 10, width - PAD_RIGHT - 4
+    size, bar, gap, line_height = FONT - 1, 12, 10, 13
+    axis = _Axis(0.0, x_max)
+    wrapped = [_wrap(label, right - left, size) for label, _, _ in rows]
+    bottom = 8 + sum(len(lines) * line_height + 4 + bar + gap for lines in wrapped)
+    _, _, steps = nice_ticks(0.0, x_max, 4)
+    step = steps[1] - steps[0] if len(steps) > 1 else None
+    parts = []
+    for value in steps:
+        x, label = axis.scale(value, left, right), format_number(value, step)
+        parts.append(f'<line x1="{_fmt(x)}" x2="{_fmt(x)}" y1="8" y2="{_fmt(bottom)}" stroke="#e5e7eb"/>')
+        parts.append(_text(_inside(x, label, width), bottom + 12, label, size=size))
+    if unit:
+        parts.append(_text(right, bottom + 26, unit, anchor="end", size=size, fill="#6b7280"))
+    y = 8.0
+    for (label, value, note), lines in zip(rows, wrapped):
+        for line in lines:
+            y += line_height
+            parts.append(_text(left, y, line, anchor="start", size=size))
+        y += 4
+        shown = "–" if value is None else f"{format_number(value, 0.1)} {unit}".rstrip()
+        text = f"{shown} {note}".strip() if note else shown
+        end = left if value is None else axis.scale(min(max(value, 0.0), x_max), left, right)
+        if value is not None:
+            parts.append(
+                f'<rect x="{left}" y="{_fmt(y)}" width="{_fmt(max(end - left, 0.8))}" height="{bar}" fill="{color}">'
+                f"<title>{escape(label)}: {escape(text)}</title></rect>"
+            )
+        fits_right = end + 4 + _text_width(text, size) <= right
+        parts.append(_text(end + 4 if fits_right else end - 4, y + bar - 2, text, size=size,
+                           anchor="start" if fits_right else "end", fill="#111827" if fits_right else "#fff"))
+        y += bar + gap
+    return _svg(width, int(bottom + 30), title, "".join(parts))

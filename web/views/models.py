@@ -242,10 +242,27 @@ def _predictions_context(request, model: ActiveModel) -> dict:
     }
 
 
-def _detail_charts(model: ActiveModel, range_key: str, statistics: dict) -> dict:
+FITTING_RANGES = ("1h", "6h", "24h")  # the default range: the shortest of these that holds every prediction
+MIN_BUCKETS = 12  # a range cut to a young model's data keeps at least this many buckets
+
+
+def _fitting_range(first, now) -> str:
+    """The default time range: 24 hours, or on a young model the shortest range that holds all its predictions."""
+    for key in FITTING_RANGES:
+        if first is not None and first >= now - timedelta(seconds=TIME_RANGES[key][1]):
+            return key
+    return FITTING_RANGES[-1]
+
+
+def _detail_charts(model: ActiveModel, range_key: str, statistics: dict, *, first=None) -> dict:
+    """The model page's charts over `range_key`; a range longer than the model's data (`first`: the data time of
+    its first prediction) starts at that data instead of showing empty buckets."""
     label, window, bucket = TIME_RANGES[range_key]
     end = timezone.now()
     start = end - timedelta(seconds=window)
+    if first is not None and first > start + timedelta(seconds=bucket * MIN_BUCKETS):
+        start = min(first - timedelta(seconds=bucket), end - timedelta(seconds=bucket * MIN_BUCKETS))
+        label = f"since {start:%m-%d %H:%M} UTC"
     timeline = prediction_selectors.prediction_timeline(
         active_model_id=model.pk, start=start, end=end, bucket_seconds=bucket
     )
@@ -266,7 +283,7 @@ def _detail_charts(model: ActiveModel, range_key: str, statistics: dict) -> dict
             title=f"Predictions per {bucket_text}, {label}", y_unit="predictions", x_unit="UTC", max_labels=6,
         )
     else:
-        prediction_chart = charts.empty_chart(f"No predictions in the {label}")
+        prediction_chart = charts.empty_chart(f"No predictions, {label}")
     if any(row["success"] or row["failed"] or row["not_applicable"] or row["pending"] for row in verdicts):
         verdict_chart = charts.bar_chart(
             labels,
@@ -280,7 +297,7 @@ def _detail_charts(model: ActiveModel, range_key: str, statistics: dict) -> dict
             max_labels=6,
         )
     else:
-        verdict_chart = charts.empty_chart(f"No alerts in the {label}")
+        verdict_chart = charts.empty_chart(f"No alerts, {label}")
     distribution = statistics["probability_distribution"]
     buckets = [f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10)]
     if distribution:
@@ -306,11 +323,12 @@ def model_detail(request, active_model_id: int):
         return render(request, f"{template}#predictions", _predictions_context(request, model))
     range_form = RangeForm(request.GET)
     range_key = range_form.cleaned_data.get("range") if range_form.is_valid() else ""
-    range_key = range_key or "24h"
+    first = prediction_selectors.first_prediction_time(active_model_id=model.pk)
+    range_key = range_key or _fitting_range(first, timezone.now())
     statistics = model_statistics(active_model_id=model.pk)
     context = {
         **_predictions_context(request, model),
-        **_detail_charts(model, range_key, statistics),
+        **_detail_charts(model, range_key, statistics, first=first),
         "statistics": statistics,
         "versions": selectors.model_versions(active_model_id=model.pk),
         "n8n": prediction_selectors.n8n_status(active_model_id=model.pk),

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from modelregistry.models import ActiveModel
@@ -107,7 +108,10 @@ def coin_detail(request, active_model_id: int, coin_id: str):
         reference_time, reference = anchor, "price at the prediction"
     else:  # the selector's window: from 5 min before the coin's first prediction, moved by the offset
         start = anchor - timedelta(minutes=5) + timedelta(minutes=offset)
-        window_range = (start, start + timedelta(minutes=window))
+        # A window reaching into the future ends now (or at the newest row): the axis fits a young coin's data.
+        newest = max([timezone.now(), *(row["timestamp"] for row in history[-1:])])
+        end = max(min(start + timedelta(minutes=window), newest), start + timedelta(minutes=2))
+        window_range = (start, end)
         reference_time, reference = (history[0]["timestamp"] if history else start), "first price"
     by_id = {row.pk: row for row in model.predictions.filter(pk__in=[p["id"] for p in details["predictions"]])}
     rows = [by_id[p["id"]] for p in details["predictions"] if p["id"] in by_id]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
+
 from django.conf import settings
 from django.shortcuts import render
 from django.utils import timezone
@@ -18,12 +21,22 @@ from web.selectors import QUEUE_DEPTH_CAP, health, heartbeat_stale_seconds, proc
 from web.views.base import page_login_required, partial_request, verdict_chart
 
 DASHBOARD_MINUTES = 60
+DASHBOARD_MIN_MINUTES = 10  # the shortest per-minute chart, for a system that has just started
 NEWEST_ALERTS = 8
+
+
+def _chart_minutes(now) -> int:
+    """60, or on a system younger than that the minutes since its first prediction (at least 10): the chart fits."""
+    first = prediction_selectors.first_prediction_time()
+    if first is None or first <= now - timedelta(minutes=DASHBOARD_MINUTES):
+        return DASHBOARD_MINUTES
+    return max(DASHBOARD_MIN_MINUTES, math.ceil((now - first).total_seconds() / 60) + 1)
 
 
 def _dashboard_live() -> dict:
     now = timezone.now()
-    per_minute = prediction_selectors.predictions_per_minute(minutes=DASHBOARD_MINUTES, now=now)
+    minutes = _chart_minutes(now)  # the KPI sums stay "last 60 min": nothing was stored before the chart's start
+    per_minute = prediction_selectors.predictions_per_minute(minutes=minutes, now=now)
     report = health()
     labels = [row["minute"].strftime("%H:%M") for row in per_minute]
     chart = charts.bar_chart(
@@ -32,7 +45,7 @@ def _dashboard_live() -> dict:
             charts.BarSeries("other predictions", [row["predictions"] - row["alerts"] for row in per_minute], "#93c5fd"),
             charts.BarSeries("alerts", [row["alerts"] for row in per_minute], "#7c3aed"),
         ],
-        title="Predictions per minute, last 60 minutes",
+        title=f"Predictions per minute, last {minutes} minutes",
         y_unit="per minute",
         x_unit="UTC",
         max_labels=6,
@@ -71,10 +84,10 @@ def _dashboard_stats() -> dict:
         })
     rated = [row for row in rows if row["alerts_success_rate"] is not None]
     if rated:
-        chart = charts.bar_chart(
-            [row["model"].display_name[:14] for row in rated],
-            [charts.BarSeries("alert success rate", [row["alerts_success_rate"] for row in rated], "#16a34a")],
-            title="Alert success rate per model", y_unit="%", height=190, max_labels=6, legend=False,
+        chart = charts.hbar_chart(  # 0–100 %, whole model names
+            [(row["model"].display_name, row["alerts_success_rate"],
+              f"({row['alerts_success']} of {row['alerts_success'] + row['alerts_failed']} judged)") for row in rated],
+            title="Alert success rate per model",
         )
     else:
         chart = charts.empty_chart("No alert has been judged yet", height=190)
