@@ -22,6 +22,7 @@ import httpx2
 import pytest
 import requests
 from django.contrib.auth.models import User
+from django.utils import timezone
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
@@ -36,8 +37,10 @@ from modelregistry.models import ActiveModel, ModelSource
 from modelregistry.services import register_model
 from predictions.models import ModelPrediction, WebhookDelivery
 from pumpserver.models import RuntimeSetting
+from quality import services as quality_services
 from tests import parity
 from tests.conftest import PROJECT_DIR, test_database_url, wait_until_serving
+from tests.test_quality import predict as quality_predict
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,7 +61,8 @@ SPEC_TOOLS = {
     "migrate_performance_metrics", "debug_active_models", "debug_coin_metrics",
 }
 BACKTEST_TOOLS = ["run_backtest", "get_backtest", "list_backtests"]  # after the existing server's, in this order
-ALL_TOOLS = SPEC_TOOLS | set(BACKTEST_TOOLS)
+QUALITY_TOOLS = ["get_model_quality", "compare_models"]  # after the backtest tools, in this order
+ALL_TOOLS = SPEC_TOOLS | set(BACKTEST_TOOLS) | set(QUALITY_TOOLS)
 
 
 # --- the server ------------------------------------------------------------------------------------------------------
@@ -250,7 +254,7 @@ def test_refuses_anonymous_and_foreign_origins(server, token):
     assert requests.get(f"{base}/mcp/sse", headers=evil, timeout=5).status_code == 403
     assert requests.post(f"{base}/mcp", json=body, headers={**evil, "Origin": "null"}, timeout=5).status_code == 403
     own = requests.post(f"{base}/mcp", json=body, headers={**evil, "Origin": base}, timeout=5)
-    assert own.status_code == 200 and len(own.json()["result"]["tools"]) == len(ALL_TOOLS) == 41
+    assert own.status_code == 200 and len(own.json()["result"]["tools"]) == len(ALL_TOOLS) == 43
 
     # Unknown SSE sessions are 404, the transports reject other methods.
     assert requests.post(f"{base}/mcp/messages/?session_id={session}", json=body, headers=auth(token),
@@ -258,7 +262,7 @@ def test_refuses_anonymous_and_foreign_origins(server, token):
     assert requests.post(f"{base}/mcp/sse", headers=auth(token), timeout=5).status_code == 405
 
     info = requests.get(f"{base}/mcp/info", timeout=5).json()
-    assert info["name"] == "pump-server-mcp" and info["tools_count"] == 41
+    assert info["name"] == "pump-server-mcp" and info["tools_count"] == 43
     assert set(info["transports"]) == {"sse", "streamable-http"}
     assert info["sse_endpoint"] == "/mcp/sse" and info["messages_endpoint"] == "/mcp/messages/"
     health = requests.get(f"{base}/mcp/health", timeout=5).json()
@@ -422,7 +426,7 @@ def test_every_tool_over_both_transports(server, token, market, httpserver):
     for key in ("sse_a", "sse_b", "http", "modern"):
         seen = results[key]
         assert set(seen["tools"]) == ALL_TOOLS, key
-        assert list(seen["tools"])[-3:] == BACKTEST_TOOLS, key
+        assert list(seen["tools"])[-5:] == BACKTEST_TOOLS + QUALITY_TOOLS, key
         for tool in seen["tools"].values():
             assert tool.input_schema["type"] == "object" and tool.description, tool.name
             for prop in tool.input_schema["properties"].values():
@@ -596,6 +600,60 @@ def test_backtest_tools_queue_follow_and_list_a_run(server, token, market):
     assert summary["live"]["live_predictions"] == 0
     brief = followed["listed"]["backtests"][0]
     assert brief["alerts"] == summary["alerts"] and brief["success_rate"] == summary["success_rate"]
+
+
+def test_quality_tools_answer_a_models_figures_and_a_comparison(server, token):
+    first = ActiveModel.objects.create(model_type="xgboost", features=["price_close"], model_name="first",
+                                       training_precision=0.8)
+    second = ActiveModel.objects.create(model_type="xgboost", features=["price_close"], model_name="second")
+    base = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    for k in range(12):  # the same coin events: the first model is right on all of them, the second on two
+        at = base + timedelta(minutes=k)
+        quality_predict(first, f"c{k}", 0.9, True, at=at)
+        quality_predict(second, f"c{k}", 0.9, k < 2, at=at)
+    quality_services.refresh_hours(since=None)
+    ids = [first.pk, second.pk]
+
+    async def work(agent: Agent) -> dict:
+        return {
+            "quality": await agent.ok("get_model_quality", {"active_model_id": first.pk, "window": "24h"}),
+            "default": await agent.ok("get_model_quality", {"active_model_id": second.pk}),
+            "ranged": await agent.ok("get_model_quality", {"active_model_id": first.pk,
+                                                           "start": (base - timedelta(days=1)).isoformat(),
+                                                           "end": base.isoformat()}),
+            "compared": await agent.ok("compare_models", {"ids": ids, "window": "7d"}),
+            "bad": {
+                "window": await agent.error("get_model_quality", {"active_model_id": first.pk, "window": "2d"}),
+                "both": await agent.error("get_model_quality", {"active_model_id": first.pk, "window": "1h",
+                                                                "start": base.isoformat(), "end": base.isoformat()}),
+                "end": await agent.error("get_model_quality", {"active_model_id": first.pk,
+                                                               "start": base.isoformat()}),
+                "model": await agent.error("get_model_quality", {"active_model_id": 987654}),
+                "one": await agent.error("compare_models", {"ids": [first.pk]}),
+                "same": await agent.error("compare_models", {"ids": [first.pk, first.pk]}),
+                "unknown": await agent.error("compare_models", {"ids": [first.pk, 987654]}),
+            },
+        }
+
+    out = anyio.run(run_streamable, server["base"], token, work)
+    quality = out["quality"]["quality"]
+    assert quality["active_model_id"] == first.pk and quality["window"] == "24h"
+    assert (quality["judged_alerts"], quality["success"], quality["success_rate"]) == (12, 12, 1.0)
+    assert quality["success_rate_low"] < 1 and quality["success_rate_high"] == 1.0
+    assert len(quality["calibration"]) == 10 and quality["psi"] == {} and quality["degraded"] is False
+    assert quality["reference"]["success_rate"] == 0.8
+    assert out["default"]["quality"]["window"] == "24h" and out["default"]["quality"]["success"] == 2
+    assert out["ranged"]["quality"]["window"] == "custom" and out["ranged"]["quality"]["judged_alerts"] == 0
+    compared = out["compared"]
+    assert [entry["active_model_id"] for entry in compared["models"]] == ids and compared["window"] == "7d"
+    pair = compared["pairs"][0]
+    assert (pair["first"], pair["second"], pair["only_first_right"], pair["only_second_right"]) == (*ids, 10, 0)
+    assert pair["better"] == "first" and pair["p_value"] < 0.05
+    bad = out["bad"]
+    assert "argument 'window'" in bad["window"] and "argument 'window'" in bad["both"]
+    assert "argument 'end'" in bad["end"] and "model 987654 not found" in bad["model"]
+    assert "argument 'ids'" in bad["one"] and "argument 'ids'" in bad["same"]
+    assert "model not found: 987654" in bad["unknown"]
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs a redis-server binary")

@@ -14,6 +14,7 @@ from web.views import assets
 from web.views import backtests as backtest_pages
 from web.views import models as model_pages
 from web.views import predictions as prediction_pages
+from web.views import quality as quality_pages
 from web.views import system as system_pages
 
 model_routes = [
@@ -43,6 +44,12 @@ backtest_routes = [
     path("backtests/<int:run_id>/cancel/", backtest_pages.backtest_cancel, name="cancel"),
 ]
 
+# models/compare/ is a literal path: models/<int:…>/ cannot take it, and it comes first so the order says so.
+quality_routes = [
+    path("models/compare/", quality_pages.model_compare, name="compare"),
+    path("models/<int:active_model_id>/quality/", quality_pages.model_quality, name="model"),
+]
+
 alert_routes = [
     path("alerts/", alert_pages.alert_list, name="list"),
 ]
@@ -53,6 +60,7 @@ api_routes = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("web.api.models.import_urls")),
+    path("", include("web.api.quality.urls")),  # models/compare before models/<int:…>
     path("", include("web.api.models.urls")),
     path("", include("web.api.predictions.urls")),
     path("", include("web.api.alerts.urls")),
@@ -73,6 +81,7 @@ urlpatterns = [
     path("settings/", system_pages.settings_page, name="settings"),
     path("info/", system_pages.info, name="info"),
     path("info/token/", system_pages.info_token, name="info-token"),
+    path("", include((quality_routes, "quality"))),
     path("", include((model_routes, "modelregistry"))),
     path("", include((alert_routes, "alerts"))),
     path("", include((backtest_routes, "backtests"))),

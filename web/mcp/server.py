@@ -1,6 +1,6 @@
-"""The MCP server `pump-server-mcp`: dispatch of the 38 tools of the existing server and the 3 backtest tools
-(web/mcp/tools/, one module per app, each tool a thin call into a service/selector), the SDK server object and the
-helper routes' answers.
+"""The MCP server `pump-server-mcp`: dispatch of the 38 tools of the existing server, the 3 backtest tools and the 2
+live-quality tools (web/mcp/tools/, one module per app, each tool a thin call into a service/selector), the SDK server
+object and the helper routes' answers.
 
 Every tool has a JSON-schema input definition. Arguments are checked against it before anything runs; a bad
 argument, an unknown id or a refused change comes back as a tool error result (`isError: true`, with
@@ -80,7 +80,7 @@ def jsonable(value):
 
 # === dispatch ========================================================================================================
 
-TOOL_COUNT = 41
+TOOL_COUNT = 43
 
 
 def _readable_text(exc: BaseException, args: dict) -> str | None:

@@ -7,3 +7,4 @@ from web.mcp.tools import model_settings  # noqa: F401
 from web.mcp.tools import alerts  # noqa: F401
 from web.mcp.tools import system  # noqa: F401
 from web.mcp.tools import backtests  # noqa: F401
+from web.mcp.tools import quality  # noqa: F401
