@@ -15,7 +15,7 @@ from django.utils import timezone
 from backtests.models import BacktestRun, RunState
 from modelregistry.models import ActiveModel
 from predictions.models import ModelPrediction
-from quality import selectors, services
+from quality import selectors, services, stats
 from quality.models import DriftHour, FeatureReference, QualitySettings
 from tests.test_quality import predict
 
@@ -132,3 +132,20 @@ def test_pages_need_a_login(degraded):
     anonymous = Client()
     for url in (f"/models/{degraded.pk}/quality/", "/models/compare/"):
         assert anonymous.get(url).status_code == 302
+
+
+def test_the_success_rate_series_per_hour_and_per_day(degraded):
+    now = timezone.now()
+    hourly = selectors.success_rate_series(active_model_id=degraded.pk, start=now - timedelta(days=7), end=now,
+                                           bucket="hour")
+    alerts = [row for row in hourly if row["judged_alerts"]]
+    assert len(alerts) == 20 and all(row["judged_alerts"] == 1 for row in alerts)  # one alert an hour (k % 3 != 0)
+    assert sum(row["success"] for row in hourly) == 2  # k = 10 and 20; k = 0 is a positiv, not an alert
+    daily = selectors.success_rate_series(active_model_id=degraded.pk, start=None, end=now, bucket="day")
+    assert sum(row["judged_alerts"] for row in daily) == 20 and [row["bucket"] for row in daily] == sorted(
+        {hour_start(row["bucket"]).replace(hour=0) for row in hourly})
+    for row in daily:
+        assert (row["success_rate_low"], row["success_rate_high"]) == pytest.approx(
+            stats.wilson_interval(row["success"], row["judged_alerts"]))
+    with pytest.raises(ValueError):
+        selectors.success_rate_series(active_model_id=degraded.pk, start=None, end=now, bucket="week")
