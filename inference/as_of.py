@@ -13,10 +13,13 @@ from typing import Sequence
 import numpy as np
 
 from inference.features import VALUE_COLUMNS, CoinHistories, build_features
+from inference.features.every_row import build_features_every_row
 from inference.history import HistoryRequest, from_micros, read_history_rows
 
 # As-of histories are built in blocks of about this many rows (~230 bytes per row and copy).
 _BLOCK_ROWS = 300_000
+# Coins computed at every row at once, in blocks of about this many rows (~1 kB per row while a block is built).
+_EVERY_ROW_BLOCK = 100_000
 
 # timestamptz has microsecond resolution: "timestamp < t" is "timestamp <= t - 1 µs".
 _ONE_MICROSECOND = timedelta(microseconds=1)
@@ -83,9 +86,90 @@ def features_as_of(
         if np.any(pos >= hi) or np.any(row_ts[np.minimum(pos, hi - 1)] != timestamps_us[mine]):
             raise RowNotFound(f"a row of {mints[used[s]]} is not in coin_metrics (any more)")
         ends[mine] = pos + 1
-    starts = np.maximum(bounds[slot], ends - history_limit)
-    lengths = ends - starts
+    return features_of_loaded_rows(
+        row_ts=row_ts, values=values, bounds=bounds, slot=slot, ends=ends, feature_names=feature_names,
+        engineered=engineered, windows=windows, history_limit=history_limit,
+    )
 
+
+def features_of_loaded_rows(
+    *,
+    row_ts: np.ndarray,
+    values: dict[str, np.ndarray],
+    bounds: np.ndarray,
+    slot: np.ndarray,
+    ends: np.ndarray,
+    feature_names: Sequence[str],
+    engineered: bool,
+    windows: Sequence[int],
+    history_limit: int,
+) -> np.ndarray:
+    """The as-of vectors of rows already loaded: coin s's rows are `bounds[s]:bounds[s + 1]` of `row_ts` (µs) and
+    `values` (one array per VALUE_COLUMNS column), ascending by time and reaching back at least `history_limit` - 1
+    rows before its first requested row (or to the coin's first row); requested row k is row `ends[k] - 1` of
+    coin `slot[k]`. Returns ``(len(slot), len(feature_names))``.
+
+    A row whose history starts at its coin's first loaded row (at most `history_limit` rows up to it) is computed
+    with every other such row of its coin in one pass (build_features_every_row); any other row has a window of its
+    own and gets it cut out and built on its own.
+    """
+    n = len(slot)
+    X = np.zeros((n, len(feature_names)))
+    starts = np.maximum(bounds[slot], ends - history_limit)
+    from_first = starts == bounds[slot]
+    if from_first.any():
+        X[from_first] = _every_row_features(
+            row_ts, values, bounds, slot[from_first], ends[from_first], feature_names, engineered, windows
+        )
+    windowed = np.flatnonzero(~from_first)
+    if len(windowed):
+        X[windowed] = _windowed_features(
+            row_ts, values, starts[windowed], ends[windowed], feature_names, engineered, windows
+        )
+    return X
+
+
+def _every_row_features(row_ts, values, bounds, slot, ends, feature_names, engineered, windows) -> np.ndarray:
+    """Rows whose history is their coin's loaded rows up to them: each coin's rows up to its furthest requested row,
+    through build_features_every_row, in blocks of about _EVERY_ROW_BLOCK rows."""
+    used, inverse = np.unique(slot, return_inverse=True)
+    reach = np.zeros(len(used), dtype=np.int64)
+    np.maximum.at(reach, inverse, ends)
+    first = bounds[used]
+    lengths = reach - first
+    X = np.zeros((len(slot), len(feature_names)))
+    by_coin = np.argsort(inverse, kind="stable")
+    coin_bounds = np.searchsorted(inverse[by_coin], np.arange(len(used) + 1))
+    block_start = 0
+    while block_start < len(used):
+        block_end = block_start + 1
+        total = lengths[block_start]
+        while block_end < len(used) and total + lengths[block_end] <= _EVERY_ROW_BLOCK:
+            total += lengths[block_end]
+            block_end += 1
+        part = slice(block_start, block_end)
+        offsets = np.r_[0, np.cumsum(lengths[part])].astype(np.int64)
+        row_index = np.arange(offsets[-1]) + np.repeat(first[part] - offsets[:-1], lengths[part])
+        histories = CoinHistories(
+            mints=[str(i) for i in range(block_start, block_end)],
+            offsets=offsets,
+            timestamps_ns=row_ts[row_index] * 1000,
+            columns={name: column[row_index] for name, column in values.items()},
+        )
+        every_row = build_features_every_row(histories, feature_names=feature_names, engineered=engineered,
+                                             windows=windows)
+        mine = by_coin[coin_bounds[block_start] : coin_bounds[block_end]]
+        X[mine] = every_row[offsets[inverse[mine] - block_start] + ends[mine] - first[inverse[mine]] - 1]
+        block_start = block_end
+    return X
+
+
+def _windowed_features(row_ts, values, starts, ends, feature_names, engineered, windows) -> np.ndarray:
+    """Rows with a window of their own (the newest history_limit rows up to them): each window cut out and built as
+    a coin of its own, in blocks of about _BLOCK_ROWS history rows."""
+    n = len(starts)
+    X = np.zeros((n, len(feature_names)))
+    lengths = ends - starts
     block_start = 0
     while block_start < n:
         block_end = block_start + 1

@@ -18,10 +18,12 @@ GROUP_MIN_COINS = 64
 GROUP_MAX_COINS = 1024
 
 
-def length_groups(lengths: np.ndarray, coins: np.ndarray | None = None) -> list[np.ndarray]:
+def length_groups(
+    lengths: np.ndarray, coins: np.ndarray | None = None, *, max_cells: int = GROUP_MAX_CELLS
+) -> list[np.ndarray]:
     """``coins`` (default: all) in groups of similar history length, shortest first.
 
-    A group holds at most GROUP_MAX_COINS coins and, padded to its longest history, at most GROUP_MAX_CELLS cells
+    A group holds at most GROUP_MAX_COINS coins and, padded to its longest history, at most ``max_cells`` cells
     (but at least GROUP_MIN_COINS coins). Features are per coin, so the grouping changes no value.
     """
     coins = np.arange(len(lengths)) if coins is None else np.asarray(coins, dtype=np.int64)
@@ -30,7 +32,7 @@ def length_groups(lengths: np.ndarray, coins: np.ndarray | None = None) -> list[
     while start < len(coins):
         end = start + 1
         while end < len(coins) and end - start < GROUP_MAX_COINS and (
-            end - start < GROUP_MIN_COINS or (end - start + 1) * lengths[coins[end]] <= GROUP_MAX_CELLS
+            end - start < GROUP_MIN_COINS or (end - start + 1) * lengths[coins[end]] <= max_cells
         ):
             end += 1
         groups.append(coins[start:end])

@@ -23,6 +23,14 @@ def round_float32(values: np.ndarray, float32: np.ndarray | bool) -> np.ndarray:
     return np.where(float32, rounded, values)
 
 
+def float32_misfit(values: np.ndarray) -> np.ndarray:
+    """Per value: does the float32 round trip move it by more than pandas' tolerance? (NaN: no.) A column holding
+    one such value in a coin's history was float64 in that coin's frame (see ColumnTypes)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        error = np.abs(values.astype(np.float32).astype(np.float64) - values)
+    return error > _FLOAT32_TOLERANCE
+
+
 def scalar(value: float, float32: np.ndarray) -> np.ndarray:
     """A Python scalar as numpy applies it per coin: cast to float32 against float32 data."""
     return np.where(float32, float(np.float32(value)), float(value))
@@ -138,6 +146,10 @@ class Frame:
 
     def timestamps_ns(self) -> np.ndarray:
         return self._histories.timestamps_ns[self._flat_index]
+
+    def newest(self, values: np.ndarray) -> np.ndarray:
+        """A whole padded series ``(rows, coins)`` at each coin's newest row."""
+        return values[self.last_row, np.arange(self.n_coins)]
 
     def _column(self, name: str) -> np.ndarray:
         try:

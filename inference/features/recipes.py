@@ -62,7 +62,7 @@ def _dev_sold_cumsum(frame: Frame) -> np.ndarray:
     in_float32 = np.cumsum(dev.astype(np.float32), axis=0).astype(np.float64)
     in_float64 = np.cumsum(dev, axis=0)
     running = np.where(frame.float32(DEV), in_float32, in_float64)
-    return running[frame.last_row, np.arange(frame.n_coins)]
+    return frame.newest(running)
 
 
 def _whale_net_volume(frame: Frame) -> np.ndarray:
@@ -266,4 +266,4 @@ def resolve(
 def _coin_age_minutes(frame: Frame) -> np.ndarray:
     """Minutes from the first loaded row to the newest row."""
     timestamps = frame.timestamps_ns()
-    return minutes(timestamps[frame.last_row, np.arange(frame.n_coins)] - timestamps[0])
+    return minutes(frame.newest(timestamps) - timestamps[0])

@@ -75,13 +75,16 @@ def _kahan_window_sums(
     lane_series: np.ndarray,
     lane_window: np.ndarray,
     lags: tuple[int, ...],
+    every_row: np.ndarray | None = None,
 ) -> np.ndarray:
     """pandas' compensated running window sum per lane, at row ``length - 1 - lag``.
 
     ``padded``: the values with ``widest`` NaN rows in front (row t is ``padded[widest + t]``).
     Row t first removes row t - w (if present), then adds row t; missing values are
     neither added nor removed. Removal is computed as ``y = -(v + c)``, bit-identical to
-    pandas' ``y = -v - c`` because round-to-nearest is symmetric in sign.
+    pandas' ``y = -v - c`` because round-to-nearest is symmetric in sign. ``every_row``
+    (``(rows, lanes, coins)``, optional) receives the sum after every row t of every coin
+    that has it (coins in ``sorted_lengths`` order).
     """
     n_rows = padded.shape[0] - widest
     n_coins = padded.shape[2]
@@ -119,6 +122,8 @@ def _kahan_window_sums(
             new_total = total_t + y
             np.copyto(comp, (new_total - total_t) - y, where=present)
             np.copyto(total_t, new_total, where=present)
+            if every_row is not None:
+                every_row[t, :, a:] = total_t
 
             for lag_index, (lows, highs) in enumerate(snapshot_bounds):
                 lo, hi = lows[t], highs[t]
@@ -165,3 +170,113 @@ def _rolling_results(total, n_obs, n_negative, all_equal, last_added):
     mean[empty] = np.nan
     total_out[empty] = np.nan
     return mean, total_out
+
+
+def pandas_rolling_every_row(
+    values: np.ndarray,
+    lengths: np.ndarray,
+    lane_series: Sequence[int],
+    lane_window: Sequence[int],
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """pandas ``rolling(w, min_periods=1).mean()`` / ``.sum()`` at EVERY row of each coin's history.
+
+    Same input as ``pandas_rolling_mean_sum``. Returns ``(mean, sum)``, each a list with one ``(rows, n_coins)``
+    array per lane: at row
+    t < ``lengths[c]`` the lane's value for the history made of coin c's rows 0 .. t (rows at or past a coin's
+    length hold no meaningful value). The compensated sum depends on every earlier row, so one pass over a coin's
+    rows gives the values of all its prefixes, bit for bit; the window counters are read off each window as in
+    ``pandas_rolling_mean_sum``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n_rows, n_series, n_coins = values.shape
+    lengths = np.asarray(lengths, dtype=np.int64)
+    lane_series = np.asarray(lane_series, dtype=np.int64)
+    lane_window = np.asarray(lane_window, dtype=np.int64)
+    n_lanes = len(lane_series)
+    out_mean: list[np.ndarray] = [np.full((n_rows, n_coins), np.nan)] * n_lanes
+    out_sum: list[np.ndarray] = list(out_mean)
+    if n_lanes == 0 or n_coins == 0:
+        return out_mean, out_sum
+    if np.any(lane_window < 1):
+        raise ValueError("rolling windows must be >= 1 row")
+    if np.any(lengths > n_rows) or np.any(lengths < 1):
+        raise ValueError("lengths must be between 1 and the number of rows")
+
+    order = np.argsort(lengths, kind="stable")
+    in_order = bool(np.all(order == np.arange(n_coins)))  # groups of build_features come sorted by length
+    widest = int(lane_window.max())
+    padded = np.full((widest + n_rows, n_series, n_coins), np.nan)
+    padded[widest:] = values if in_order else values[:, :, order]
+    padded[np.isinf(padded)] = np.nan  # pandas treats ±inf as missing
+    totals = np.empty((n_rows, n_lanes, n_coins))
+    _kahan_window_sums(padded, widest, lengths[order], lane_series, lane_window, (), every_row=totals)
+
+    for series in np.unique(lane_series):
+        lanes = np.flatnonzero(lane_series == series)
+        counters = _EveryRowCounters(padded[widest:, series, :], int(lane_window[lanes].max()))
+        for lane in lanes:
+            mean, total = _rolling_results(totals[:, lane, :], *counters.of_window(int(lane_window[lane])))
+            if not in_order:
+                mean[:, order], total[:, order] = mean.copy(), total.copy()
+            out_mean[lane], out_sum[lane] = mean, total
+    return out_mean, out_sum
+
+
+class _EveryRowCounters:
+    """``_window_counters`` for the window ending at every row of one series ``(rows, coins)`` (NaN = missing):
+    observation and negative counts from running counts, "all present values equal" from window minima and maxima
+    (doubling tables: min/max are exact in any order, and -0.0 == 0.0 either way), the last added value from the
+    newest present row."""
+
+    def __init__(self, values: np.ndarray, widest: int):
+        n_rows = values.shape[0]
+        present = ~np.isnan(values)
+        self.seen = np.zeros((n_rows + 1, values.shape[1]), dtype=np.int64)
+        np.cumsum(present, axis=0, out=self.seen[1:])
+        self.negative = np.zeros_like(self.seen)
+        np.cumsum(present & np.signbit(values), axis=0, out=self.negative[1:])
+        self.rows = np.arange(n_rows)[:, None]
+        self.newest_present = np.maximum.accumulate(np.where(present, self.rows, -1), axis=0)
+        self.newest_value = np.take_along_axis(values, np.maximum(self.newest_present, 0), axis=0)
+        self.lowest = _doubling_table(values, widest, np.fmin)
+        self.highest = _doubling_table(values, widest, np.fmax)
+
+    def of_window(self, window: int):
+        n_obs = _window_count(self.seen, window)
+        n_negative = _window_count(self.negative, window)
+        all_equal = _window_extreme(self.lowest, window, np.fmin) == _window_extreme(self.highest, window, np.fmax)
+        last_added = np.where(self.newest_present > self.rows - window, self.newest_value, np.nan)
+        return n_obs, n_negative, all_equal, last_added
+
+
+def _window_count(running: np.ndarray, window: int) -> np.ndarray:
+    """From running counts (row 0 = 0, row t + 1 = count of rows 0 .. t): the count of rows t - window + 1 .. t."""
+    counts = running[1:].copy()
+    if window < len(counts):
+        counts[window:] -= running[1 : len(running) - window]
+    return counts
+
+
+def _doubling_table(values: np.ndarray, widest: int, extreme) -> list[np.ndarray]:
+    """Level k: the extreme of rows t - 2**k + 1 .. t (clipped at row 0; NaN ignored), for 2**k <= widest."""
+    levels = [values]
+    span = 1
+    while 2 * span <= widest:
+        previous = levels[-1]
+        level = previous.copy()
+        extreme(previous[span:], previous[:-span], out=level[span:])
+        levels.append(level)
+        span *= 2
+    return levels
+
+
+def _window_extreme(levels: list[np.ndarray], window: int, extreme) -> np.ndarray:
+    """The extreme of rows t - window + 1 .. t from two overlapping blocks of a doubling table."""
+    k = window.bit_length() - 1
+    top = levels[k]
+    shift = window - (1 << k)
+    if shift == 0:
+        return top
+    result = top.copy()
+    extreme(top[shift:], top[:-shift], out=result[shift:])
+    return result
