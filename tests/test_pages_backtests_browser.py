@@ -67,6 +67,10 @@ def test_the_form_queues_a_run_that_the_worker_finishes_while_the_page_follows(s
     figures = page.locator("#run-figures").inner_text()
     assert str(run.summary["alerts"]) in figures
     assert page.locator("#charts svg").count() >= 3 and page.locator("#thresholds svg").count() == 2
+    download = page.request.get(f"{server}/api/backtests/{run.pk}/rows?format=csv")  # streamed by daphne (ASGI)
+    assert download.ok and download.headers["content-type"].startswith("text/csv")
+    lines = download.text().splitlines()
+    assert lines[0].startswith("coin_id,timestamp,probability") and len(lines) == run.summary["predictions"] + 1
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "backtest-run-1280.png"), full_page=True)
     page.goto(f"{server}/models/{model.pk}/backtests/")
