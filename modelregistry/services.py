@@ -207,12 +207,14 @@ def refresh_training_metrics(*, active_model_id: int, client: TrainingServiceCli
 
 
 class InvalidSetting(ValueError):
-    """A setting value is refused; `field` names the setting (the API answers 400 naming it)."""
+    """Setting values are refused: `errors` maps every refused setting to why (the API answers 400 naming each);
+    `field` is the first of them, and `message` says everything in one line."""
 
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
+    def __init__(self, field: str, message: str, *, errors: dict[str, str] | None = None):
+        self.errors = errors or {field: message}
         self.field = field
-        self.message = message
+        self.message = "; ".join(self.errors.values())
+        super().__init__(self.message)
 
 
 # Inclusive ranges of the numeric settings; the API serializers document the same bounds.
@@ -292,15 +294,41 @@ def update_model_settings(*, active_model_id: int, **changes) -> ActiveModel:
     """Change the given per-model settings (any of SETTING_FIELDS); settings not given stay as they are.
 
     Values are checked here for every caller (API, pages, MCP): ranges, send modes, filter mode, and the webhook
-    URL policy (`""` or None clears the URL). A refused value raises InvalidSetting naming the field and nothing
-    is stored. The listener reads settings every batch, so a change applies to the next coin event.
+    URL policy (`""` or None clears the URL). Refused values raise InvalidSetting naming every one of them, and
+    nothing is stored. The listener reads settings every batch, so a change applies to the next coin event.
     Raises ActiveModel.DoesNotExist for an unknown id.
     """
+    return _update_fields(active_model_id=active_model_id, values=_cleaned_settings(changes))
+
+
+def check_model_settings(**changes) -> dict[str, str]:
+    """What update_model_settings would refuse in `changes`, per setting (empty: nothing); stores nothing.
+
+    For a form that found problems of its own: the values it accepted are checked here too, so every problem is
+    reported at once.
+    """
+    try:
+        _cleaned_settings(changes)
+    except InvalidSetting as exc:
+        return exc.errors
+    return {}
+
+
+def _cleaned_settings(changes: dict) -> dict:
+    """The values to store; InvalidSetting names every refused one (not just the first)."""
     unknown = sorted(set(changes) - set(SETTING_FIELDS))
     if unknown:
         raise TypeError(f"not a per-model setting: {', '.join(unknown)}")
-    cleaned = {field: _SETTING_CLEANERS[field](field, value) for field, value in changes.items()}
-    return _update_fields(active_model_id=active_model_id, values=cleaned)
+    cleaned, errors = {}, {}
+    for field, value in changes.items():
+        try:
+            cleaned[field] = _SETTING_CLEANERS[field](field, value)
+        except InvalidSetting as exc:
+            errors[field] = exc.message
+    if errors:
+        first = next(iter(errors))
+        raise InvalidSetting(first, errors[first], errors=errors)
+    return cleaned
 
 
 def _update_fields(*, active_model_id: int, values: dict) -> ActiveModel:
@@ -328,6 +356,7 @@ __all__ = [
     "SETTING_RANGES",
     "SETTING_FIELDS",
     "update_model_settings",
+    "check_model_settings",
 ]
 
 

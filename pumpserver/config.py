@@ -122,6 +122,28 @@ def update_config(*, changes: dict) -> dict:
     the real value), but not changed: the database is chosen by the DATABASE_URL environment variable.
     Raises ConfigError naming every bad key; nothing is stored then.
     """
+    cleaned = _cleaned(changes)
+    with transaction.atomic():
+        for key, value in cleaned.items():
+            if value is None:
+                RuntimeSetting.objects.filter(key=key).delete()
+            else:
+                RuntimeSetting.objects.update_or_create(key=key, defaults={"value": value})
+    _cache.clear()
+    return get_config()
+
+
+def check_config(*, changes: dict) -> dict[str, list[str]]:
+    """What update_config would refuse in `changes`, per key (empty: nothing); stores nothing."""
+    try:
+        _cleaned(changes)
+    except ConfigError as exc:
+        return exc.errors
+    return {}
+
+
+def _cleaned(changes: dict) -> dict:
+    """The values to store per key; ConfigError names every refused key."""
     errors: dict[str, list[str]] = {}
     cleaned: dict = {}
     for key, value in changes.items():
@@ -143,14 +165,7 @@ def update_config(*, changes: dict) -> dict:
             errors[key] = [f"{key} {exc}"]
     if errors:
         raise ConfigError(errors)
-    with transaction.atomic():
-        for key, value in cleaned.items():
-            if value is None:
-                RuntimeSetting.objects.filter(key=key).delete()
-            else:
-                RuntimeSetting.objects.update_or_create(key=key, defaults={"value": value})
-    _cache.clear()
-    return get_config()
+    return cleaned
 
 
 # --- reads for the processes (at use time) -------------------------------------------------------------------------

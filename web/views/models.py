@@ -354,11 +354,18 @@ def model_config(request, active_model_id: int):
     status = 200
     if request.method == "POST":
         form = ModelSettingsForm(request.POST)
-        if form.is_valid():
+        if not form.is_valid():
+            # The service's own checks (the webhook URL policy, …) of the values the form accepted, so that every
+            # problem shows at once rather than one per save.
+            accepted = {k: v for k, v in form.settings_changes().items() if k in form.cleaned_data}
+            for field, message in services.check_model_settings(**accepted).items():
+                form.add_error(field if field in form.fields else None, message)
+        else:
             try:
                 model = services.update_model_settings(active_model_id=model.pk, **form.settings_changes())
             except services.InvalidSetting as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+                for field, message in exc.errors.items():
+                    form.add_error(field if field in form.fields else None, message)
             else:
                 saved = True
                 form = ModelSettingsForm(initial=ModelSettingsForm.initial_for(model))
@@ -366,7 +373,8 @@ def model_config(request, active_model_id: int):
             status = 200 if partial_request(request) else 400
     else:
         form = ModelSettingsForm(initial=ModelSettingsForm.initial_for(model))
-    context = {"model": model, "form": form, "saved": saved, "n8n": prediction_selectors.n8n_status(active_model_id=model.pk)}
+    context = {"model": model, "form": form, "saved": saved, "n8n": prediction_selectors.n8n_status(active_model_id=model.pk),
+               "error_fields": [form[name] for name in form.errors if name in form.fields]}
     template = "modelregistry/model_config.html"
     return render(request, f"{template}#config_form" if partial_request(request) else template, context, status=status)
 

@@ -19,6 +19,7 @@ from web import charts
 from web.forms.system import SettingsForm
 from web.selectors import QUEUE_DEPTH_CAP, health, heartbeat_stale_seconds, process_heartbeats, version_info
 from web.views.base import page_login_required, partial_request, verdict_chart
+from web.views.demo import demo_banner
 
 DASHBOARD_MINUTES = 60
 DASHBOARD_MIN_MINUTES = 10  # the shortest per-minute chart, for a system that has just started
@@ -103,7 +104,7 @@ def dashboard(request):
         if request.GET.get("partial") == "stats":
             return render(request, f"{template}#stats", _dashboard_stats())
         return render(request, f"{template}#live", _dashboard_live())
-    return render(request, template, {**_dashboard_live(), **_dashboard_stats()})
+    return render(request, template, {**_dashboard_live(), **_dashboard_stats(), "demo": demo_banner()})
 
 
 @page_login_required
@@ -113,7 +114,11 @@ def settings_page(request):
     saved = False
     if request.method == "POST":
         form = SettingsForm(request.POST)
-        if form.is_valid():
+        if not form.is_valid():  # also the configuration's own checks of the accepted values: every problem at once
+            accepted = {key: value for key, value in form.changes().items() if key in form.cleaned_data}
+            for key, messages in config.check_config(changes=accepted).items():
+                form.add_error(key if key in form.fields else None, " ".join(messages))
+        else:
             try:
                 config.update_config(changes=form.changes())
             except config.ConfigError as exc:

@@ -58,7 +58,7 @@ class ModelRegistryView(APIView):
         if isinstance(exc, ActiveModel.DoesNotExist):
             exc = NotFound(MODEL_NOT_FOUND)
         elif isinstance(exc, services.InvalidSetting):
-            exc = ValidationError({exc.field: [exc.message]})
+            exc = ValidationError({field: [message] for field, message in exc.errors.items()})
         elif isinstance(exc, services.OperationRefused):
             exc = OperationRefusedError(str(exc))
         elif isinstance(exc, TrainingServiceError):
