@@ -117,15 +117,21 @@ def test_submitting_queues_a_run_whose_page_shows_progress_then_charts(client, m
 
 
 def test_a_run_beside_the_live_figures_and_the_reproduction_proof(client, market):
-    """The model served the first rows live; the run's page shows its live verdicts and that every live
-    prediction was reproduced exactly, and a pruned history is listed with its reason."""
+    """The model served rows live: one prediction (not an alert) whose history was pruned afterwards, and an alert on
+    a coin whose rows are gone. The run's page shows the live figures and verdicts beside the replay's, and that
+    neither live prediction was reproduced, each with its reason."""
     model = register_xgb()
     mint = rows_of(ROWS[0][MINT])
     insert(market, mint[:120])
     run_batch()
-    assert ModelPrediction.objects.filter(active_model=model).count() == 1
-    ModelPrediction.objects.filter(active_model=model).update(tag="alert", status="inaktiv",
-                                                              evaluation_result="success", actual_price_change_pct=5)
+    served = ModelPrediction.objects.get(active_model=model)
+    ModelPrediction.objects.filter(pk=served.pk).update(tag="negativ")
+    moment = datetime.fromisoformat(mint[30][1])
+    ModelPrediction.objects.create(  # an alert judged live, on a coin no longer in coin_metrics
+        coin_id="GoneCoin111pump", model_id=model.model_id, active_model=model, prediction=1, probability=0.91,
+        tag="alert", status="inaktiv", evaluation_result="success", actual_price_change_pct=12,
+        prediction_timestamp=moment, evaluation_timestamp=moment + timedelta(minutes=10),
+    )
     with market.cursor() as cursor:
         cursor.execute('DELETE FROM coin_metrics WHERE mint = %s AND "timestamp" >= %s AND "timestamp" <= %s',
                        [mint[0][MINT], mint[60][1], mint[118][1]])
@@ -133,8 +139,10 @@ def test_a_run_beside_the_live_figures_and_the_reproduction_proof(client, market
     services.execute_run(run_id=run.pk)
     page = client.get(f"/backtests/{run.pk}/").content.decode()
     assert 'id="live-figures"' in page and "Live alert verdicts per" in page
-    assert "<strong>0 of 1</strong> live predictions" in page and "1 differ" in page
-    assert "the history differed" in page
+    assert "<dt>Live predictions</dt><dd>2</dd>" in page and "<dt>Live alerts</dt><dd>1</dd>" in page
+    assert "<dt>Success / failed</dt><dd>1 / 0" in page
+    assert "<strong>0 of 2</strong> live predictions" in page and "2 differ" in page
+    assert "the history differed" in page and "not replayed" in page and "GoneCoin111pump" in page
 
 
 def test_compare_shows_several_models_on_one_range(client, market):

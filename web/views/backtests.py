@@ -189,7 +189,7 @@ def _run_charts(run: BacktestRun) -> dict:
         "cumulative_chart": cumulative,
         **threshold_charts(run.summary),
         "live": live,
-        "live_ran": live["total_alerts"] > 0,
+        "live_ran": live["total_predictions"] > 0,
         "live_success_rate": (100.0 * live["alerts_success"] / (live["alerts_success"] + live["alerts_failed"])
                               if live["alerts_success"] + live["alerts_failed"] else None),
         "live_verdict_chart": _verdict_bars([label(row["bucket"]) for row in live_timeline], live_timeline,
