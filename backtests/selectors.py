@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from itertools import islice
 
 from django.db import connection
 from django.db.models import QuerySet
@@ -93,3 +95,30 @@ def alert_timeline(*, run: BacktestRun, bucket_seconds: int) -> list[dict]:
         timeline.append({"bucket": bucket, "success": success, "failed": failed, "not_applicable": not_applicable,
                          "pending": pending, "change_pct": float(change), "cumulative_change_pct": cumulative})
     return timeline
+
+
+# --- the rows as CSV: the same bytes for `manage.py backtest --rows-csv` and GET /api/backtests/{id}/rows ---------
+
+CSV_COLUMNS = ["coin_id", "timestamp", "probability", "prediction", "tag", "evaluation_result",
+               "actual_price_change_pct"]
+CSV_LINES_PER_CHUNK = 2000
+
+
+class _Line:
+    """A file for csv.writer that hands each written line back."""
+
+    def write(self, line: str) -> str:
+        return line
+
+
+def rows_csv(*, run_id: int) -> Iterator[str]:
+    """The run's rows as CSV text (the header first), a few thousand lines per chunk."""
+    writer = csv.writer(_Line())
+    yield writer.writerow(CSV_COLUMNS)
+    rows = iter_rows(run_id=run_id)
+    while True:
+        chunk = [writer.writerow([coin_id, moment.isoformat(), *("" if v is None else v for v in rest)])
+                 for coin_id, moment, *rest in islice(rows, CSV_LINES_PER_CHUNK)]
+        if not chunk:
+            return
+        yield "".join(chunk)

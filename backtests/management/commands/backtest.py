@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from datetime import datetime
@@ -12,9 +11,6 @@ from django.utils.dateparse import parse_datetime
 
 from backtests import selectors, services
 from backtests.models import BacktestRun, RunState
-
-CSV_COLUMNS = ["coin_id", "timestamp", "probability", "prediction", "tag", "evaluation_result",
-               "actual_price_change_pct"]
 
 
 def _moment(value: str, field: str) -> datetime:
@@ -55,10 +51,7 @@ class Command(BaseCommand):
                 json.dump({"run_id": run.pk, **run.summary}, handle, indent=2)
         if rows_csv:
             with open(rows_csv, "w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(CSV_COLUMNS)
-                for coin_id, moment, *rest in selectors.iter_rows(run_id=run.pk):
-                    writer.writerow([coin_id, moment.isoformat(), *("" if v is None else v for v in rest)])
+                handle.writelines(selectors.rows_csv(run_id=run.pk))
 
     def _progress(self, run: BacktestRun) -> None:
         width = 30

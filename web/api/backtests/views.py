@@ -8,9 +8,7 @@ stored on bad input.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import AsyncIterator, Iterator
-from itertools import islice
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
@@ -34,9 +32,6 @@ from web.api.backtests import serializers as s
 from web.api.common import BAD_REQUEST, NOT_FOUND, PageQuerySerializer, query_data, validated
 
 TAGS = ["backtests"]
-CSV_COLUMNS = ["coin_id", "timestamp", "probability", "prediction", "tag", "evaluation_result",
-               "actual_price_change_pct"]  # as `manage.py backtest --rows-csv`
-CSV_LINES_PER_CHUNK = 2000
 INVALID_FIELDS = OpenApiResponse(description="Invalid fields, named in the body: {field: [message]}.")
 
 
@@ -161,7 +156,7 @@ class BacktestRowsView(BacktestAPIView):
         responses={
             (200, "application/json"): s.BacktestRowsPageSerializer,
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="Every row; columns " +
-                                               ", ".join(CSV_COLUMNS) + "."),
+                                               ", ".join(selectors.CSV_COLUMNS) + "."),
             400: BAD_REQUEST,
             404: NOT_FOUND,
         },
@@ -180,26 +175,6 @@ class BacktestRowsView(BacktestAPIView):
 # --- CSV ---------------------------------------------------------------------------------------------------------
 
 
-class _Line:
-    """A file for csv.writer that hands each written line back."""
-
-    def write(self, line: str) -> str:
-        return line
-
-
-def csv_chunks(run_id: int) -> Iterator[str]:
-    """The run's rows as CSV text (the header first), a few thousand lines per chunk."""
-    writer = csv.writer(_Line())
-    yield writer.writerow(CSV_COLUMNS)
-    rows = selectors.iter_rows(run_id=run_id)
-    while True:
-        chunk = [writer.writerow([coin_id, moment.isoformat(), *("" if v is None else v for v in rest)])
-                 for coin_id, moment, *rest in islice(rows, CSV_LINES_PER_CHUNK)]
-        if not chunk:
-            return
-        yield "".join(chunk)
-
-
 async def _async_chunks(chunks: Iterator[str]) -> AsyncIterator[str]:
     """The chunks pulled one by one in the request's database thread, so daphne streams them (Django would read a
     plain iterator to its end first under ASGI)."""
@@ -211,7 +186,7 @@ async def _async_chunks(chunks: Iterator[str]) -> AsyncIterator[str]:
 
 
 def _csv_response(request, run: BacktestRun) -> StreamingHttpResponse:
-    chunks = csv_chunks(run.pk)
+    chunks = selectors.rows_csv(run_id=run.pk)
     content = _async_chunks(chunks) if isinstance(request._request, ASGIRequest) else chunks
     response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="backtest-{run.pk}-rows.csv"'
