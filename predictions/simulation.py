@@ -10,12 +10,18 @@ The model, trade by trade:
   A coin graduates (and tracking stops) once the curve is 99.5 % full.
 * Each simulated second every coin draws its trades (Poisson count, log-normal sizes, plus occasional whales and dev
   sells) from a behaviour that depends on its destiny and age:
-    - fade (most coins): activity decays exponentially and sellers take over, so the price drifts down and volume
-      dries up until the coin is dropped;
-    - pump: a few minutes of rising activity, buy pressure and whale buys, then a dump of heavy sells, usually
-      opened by the dev selling everything, then a quick fade;
-    - wash: bots trading back and forth among few wallets (low unique_signer_ratio), price roughly flat;
+    - fade (most coins): a fresh crowd buys and sells about evenly, then activity decays exponentially and sellers
+      take over, so the price drifts down and volume dries up until the coin is dropped;
+    - pump: first whales accumulate for two to five minutes while buy pressure and activity rise (the precursor a
+      model can learn), then a few minutes of growing crowds and buy pressure that wane before the top, then a dump
+      of heavy sells, usually opened by the dev selling everything, then a quick fade;
+    - false start: the same accumulation, but no pump follows: the whales give up and sell into a leaving crowd;
+    - wash: bots trading back and forth among few wallets (low unique_signer_ratio) and leaning against any move,
+      so the price stays flat;
     - rug: the dev sells its launch bag in one or a few chunks, the price collapses and the coin dies.
+  Outside pumps the noise is real but moderate (a fading coin rarely gains 15 % in two minutes), so what precedes
+  a pump, not chance, decides most big moves: a model trained on this market (`train_model`, `train_demo_model`)
+  ranks the coins that will gain well above those that will not (tests/test_demo_market.py measures it).
 * The collector's flush cycle runs once per simulated second. A coin is flushed when its phase's interval has passed
   (phase 1 every 5 s up to 10 min of age, phase 2 every 30 s up to 60 min, phase 3 every 60 s up to 24 h) and gets a
   row only if it traded in that interval. All rows of one cycle share the cycle's timestamp.
@@ -29,22 +35,21 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import NamedTuple
 
 import numpy as np
+
+from predictions.simulation_rows import COLUMNS, CURVE_FULL_SOL, CoinMetricsRow, format_rows
+
+__all__ = ["COLUMNS", "PHASES", "CoinMetricsRow", "MarketSimulator"]
 
 # pump.fun's curve at launch: 30 virtual SOL against 1.073 billion virtual tokens.
 LAUNCH_VIRTUAL_SOL = 30.0
 LAUNCH_VIRTUAL_TOKENS = 1_073_000_000.0
 CURVE_K = LAUNCH_VIRTUAL_SOL * LAUNCH_VIRTUAL_TOKENS
-TOKEN_SUPPLY = 1_000_000_000  # market cap = price × supply (spec: price_close × 1e9)
-# The collector's bonding_curve_pct is virtual SOL ÷ 85 × 100; it stops tracking a coin at 99.5 %.
-CURVE_FULL_SOL = 85.0
-GRADUATION_SOL = CURVE_FULL_SOL * 0.995
+GRADUATION_SOL = CURVE_FULL_SOL * 0.995  # the collector stops tracking a coin once its curve is 99.5 % full
 WHALE_TRADE_SOL = 1.0
 MICRO_TRADE_SOL = 0.01
-KOTH_MARKET_CAP = Decimal(30000)
 
 # Collector seed of ref_coin_phases: (id, flush interval in s, age in s at which the coin leaves the phase).
 PHASES = ((1, 5, 10 * 60), (2, 30, 60 * 60), (3, 60, 1440 * 60))
@@ -53,70 +58,25 @@ _PHASE_INTERVALS = np.array([interval for _, interval, _ in PHASES])
 _PHASE_ENDS = np.array([end for _, _, end in PHASES])
 MAX_TRACKED_AGE = PHASES[-1][2]
 
-FADE, PUMP, WASH, RUG = 0, 1, 2, 3
-DESTINY_SHARES = (0.72, 0.12, 0.08, 0.08)
+FADE, PUMP, WASH, RUG, TEASE = 0, 1, 2, 3, 4
+DESTINY_SHARES = (0.66, 0.12, 0.08, 0.08, 0.06)
 
 # A coin expected to trade less than once every ~4 minutes is as good as dead; replacing it keeps the market lively.
 MIN_TRADES_PER_SECOND = 0.004
 # Dead coins are replaced gradually (the deficit is refilled over about this many seconds), so births are continuous.
 REFILL_SECONDS = 10.0
-TRADE_SIZE_SPREAD = 1.3  # sigma of log(trade size): most trades ~0.1 SOL, a few % whales, a few % micro trades
+TRADE_SIZE_SPREAD = 1.0  # sigma of log(trade size): most trades ~0.1 SOL, under 1 % whales, ~2 % micro trades
 # Sizes below this after the curve limits are applied would be zero at the column scale: not a trade.
 DUST_SOL = 1e-6
 
 BASE58 = np.array(list("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"))
 MINT_RANDOM_CHARS = 40  # + "pump" = 44 characters, like a real pump.fun mint
 
-_SCALE_PRICE = "{:.18f}".format
-_SCALE_SOL = "{:.6f}".format
-_SCALE_RATIO = "{:.6f}".format
-_SCALE_PCT = "{:.4f}".format
-_CENT = Decimal("0.01")
-_MICRO = Decimal("0.000001")
-_ZERO_RATIO = Decimal("0.000000")
 
 
 def _phase_index(age: np.ndarray) -> np.ndarray:
     """Index into PHASES for each age in seconds; ages past the last phase stay in it (the coin leaves then)."""
     return np.minimum(np.searchsorted(_PHASE_ENDS, age, side="right"), len(PHASES) - 1)
-
-
-class CoinMetricsRow(NamedTuple):
-    """One coin_metrics row; fields in the table's column order (without `id`), numbers at the column scales."""
-
-    mint: str
-    timestamp: datetime
-    phase_id_at_time: int
-    price_open: Decimal
-    price_high: Decimal
-    price_low: Decimal
-    price_close: Decimal
-    market_cap_close: Decimal
-    bonding_curve_pct: Decimal
-    virtual_sol_reserves: Decimal
-    is_koth: bool
-    volume_sol: Decimal
-    buy_volume_sol: Decimal
-    sell_volume_sol: Decimal
-    num_buys: int
-    num_sells: int
-    unique_wallets: int
-    num_micro_trades: int
-    dev_sold_amount: Decimal
-    max_single_buy_sol: Decimal
-    max_single_sell_sol: Decimal
-    net_volume_sol: Decimal
-    volatility_pct: Decimal
-    avg_trade_size_sol: Decimal
-    whale_buy_volume_sol: Decimal
-    whale_sell_volume_sol: Decimal
-    num_whale_buys: int
-    num_whale_sells: int
-    buy_pressure_ratio: Decimal
-    unique_signer_ratio: Decimal
-
-
-COLUMNS = CoinMetricsRow._fields
 
 
 class _Columns:
@@ -146,6 +106,8 @@ class _Coins(_Columns):
     fade_seconds: np.ndarray  # time constant of the activity decay
     trade_size: np.ndarray  # median trade size in SOL
     signer_diversity: np.ndarray  # chance that another trade in an interval comes from a new wallet
+    anchor_sol: np.ndarray  # where wash bots hold the price
+    accumulation_seconds: np.ndarray  # how long whales accumulate before the pump (or the false start) is due
     pump_start_age: np.ndarray
     pump_seconds: np.ndarray
     dump_seconds: np.ndarray
@@ -299,7 +261,8 @@ class MarketSimulator:
         # Coins already trading have moved along the curve (kept well short of graduation).
         sol = np.minimum(launch_sol + np.where(already_trading, rng.gamma(2.0, 3.0, count), 0.0), 80.0)
 
-        pump_start_age = ages + rng.integers(30, 900, count)
+        accumulation_seconds = rng.integers(120, 300, count)
+        pump_start_age = ages + accumulation_seconds + rng.integers(30, 400, count)
         pump_seconds = rng.integers(180, 480, count)
         dump_seconds = rng.integers(90, 300, count)
 
@@ -330,6 +293,8 @@ class MarketSimulator:
             fade_seconds=fade_seconds,
             trade_size=trade_size,
             signer_diversity=signer_diversity,
+            anchor_sol=sol.copy(),
+            accumulation_seconds=accumulation_seconds,
             pump_start_age=pump_start_age,
             pump_seconds=pump_seconds,
             dump_seconds=dump_seconds,
@@ -354,30 +319,49 @@ class MarketSimulator:
         count = len(coins)
         vitality = np.exp(-np.maximum(age - coins.fade_from_age, 0) / coins.fade_seconds)
         trade_rate = coins.base_rate * vitality
-        # Early buyers are optimistic; as the crowd leaves, holders sell into thinner demand.
-        buy_share = 0.40 + 0.16 * vitality
+        # A fresh crowd buys and sells about evenly; as it leaves, holders sell into thinner demand.
+        buy_share = 0.42 + 0.08 * vitality
         buy_size = coins.trade_size * (0.5 + 0.5 * vitality)
         sell_size = coins.trade_size.copy()
         whale_buy_rate = np.zeros(count)
         whale_sell_rate = np.zeros(count)
 
-        # A pump: a few minutes of growing crowds, buy pressure and whales; then the dump; then the leftovers fade.
-        is_pump = coins.destiny == PUMP
+        # Before a pump (and before a false start, which looks the same) whales accumulate while buy pressure and
+        # activity rise; a coin waiting for that has not died yet.
+        is_pump, is_tease = coins.destiny == PUMP, coins.destiny == TEASE
         crowd = np.maximum(coins.base_rate, 0.4)  # a pump draws a crowd even to a quiet coin
-        pump_progress = (age - coins.pump_start_age) / coins.pump_seconds
-        dump_age = age - coins.pump_start_age - coins.pump_seconds
+        to_start = age - coins.pump_start_age
+        accumulation = 1 + to_start / coins.accumulation_seconds  # 0 -> 1 while accumulating
+        waiting = (is_pump | is_tease) & (accumulation < 1)
+        kept_alive = coins.base_rate * np.maximum(vitality, 0.35)
+        trade_rate[waiting] = kept_alive[waiting]
+        accumulating = waiting & (accumulation >= 0)
+        ramp = accumulation[accumulating]
+        trade_rate[accumulating] = np.maximum(kept_alive, crowd * (0.5 + 0.5 * accumulation))[accumulating]
+        buy_share[accumulating] = 0.52 + 0.28 * ramp
+        whale_buy_rate[accumulating] = 0.035 * ramp
+
+        # A false start: the whales give up and sell into a crowd that leaves.
+        teased = is_tease & (to_start >= 0)
+        since_tease = to_start[teased]
+        trade_rate[teased] = crowd[teased] * 0.7 * np.exp(-since_tease / 150)
+        buy_share[teased] = 0.35
+        whale_sell_rate[teased] = 0.02 * np.exp(-since_tease / 90)
+
+        # A pump: a few minutes of growing crowds, buy pressure and whales; then the dump; then the leftovers fade.
+        pump_progress = to_start / coins.pump_seconds
+        dump_age = to_start - coins.pump_seconds
         dump_progress = dump_age / coins.dump_seconds
-        waiting = is_pump & (pump_progress < 0)
         pumping = is_pump & (pump_progress >= 0) & (pump_progress < 1)
         dumping = is_pump & (dump_progress >= 0) & (dump_progress < 1)
         faded = is_pump & (dump_progress >= 1)
-        # A coin that is about to pump has not died yet.
-        trade_rate[waiting] = coins.base_rate[waiting] * np.maximum(vitality[waiting], 0.35)
         ramp = pump_progress[pumping]
         trade_rate[pumping] = crowd[pumping] * (1 + 2 * ramp)
-        buy_share[pumping] = 0.56 + 0.08 * ramp
+        # Momentum wanes before the top: buy pressure and whales fade over the pump's last quarter.
+        waning = np.clip(4 * ramp - 3, 0, 1)
+        buy_share[pumping] = 0.68 - 0.16 * waning
         buy_size[pumping] = coins.trade_size[pumping] * (1 + 0.3 * ramp)
-        whale_buy_rate[pumping] = 0.004 + 0.02 * ramp
+        whale_buy_rate[pumping] = 0.03 * (1 - waning)
         trade_rate[dumping] = crowd[dumping] * (4 - 2 * dump_progress[dumping])
         buy_share[dumping] = 0.22
         sell_size[dumping] = coins.trade_size[dumping] * 1.6
@@ -391,8 +375,9 @@ class MarketSimulator:
         trade_rate[rugged] = coins.base_rate[rugged] * 1.5 * np.exp(-since_rug / 90)
         buy_share[rugged] = 0.3
 
-        # Wash bots trade both sides evenly, whatever the price does.
-        buy_share[coins.destiny == WASH] = 0.5
+        # Wash bots trade both sides and lean against any move, so the price stays near where they hold it.
+        wash = coins.destiny == WASH
+        buy_share[wash] = np.clip(0.5 - 0.1 * (coins.sol - coins.anchor_sol)[wash], 0.3, 0.7)
         return _Behaviour(trade_rate, buy_share, buy_size, sell_size, whale_buy_rate, whale_sell_rate)
 
     def _trades(self, behaviour: _Behaviour, age: np.ndarray) -> _Trades:
@@ -520,48 +505,7 @@ class MarketSimulator:
         # Plain Python numbers from here on: formatting numpy scalars one at a time is several times slower.
         flushed_interval = self._interval.select(flushed)
         interval = {f.name: getattr(flushed_interval, f.name).tolist() for f in fields(flushed_interval)}
-        phase_ids = _PHASE_IDS[phase[flushed]].tolist()
-        rows = []
-        for k, (mint, sol, wallets) in enumerate(zip(coins.mint, coins.sol.tolist(), unique_wallets.tolist())):
-            trades = interval["trades"][k]
-            price_open, price_high = interval["open"][k], interval["high"][k]
-            price_low, price_close = interval["low"][k], interval["close"][k]
-            close = Decimal(_SCALE_PRICE(price_close))
-            market_cap = (close * TOKEN_SUPPLY).quantize(_CENT)
-            # Sums and ratios from the rounded volumes, so the stored columns agree with each other exactly.
-            buys = Decimal(_SCALE_SOL(interval["buy_volume"][k]))
-            sells = Decimal(_SCALE_SOL(interval["sell_volume"][k]))
-            volume = buys + sells
-            rows.append(CoinMetricsRow(
-                mint=mint,
-                timestamp=timestamp,
-                phase_id_at_time=phase_ids[k],
-                price_open=Decimal(_SCALE_PRICE(price_open)),
-                price_high=Decimal(_SCALE_PRICE(price_high)),
-                price_low=Decimal(_SCALE_PRICE(price_low)),
-                price_close=close,
-                market_cap_close=market_cap,
-                bonding_curve_pct=Decimal(_SCALE_PCT(sol / CURVE_FULL_SOL * 100)),
-                virtual_sol_reserves=Decimal(_SCALE_SOL(sol)),
-                is_koth=market_cap > KOTH_MARKET_CAP,
-                volume_sol=volume,
-                buy_volume_sol=buys,
-                sell_volume_sol=sells,
-                num_buys=interval["buys"][k],
-                num_sells=interval["sells"][k],
-                unique_wallets=wallets,
-                num_micro_trades=interval["micro_trades"][k],
-                dev_sold_amount=Decimal(_SCALE_SOL(interval["dev_sold"][k])),
-                max_single_buy_sol=Decimal(_SCALE_SOL(interval["max_buy"][k])),
-                max_single_sell_sol=Decimal(_SCALE_SOL(interval["max_sell"][k])),
-                net_volume_sol=buys - sells,
-                volatility_pct=Decimal(_SCALE_PCT((price_high - price_low) / price_open * 100)),
-                avg_trade_size_sol=(volume / trades).quantize(_MICRO),
-                whale_buy_volume_sol=Decimal(_SCALE_SOL(interval["whale_buy_volume"][k])),
-                whale_sell_volume_sol=Decimal(_SCALE_SOL(interval["whale_sell_volume"][k])),
-                num_whale_buys=interval["whale_buys"][k],
-                num_whale_sells=interval["whale_sells"][k],
-                buy_pressure_ratio=(buys / volume).quantize(_MICRO) if volume else _ZERO_RATIO,
-                unique_signer_ratio=Decimal(_SCALE_RATIO(wallets / trades)),
-            ))
-        return rows
+        return format_rows(
+            mints=coins.mint, sols=coins.sol.tolist(), wallets=unique_wallets.tolist(), interval=interval,
+            phase_ids=_PHASE_IDS[phase[flushed]].tolist(), timestamp=timestamp,
+        )

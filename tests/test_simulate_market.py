@@ -320,13 +320,16 @@ def test_db_sigint_finishes_the_statement_prints_the_summary_and_exits_0(collect
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "pumpserver.test_settings",
         "DATABASE_URL": database_url(connection.settings_dict["NAME"]),
+        "PYTHONUNBUFFERED": "1",
     }
     process = subprocess.Popen(
         [sys.executable, "manage.py", "simulate_market", "--coins", "100", "--rate", "300", "--duration", "60"],
         cwd=PROJECT_DIR, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        time.sleep(4)  # Django start-up, then a second or two of inserts
+        header = process.stdout.readline()  # printed once Django has started (slow on a busy machine)
+        assert header.startswith("simulate_market:"), header
+        time.sleep(1.5)  # a second or so of inserts
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=20)
     finally:
