@@ -10,8 +10,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone as django_timezone
 
 from modelregistry.models import ActiveModel, ModelArtifact
+from predictions.demo_services import SIMULATED_MARKET_KEY
 from predictions.models import DeliveryStatus, ModelPrediction, Tag, WebhookDelivery, WebhookLog
 from pumpserver import config
+from pumpserver.models import RuntimeSetting
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -296,3 +298,13 @@ def n8n_status(*, active_model_id: int) -> dict:
         "last_error": error_message,
         "n8n_url": shown_url,
     }
+
+
+def simulated_market() -> dict | None:
+    """The simulated market `simulate_market` runs or ran on this database (coins, seed, realtime, started_at,
+    finished_at: None while it runs, rows), times as datetimes; None if none ever ran here."""
+    record = RuntimeSetting.objects.filter(key=SIMULATED_MARKET_KEY).values_list("value", flat=True).first()
+    if not isinstance(record, dict):
+        return None
+    moments = {key: record.get(key) for key in ("started_at", "finished_at")}
+    return {**record, **{key: datetime.fromisoformat(value) if value else None for key, value in moments.items()}}

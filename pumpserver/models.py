@@ -7,8 +7,9 @@ from django.db.models import Q
 class RuntimeSetting(models.Model):
     """One persisted UI setting (the existing server's `ui_config.json`, one row per key).
 
-    Read at use time by every process (see pumpserver.config), so a change needs no restart. Only the keys
-    pumpserver.config.EDITABLE_KEYS are ever written.
+    Read at use time by every process (see pumpserver.config), so a change needs no restart. Operators write only
+    the keys pumpserver.config.EDITABLE_KEYS; besides them, `simulated_market` is a status record written by
+    `simulate_market` (predictions.demo_services) and shown by the pages.
     """
 
     key = models.CharField(max_length=100, primary_key=True)

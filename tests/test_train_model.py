@@ -137,20 +137,20 @@ def test_bad_options_and_too_little_data(simulated_market):
     assert ActiveModel.objects.count() == 0
 
 
-def test_demo_model_replaces_the_fixture_model_once(simulated_market):
+def test_demo_model_replaces_the_bundled_model_once(simulated_market):
     call_command("ensure_demo_model", stdout=StringIO())
-    fixture_model = ActiveModel.objects.get()
+    bundled = ActiveModel.objects.get()
     out = StringIO()
-    call_command("train_demo_model", stdout=out)
+    call_command("train_demo_model", min_rows=200, min_roc_auc=0, stdout=out)
     assert "Registered as model" in out.getvalue()
     trained = ActiveModel.objects.get(source=ModelSource.BUILTIN_TRAINING)
     assert trained.is_active and trained.future_minutes == 2
-    fixture_model.refresh_from_db()
-    assert not fixture_model.is_active
+    bundled.refresh_from_db()
+    assert not bundled.is_active
 
     out = StringIO()
     call_command("train_demo_model", stdout=out)
-    assert "no demo model trained" in out.getvalue()
+    assert "trained on this market already" in out.getvalue()
     assert ActiveModel.objects.count() == 2
 
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import numpy as np
 from django.conf import settings
 
 from inference.features import DEFAULT_WINDOWS, VALUE_COLUMNS
@@ -85,6 +86,7 @@ class TrainingConfig:
     min_rows: int = 200
     test_fraction: float = 0.2
     history_limit: int | None = None  # None: settings.FEATURE_HISTORY_SIZE, the listener's history length
+    alert_threshold: float | None = None  # for the test-window alert figures; None: a new model's default threshold
 
     def validated(self) -> TrainingConfig:
         """A checked copy with defaults filled in; raises TrainingConfigError naming the option."""
@@ -127,13 +129,18 @@ class TrainingConfig:
             raise TrainingConfigError("--max-rows must be at least 20")
         if not 0.05 <= self.test_fraction <= 0.5:
             raise TrainingConfigError("--test-fraction must be between 0.05 and 0.5")
+        threshold = self.alert_threshold
+        if threshold is None:
+            threshold = float(ActiveModel._meta.get_field("alert_threshold").default)
+        if not 0 < threshold <= 1:
+            raise TrainingConfigError("the alert threshold must be greater than 0 and at most 1")
         return TrainingConfig(
             model_type=self.model_type, features=features, windows=windows, future_minutes=self.future_minutes,
             min_percent_change=float(self.min_percent_change), direction=self.direction, phases=phases,
             since=self.since, until=self.until, name=self.name, activate=self.activate,
             n_estimators=self.n_estimators, max_depth=max_depth, seed=self.seed, max_rows=self.max_rows,
             min_rows=max(self.min_rows, 2), test_fraction=self.test_fraction,
-            history_limit=int(self.history_limit or settings.FEATURE_HISTORY_SIZE),
+            history_limit=int(self.history_limit or settings.FEATURE_HISTORY_SIZE), alert_threshold=threshold,
         )
 
     @property
@@ -147,6 +154,8 @@ class TrainingResult:
     metrics: dict
     counts: dict
     split_at: datetime
+    meta: dict = field(default_factory=dict)  # the training-service-shaped record the model was registered with
+    test_alerts: dict = field(default_factory=dict)  # see alert_figures
 
     def summary(self) -> str:
         m, c = self.metrics, self.counts
@@ -157,9 +166,34 @@ class TrainingResult:
             f"({c['train_positive']} positive) and tested on {c['test_rows']} rows from {iso(self.split_at)} on "
             f"({c['test_positive']} positive): accuracy {m['accuracy']:.3f}, precision {m['precision']:.3f}, "
             f"recall {m['recall']:.3f}, F1 {m['f1']:.3f}, ROC AUC {auc}, MCC {m['mcc']:.3f}, "
-            f"confusion {m['confusion_matrix']}.\nRegistered as model #{self.model.pk} (source builtin), {state}."
+            f"confusion {m['confusion_matrix']}. {alert_sentence(self.test_alerts)}\nRegistered as model #{self.model.pk} (source builtin), {state}."
         )
 
+
+
+def alert_figures(y: np.ndarray, probabilities: np.ndarray, threshold: float) -> dict:
+    """How alerts at `threshold` would have done on the test rows: how many rows reach it, the share of those whose
+    label is 1 (the alert success rate) and the share of all test rows whose label is 1 (the base rate)."""
+    alerts = probabilities >= threshold
+    successes = int(y[alerts].sum())
+    return {
+        "threshold": threshold,
+        "alerts": int(alerts.sum()),
+        "successes": successes,
+        "success_rate": successes / int(alerts.sum()) if alerts.any() else None,
+        "base_rate": float(y.mean()) if len(y) else None,
+    }
+
+
+def alert_sentence(figures: dict) -> str:
+    if not figures or figures.get("base_rate") is None:
+        return ""
+    if not figures["alerts"]:
+        return f"No test row reached the alert threshold {figures['threshold']:g}."
+    return (
+        f"Alerts (probability ≥ {figures['threshold']:g}): {figures['alerts']} test rows, "
+        f"{figures['success_rate']:.1%} reached the target (base rate {figures['base_rate']:.1%})."
+    )
 
 
 def iso(moment: datetime) -> str:

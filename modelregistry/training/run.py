@@ -17,6 +17,7 @@ from modelregistry.training.config import (
     TrainingConfig,
     TrainingDataError,
     TrainingResult,
+    alert_figures,
     iso,
     iso_us,
 )
@@ -104,6 +105,7 @@ def train(config: TrainingConfig) -> TrainingResult:
     loaded = loading.load_model(artifact, fmt=loading.detect_format(artifact, filename))
     probabilities, predictions = loaded.predict_proba_positive(X_test)
     metrics = classification_metrics(y_test, probabilities, predictions)
+    test_alerts = alert_figures(y_test, probabilities, config.alert_threshold)
 
     test_index = selected[~in_train]
     sample = np.unique(np.linspace(0, len(test_index) - 1, min(TEST_SAMPLE_SIZE, len(test_index))).astype(np.int64))
@@ -174,6 +176,7 @@ def train(config: TrainingConfig) -> TrainingResult:
             "class_weighting": weighting,
             "labels": "per coin, k rows ahead by the row's phase interval; rows without a future value dropped",
             "features": "inference.features.build_features as of each row (serving code)",
+            "test_alerts": test_alerts,
             **counts,
         },
         "test_predictions": {
@@ -189,4 +192,6 @@ def train(config: TrainingConfig) -> TrainingResult:
         artifact=artifact, meta=meta, source=ModelSource.BUILTIN_TRAINING, filename=filename,
         activate=config.activate, training_details=details,
     )
-    return TrainingResult(model=model, metrics=metrics, counts=counts, split_at=from_micros(cut_at))
+    return TrainingResult(
+        model=model, metrics=metrics, counts=counts, split_at=from_micros(cut_at), meta=meta, test_alerts=test_alerts
+    )

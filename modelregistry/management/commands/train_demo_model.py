@@ -1,10 +1,13 @@
-"""python manage.py train_demo_model [--wait SECONDS] [--poll SECONDS] [--min-rows N] [--stop-with PID]
+"""python manage.py train_demo_model [--wait SECONDS] [--poll SECONDS] [--min-rows N] [--min-roc-auc A]
+[--stop-with PID]
 
-`make run` starts with the bundled fixture model (ensure_demo_model). This command replaces it with a model
-trained on the running demo market's own data: it waits (up to --wait seconds) until coin_metrics holds enough
-labelled rows, trains a small XGBoost model (100 trees, price_close +5 % within 2 min) with train_model's code,
-activates it, deactivates the fixture model and exits. It does nothing when the registry holds any model other
-than the fixture one (an imported, uploaded or trained model wins), and gives up quietly after --wait.
+`make run` starts with the bundled demo model (ensure_demo_model; see modelregistry/demo.py). This command trains
+the same kind of model on the running market's own data and serves it instead: it waits (up to --wait seconds)
+until coin_metrics holds --min-rows labelled rows, trains with train_model's code, and if the model's ROC AUC on its
+test window (the newest quarter of the rows) is at least --min-roc-auc, activates it, deactivates the bundled model
+and records why in the new model's training_details["demo"]; otherwise it deletes the model again and tries once
+more after --retry-after seconds with the data that arrived meanwhile. It does nothing when the registry holds a
+model that is not the demo's (an imported, uploaded or trained model wins) or a demo model trained here already.
 """
 
 from __future__ import annotations
@@ -14,67 +17,88 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from modelregistry.demo import demo_model_meta
-from modelregistry.models import ActiveModel, ModelSource
-from modelregistry.services import deactivate_model
-from modelregistry.training import TrainingConfig, TrainingDataError, train
-
-DEMO_NAME = "demo: +5% in 2 min (XGBoost, trained on this market)"
-
-
-def _fixture_demo_models():
-    return ActiveModel.objects.filter(
-        model_name=demo_model_meta()["name"], source=ModelSource.COMMAND_LINE, model_id__isnull=True
-    )
-
-
-def _other_models_exist() -> bool:
-    return ActiveModel.objects.exclude(pk__in=_fixture_demo_models().values("pk")).exists()
+from modelregistry.demo import DEMO_ALERT_THRESHOLD, DEMO_MIN_ROC_AUC, ROLE_TRAINED, demo_training_config
+from modelregistry.demo_services import serve_trained_demo_model
+from modelregistry.selectors import demo_models, other_models_exist
+from modelregistry.services import delete_model
+from modelregistry.training import TrainingDataError, TrainingResult, train
+from modelregistry.training.config import alert_sentence
 
 
 class Command(BaseCommand):
-    help = "Train and activate a demo model on this market's data once enough rows exist (for make run)."
+    help = "Train a demo model on this market's data once enough rows exist and serve it if it ranks well."
     requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--wait", type=float, default=0, help="keep trying this many seconds (default: once)")
-        parser.add_argument("--poll", type=float, default=10, help="seconds between attempts (default 10)")
-        parser.add_argument("--min-rows", type=int, default=300, help="labelled rows needed (default 300)")
+        parser.add_argument("--poll", type=float, default=30, help="seconds between checks for data (default 30)")
+        parser.add_argument("--min-rows", type=int, default=6000, help="labelled rows needed (default 6000)")
+        parser.add_argument(
+            "--min-roc-auc", type=float, default=DEMO_MIN_ROC_AUC,
+            help=f"serve the model only from this ROC AUC on its test window (default {DEMO_MIN_ROC_AUC})",
+        )
+        parser.add_argument(
+            "--retry-after", type=float, default=600, help="seconds before training again after a weak model (600)"
+        )
         parser.add_argument("--stop-with", type=int, help="stop waiting when this process has ended (make run's pid)")
 
-    def handle(self, *args, wait: float, poll: float, min_rows: int, stop_with: int | None = None, **options):
+    def handle(self, *args, wait: float, poll: float, min_rows: int, min_roc_auc: float, retry_after: float,
+             stop_with: int | None = None, **options):
         deadline = time.monotonic() + max(0.0, wait)
-        config = TrainingConfig(
-            model_type="xgboost", future_minutes=2, min_percent_change=5.0, direction="up", n_estimators=100,
-            max_depth=4, max_rows=5000, min_rows=min_rows, name=DEMO_NAME, activate=True,
-        )
+        config = demo_training_config(min_rows=min_rows, alert_threshold=float(DEMO_ALERT_THRESHOLD))
         announced_at = None
         while True:
-            if _other_models_exist():
-                self.stdout.write("train_demo_model: the registry holds a model of its own; no demo model trained.")
+            if other_models_exist():
+                self.say("the registry holds a model of its own; no demo model trained.")
                 return
+            if any((m.training_details or {}).get("demo", {}).get("role") == ROLE_TRAINED for m in demo_models()):
+                self.say("a demo model was trained on this market already; nothing to do.")
+                return
+            pause = poll
             try:
                 result = train(config)
-                break
             except TrainingDataError as exc:
-                if time.monotonic() + poll > deadline:
-                    self.stdout.write(f"train_demo_model: gave up, not enough market data yet: {exc}")
-                    return
-                if announced_at is None or time.monotonic() - announced_at >= 60:  # at most once a minute
-                    self.stdout.write(f"train_demo_model: waiting for market data ({exc}); retrying every {poll:g} s")
+                if announced_at is None or time.monotonic() - announced_at >= 300:  # at most every five minutes
+                    self.say(f"waiting for market data ({exc}); checking every {poll:g} s")
                     announced_at = time.monotonic()
-            until = time.monotonic() + poll
+            else:
+                if self.serve_if_good(result, min_roc_auc):
+                    return
+                pause = retry_after
+            if time.monotonic() + pause > deadline:
+                self.say("gave up: no demo model good enough to serve yet; the bundled model keeps serving.")
+                return
+            until = time.monotonic() + pause
             while time.monotonic() < until:
                 if stop_with and not _alive(stop_with):  # `make run` ended: stop with it
                     return
                 time.sleep(min(1.0, max(0.0, until - time.monotonic())))
 
-        replaced = list(_fixture_demo_models().filter(is_active=True).values_list("pk", flat=True))
-        for pk in replaced:
-            deactivate_model(active_model_id=pk)
-        self.stdout.write("train_demo_model: " + result.summary().replace("\n", " "))
-        if replaced:
-            self.stdout.write("train_demo_model: the bundled fixture demo model is now inactive.")
+    def serve_if_good(self, result: TrainingResult, min_roc_auc: float) -> bool:
+        auc = result.metrics["roc_auc"]
+        counts = result.counts
+        if auc is None or auc < min_roc_auc:
+            delete_model(active_model_id=result.model.pk)
+            self.say(
+                f"the model trained on {counts['train_rows']} rows reached ROC AUC "
+                f"{'n/a' if auc is None else f'{auc:.3f}'} on its test window, below {min_roc_auc:g}: deleted it; "
+                "the bundled model keeps serving and training runs again with more data."
+            )
+            return False
+        replaced = [m.pk for m in demo_models() if m.is_active and m.pk != result.model.pk]
+        reason = (
+            f"trained here by train_demo_model on {counts['train_rows']} rows of this market and tested on the "
+            f"{counts['test_rows']} newest: ROC AUC {auc:.3f} (at least {min_roc_auc:g} needed to replace the "
+            f"bundled model). {alert_sentence(result.test_alerts)}"
+        ).strip()
+        model = serve_trained_demo_model(trained_model_id=result.model.pk, replaced_model_ids=replaced, reason=reason)
+        result.model = model
+        self.say(result.summary().replace("\n", " "))
+        self.say(f"serving '{model.display_name}' (#{model.pk}); {len(replaced)} bundled demo model(s) deactivated.")
+        return True
+
+    def say(self, message: str) -> None:
+        self.stdout.write(f"train_demo_model: {message}")
 
 
 def _alive(pid: int) -> bool:

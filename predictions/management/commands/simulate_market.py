@@ -16,13 +16,15 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import psycopg
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
+from predictions.demo_services import record_simulated_market
 from predictions.simulation import COLUMNS, MarketSimulator
 from pumpserver.database import open_connection
 
@@ -76,13 +78,20 @@ class Command(BaseCommand):
             f"simulate_market: {plan.coins} coins, seed {plan.seed}, at most {plan.rate:g} rows/s, {clock}, "
             f"stopping after {limit} (Ctrl-C stops early)"
         )
-        with _stop_on_signals(collector.stop):
-            try:
-                with open_connection(autocommit=True) as connection, psycopg.RawCursor(connection) as cursor:
-                    collector.run(cursor)
-            except psycopg.Error as exc:
-                reason = " ".join(str(exc).split()) or type(exc).__name__
-                raise CommandError(f"simulate_market stopped after {collector.rows} rows: {reason}") from None
+        # Recorded for the pages (the dashboard's demo banner): this database's market data is simulated.
+        record = {"coins": plan.coins, "seed": plan.seed, "realtime": plan.realtime, "started_at": _now()}
+        record_simulated_market(**record)
+        try:
+            with _stop_on_signals(collector.stop):
+                try:
+                    with open_connection(autocommit=True) as connection, psycopg.RawCursor(connection) as cursor:
+                        collector.run(cursor)
+                except psycopg.Error as exc:
+                    reason = " ".join(str(exc).split()) or type(exc).__name__
+                    raise CommandError(f"simulate_market stopped after {collector.rows} rows: {reason}") from None
+        finally:
+            with suppress(DatabaseError):  # the database went away: the record stays "running"
+                record_simulated_market(**record, finished_at=_now(), rows=collector.rows)
         self.stdout.write(collector.summary())
 
 
@@ -255,6 +264,10 @@ def _start_time(value: str | None) -> datetime:
     if start.tzinfo is None:  # a collector writes UTC; a naive time is read as UTC, not as the machine's zone
         start = start.replace(tzinfo=timezone.utc)
     return start.astimezone(timezone.utc)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def _iso(moment: datetime | None) -> str:
