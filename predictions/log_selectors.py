@@ -1,5 +1,5 @@
-"""Reads behind the prediction-log endpoints: `GET /api/model-predictions` (L1), coin details (L3) and the
-legacy `GET /api/predictions*` (P2/P3), all on `model_predictions`.
+"""Reads behind the prediction-log endpoints: `GET /api/model-predictions` (L1), coin details (L3), the
+legacy `GET /api/predictions*` (P2/P3) and the CSV exports, all on `model_predictions`.
 
 (Kept apart from predictions/selectors.py, which holds the listener's batch reads.)
 """
@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Iterator
 
-from django.db.models import Q, QuerySet
+from django.db.models import CharField, F, Q, QuerySet, Value
+from django.db.models.functions import Coalesce, NullIf
 
 from modelregistry.models import ActiveModel
 from predictions.models import CoinMetric, ModelPrediction, PredictionStatus, Tag
@@ -274,3 +276,33 @@ def latest_prediction(*, coin_id: str, model_id: int | None = None) -> ModelPred
     if model_id is not None:
         queryset = queryset.filter(model_id=model_id)
     return queryset.order_by("-prediction_timestamp", "-id").first()
+
+
+# --- CSV exports ------------------------------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = (
+    "id", "prediction_timestamp", "coin_id", "active_model_id", "model_name", "model_id", "model_version",
+    "prediction", "probability", "tag", "status", "evaluation_result", "evaluation_timestamp", "evaluated_at",
+    "price_close_at_prediction", "price_close_at_evaluation", "actual_price_change_pct", "ath_highest_pct",
+    "ath_lowest_pct", "market_cap_at_prediction", "volume_at_prediction", "phase_id_at_prediction",
+    "evaluation_note", "created_at",
+)
+EXPORT_CHUNK_ROWS = 2000
+
+
+def export_rows(*, filters: dict) -> Iterator[tuple]:
+    """Every prediction the prediction-log `filters` select, newest data time first, as tuples of EXPORT_COLUMNS.
+
+    No cap: the rows come from a server-side cursor, EXPORT_CHUNK_ROWS at a time, so memory stays flat however
+    many there are. Close the iterator when stopping early (that closes the cursor).
+    """
+    display_name = Coalesce(NullIf(F("active_model__custom_name"), Value("")), F("active_model__model_name"),
+                            output_field=CharField())
+    return (
+        ModelPrediction.objects.filter(model_predictions_filter(**filters))
+        .annotate(model_name=display_name)
+        .order_by("-prediction_timestamp", "-id")
+        .values_list(*EXPORT_COLUMNS)
+        .iterator(chunk_size=EXPORT_CHUNK_ROWS)
+    )
+

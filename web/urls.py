@@ -23,6 +23,7 @@ model_routes = [
     path("models/import/available/", model_pages.available_models, name="available"),
     path("models/import/run/", model_pages.import_model, name="import-run"),
     path("models/<int:active_model_id>/", model_pages.model_detail, name="detail"),
+    path("models/<int:active_model_id>/predictions.csv", model_pages.model_predictions_csv, name="predictions-csv"),
     path("models/<int:active_model_id>/config/", model_pages.model_config, name="config"),
     path("models/<int:active_model_id>/activate/", model_pages.model_activate, name="activate"),
     path("models/<int:active_model_id>/deactivate/", model_pages.model_deactivate, name="deactivate"),
@@ -52,6 +53,7 @@ quality_routes = [
 
 alert_routes = [
     path("alerts/", alert_pages.alert_list, name="list"),
+    path("alerts.csv", alert_pages.alerts_csv, name="csv"),
 ]
 
 # Literal paths under models/ (available, import, upload) come before models/<int:…> so the order says so,

@@ -1,10 +1,17 @@
 """Helpers every app's API shares: validated query/body data, limit/offset paging with the existing server's defaults
-and a hard maximum, id fields that fit PostgreSQL's bigint, and the schema's 400 and 404 answers."""
+and a hard maximum, id fields that fit PostgreSQL's bigint, the schema's 400 and 404 answers, and the base of the
+CSV download endpoints."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse
+import json
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 MAX_PAGE_SIZE = 1000
 BIGINT_MAX = 2**63 - 1
@@ -49,3 +56,31 @@ def query_data(query_params, *, lists: tuple[str, ...] = ()) -> dict:
         if values:
             data[key] = values if key in lists else values[-1]
     return data
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets a client that accepts only text/csv reach a CSV endpoint. The CSV itself is a StreamingHttpResponse,
+    which no renderer touches; this one only ever sees error bodies, and CsvExportView answers those as JSON."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return json.dumps(data).encode(self.charset)
+
+
+class CsvExportView(APIView):
+    """A CSV download endpoint: the rows as text/csv (web.csv_export), every error as JSON."""
+
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if isinstance(response, Response):  # an error (400, 401, 404, 406): JSON, whatever the client accepts
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+CSV_RESPONSES = {(200, "text/csv"): OpenApiTypes.STR, 400: BAD_REQUEST}
+NO_FORMAT_PARAMETER = OpenApiParameter("format", exclude=True)
+

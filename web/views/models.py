@@ -26,6 +26,7 @@ from modelregistry.training_service import (
 from predictions import log_selectors
 from predictions import selectors as prediction_selectors
 from web import charts
+from web.csv_export import csv_response
 from web.forms.models import (
     TIME_RANGES,
     ImportForm,
@@ -215,8 +216,8 @@ def import_model(request):
 # --- details ----------------------------------------------------------------------------------------------------------
 
 
-def _predictions_context(request, model: ActiveModel) -> dict:
-    form = PredictionFilterForm(request.GET or None)
+def _prediction_filters(form: PredictionFilterForm, model: ActiveModel) -> tuple[dict, int]:
+    """The prediction log's filters and the page number of the model page's filter form (list and CSV alike)."""
     filters = {"active_model_id": model.pk}
     page = 1
     if form.is_bound and form.is_valid():
@@ -230,6 +231,12 @@ def _predictions_context(request, model: ActiveModel) -> dict:
         if data.get("date_to"):
             filters["alert_time_to"] = data["date_to"]
         page = data.get("page") or 1
+    return filters, page
+
+
+def _predictions_context(request, model: ActiveModel) -> dict:
+    form = PredictionFilterForm(request.GET or None)
+    filters, page = _prediction_filters(form, model)
     pager = Pager(page, PREDICTIONS_PER_PAGE)
     result = log_selectors.model_predictions_page(filters=filters, limit=pager.limit, offset=pager.offset)
     return {
@@ -340,6 +347,16 @@ def model_detail(request, active_model_id: int):
     if partial_request(request) and request.GET.get("partial") == "charts":
         return render(request, f"{template}#charts", context)
     return render(request, template, context)
+
+
+@page_login_required
+@require_GET
+def model_predictions_csv(request, active_model_id: int):
+    """`/models/<id>/predictions.csv`: every prediction the model page's filters select (not just one page)."""
+    model = _model_or_404(active_model_id)
+    filters, _page = _prediction_filters(PredictionFilterForm(request.GET or None), model)
+    return csv_response(request, header=log_selectors.EXPORT_COLUMNS, rows=log_selectors.export_rows(filters=filters),
+                        filename=f"model-{model.pk}-predictions.csv")
 
 
 # --- per-model settings -----------------------------------------------------------------------------------------------

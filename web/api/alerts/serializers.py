@@ -270,3 +270,33 @@ class DeleteAlertsResponseSerializer(serializers.Serializer):
     success = serializers.BooleanField()
     active_model_id = serializers.IntegerField()
     deleted_alerts = serializers.IntegerField()
+
+
+ALERT_CSV_STATUSES = {"pending": "wait", "success": "success", "failed": "failed", "expired": "not_applicable"}
+
+
+class AlertsCsvQuerySerializer(serializers.Serializer):
+    """Filters of `GET /api/alerts.csv` (those of the alerts page)."""
+
+    active_model_id = id_field(required=False, help_text="Only this model's alerts.")
+    status = serializers.ChoiceField(choices=list(ALERT_CSV_STATUSES), required=False)
+    coin_id = serializers.CharField(max_length=255, required=False)
+    date_from = serializers.DateTimeField(required=False, help_text="ISO-8601; prediction_timestamp >= it.")
+    date_to = serializers.DateTimeField(required=False, help_text="ISO-8601; prediction_timestamp <= it.")
+
+    def filters(self) -> dict:
+        """The prediction log's filters (log_selectors.model_predictions_filter) for these parameters."""
+        data = self.validated_data
+        filters = {"tag": "alert"}
+        if "active_model_id" in data:
+            filters["active_model_id"] = data["active_model_id"]
+        if "status" in data:
+            filters["evaluation_statuses"] = [ALERT_CSV_STATUSES[data["status"]]]
+        if data.get("coin_id"):
+            filters["coin_id"] = data["coin_id"]
+        if "date_from" in data:
+            filters["alert_time_from"] = data["date_from"]
+        if "date_to" in data:
+            filters["alert_time_to"] = data["date_to"]
+        return filters
+

@@ -5,9 +5,11 @@ from rest_framework.views import APIView
 
 from alerts import legacy_selectors, legacy_services, selectors
 from modelregistry.models import ActiveModel
+from predictions import log_selectors
 from web.api.alerts.serializers import (
     AlertDetailsQuerySerializer,
     AlertDetailsSerializer,
+    AlertsCsvQuerySerializer,
     AlertsQuerySerializer,
     AlertsResponseSerializer,
     AlertStatisticsQuerySerializer,
@@ -18,7 +20,16 @@ from web.api.alerts.serializers import (
     ModelStatisticsSerializer,
     ResetStatisticsResponseSerializer,
 )
-from web.api.common import BAD_REQUEST, NOT_FOUND, query_data, validated
+from web.api.common import (
+    BAD_REQUEST,
+    CSV_RESPONSES,
+    NO_FORMAT_PARAMETER,
+    NOT_FOUND,
+    CsvExportView,
+    query_data,
+    validated,
+)
+from web.csv_export import csv_response
 
 MODEL_COUNTS_MAP_SCHEMA = {
     "type": "object",
@@ -135,3 +146,23 @@ class ModelAlertsView(APIView):
         except legacy_services.ModelNotFound:
             raise NotFound(f"Model {active_model_id} not found") from None
         return Response({"success": True, "active_model_id": active_model_id, "deleted_alerts": deleted})
+
+
+class AlertsCsvView(CsvExportView):
+    """Alerts as CSV (the alerts page's filters: model, verdict, coin, time), newest first, streamed without a cap."""
+
+    @extend_schema(
+        operation_id="alerts_csv",
+        parameters=[AlertsCsvQuerySerializer, NO_FORMAT_PARAMETER],
+        responses={**CSV_RESPONSES, 404: NOT_FOUND},
+    )
+    def get(self, request):
+        query = AlertsCsvQuerySerializer(data=query_data(request.query_params))
+        query.is_valid(raise_exception=True)
+        filters = query.filters()
+        if "active_model_id" in filters:
+            _model_or_404(filters["active_model_id"])
+        suffix = f"model-{filters['active_model_id']}-" if "active_model_id" in filters else ""
+        return csv_response(request, header=log_selectors.EXPORT_COLUMNS,
+                            rows=log_selectors.export_rows(filters=filters), filename=f"{suffix}alerts.csv")
+

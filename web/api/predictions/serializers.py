@@ -203,3 +203,23 @@ class PredictionsResponseSerializer(serializers.Serializer):
     limit = serializers.IntegerField()
     offset = serializers.IntegerField()
 
+
+class PredictionsCsvQuerySerializer(serializers.Serializer):
+    """Filters of `GET /api/models/{id}/predictions.csv` (those of the model page, and the verdicts)."""
+
+    coin_id = serializers.CharField(max_length=255, required=False)
+    tag = serializers.ChoiceField(choices=Tag.values, required=False)
+    evaluation_statuses = serializers.ListField(
+        child=serializers.ChoiceField(choices=EVALUATION_STATUSES), required=False, max_length=20,
+        help_text="Repeatable; the union of the given verdicts, `wait` = not evaluated yet.",
+    )
+    date_from = serializers.DateTimeField(required=False, help_text="ISO-8601; prediction_timestamp >= it.")
+    date_to = serializers.DateTimeField(required=False, help_text="ISO-8601; prediction_timestamp <= it.")
+
+    def filters(self) -> dict:
+        """The prediction log's filters (log_selectors.model_predictions_filter) for these parameters."""
+        data = self.validated_data
+        names = {"coin_id": "coin_id", "tag": "tag", "evaluation_statuses": "evaluation_statuses",
+                 "date_from": "alert_time_from", "date_to": "alert_time_to"}
+        return {names[key]: value for key, value in data.items()}
+

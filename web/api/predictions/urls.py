@@ -17,5 +17,9 @@ urlpatterns = [
     ),
     path("admin/delete-old-logs/<int:active_model_id>", views.DeleteOldLogsView.as_view(), name="delete-old-logs"),
     path("predictions", views.PredictionsView.as_view(), name="predictions"),
+    path(
+        "models/<int:active_model_id>/predictions.csv", views.ModelPredictionsCsvView.as_view(),
+        name="model-predictions-csv",
+    ),
     path("predictions/latest/<str:coin_id>", views.LatestPredictionView.as_view(), name="predictions-latest"),
 ]

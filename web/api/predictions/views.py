@@ -3,9 +3,19 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from modelregistry import selectors as registry_selectors
+from modelregistry.models import ActiveModel
 from predictions import log_selectors, log_services
 from predictions.services import NoActiveModels, predict_coin
-from web.api.common import BAD_REQUEST, NOT_FOUND, query_data, validated
+from web.api.common import (
+    BAD_REQUEST,
+    CSV_RESPONSES,
+    NO_FORMAT_PARAMETER,
+    NOT_FOUND,
+    CsvExportView,
+    query_data,
+    validated,
+)
 from web.api.predictions.serializers import (
     CoinDetailsQuerySerializer,
     CoinDetailsSerializer,
@@ -16,11 +26,13 @@ from web.api.predictions.serializers import (
     ModelPredictionsQuerySerializer,
     ModelPredictionsResponseSerializer,
     PredictionDetailSerializer,
+    PredictionsCsvQuerySerializer,
     PredictionsQuerySerializer,
     PredictionsResponseSerializer,
     PredictRequestSerializer,
     PredictResponseSerializer,
 )
+from web.csv_export import csv_response
 
 
 class PredictView(APIView):
@@ -147,3 +159,24 @@ class LatestPredictionView(APIView):
         if row is None:
             raise NotFound(f"No prediction found for coin {coin_id}")
         return Response(PredictionDetailSerializer(row).data)
+
+
+class ModelPredictionsCsvView(CsvExportView):
+    """Every prediction of one model as CSV (the model page's filters), newest first, streamed without a cap."""
+
+    @extend_schema(
+        operation_id="model_predictions_csv",
+        parameters=[PredictionsCsvQuerySerializer, NO_FORMAT_PARAMETER],
+        responses={**CSV_RESPONSES, 404: NOT_FOUND},
+    )
+    def get(self, request, active_model_id: int):
+        query = PredictionsCsvQuerySerializer(data=query_data(request.query_params, lists=("evaluation_statuses",)))
+        query.is_valid(raise_exception=True)
+        try:
+            registry_selectors.get_model(active_model_id=active_model_id)
+        except ActiveModel.DoesNotExist:
+            raise NotFound(f"Model {active_model_id} not found") from None
+        rows = log_selectors.export_rows(filters={"active_model_id": active_model_id, **query.filters()})
+        return csv_response(request, header=log_selectors.EXPORT_COLUMNS, rows=rows,
+                            filename=f"model-{active_model_id}-predictions.csv")
+
