@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint bench stop-db clean
+.PHONY: run test lint bench stop-db clean admin-password
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ run: $(VENV)/.installed-base
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py ensure_demo_model
 	HOST=$(HOST) PORT=$(PORT) PY=$(PY) ./deploy/run-local.sh
+
+# A new password for the admin user (ADMIN_USERNAME, default admin), printed and kept in var/admin-password.
+admin-password: $(VENV)/.installed-base
+	@$(PY) manage.py migrate --noinput -v 0
+	@$(PY) manage.py reset_admin_password
 
 # promtool (Debian package prometheus) checks the /metrics exposition in tests/test_metrics.py: installed when
 # missing and we can (root with apt-get); otherwise that test skips (and fails under CI=true).

@@ -1,26 +1,24 @@
-"""Create the admin user on first start: password from ADMIN_PASSWORD, or generated and printed once."""
+"""Create the admin user on first start: password from ADMIN_PASSWORD, or generated and kept in var/admin-password
+(mode 0600) for `make run`'s start-up box (login_box) to show once."""
 
 import os
-import secrets
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+
+from pumpserver.account_services import admin_username, ensure_admin_user, password_file
 
 
 class Command(BaseCommand):
     help = "Create the superuser ADMIN_USERNAME (default admin) if it does not exist yet."
 
     def handle(self, *args, **options):
-        username = os.environ.get("ADMIN_USERNAME", "admin")
-        users = get_user_model()
-        if users.objects.filter(username=username).exists():
-            self.stdout.write(f"Admin user '{username}' exists; its password is unchanged.")
-            return
-        password = os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-        users.objects.create_superuser(username=username, email="", password=password)
-        if os.environ.get("ADMIN_PASSWORD"):
-            self.stdout.write(f"Created admin user '{username}' with the password from ADMIN_PASSWORD.")
+        login = ensure_admin_user(username=admin_username(), password=os.environ.get("ADMIN_PASSWORD") or None)
+        if not login.created:
+            self.stdout.write(f"Admin user '{login.username}' exists; its password is unchanged.")
+        elif login.generated:
+            self.stdout.write(
+                f"Created admin user '{login.username}' with a generated password, kept in {password_file()} "
+                "(make run shows it once it has started; make admin-password sets a new one)."
+            )
         else:
-            self.stdout.write(self.style.WARNING(
-                f"Created admin user '{username}' with password: {password}  (shown once; change it in the admin)"
-            ))
+            self.stdout.write(f"Created admin user '{login.username}' with the password from ADMIN_PASSWORD.")
