@@ -117,8 +117,10 @@ def ath_merge_sql(*, high: str, high_at: str, low: str, low_at: str) -> str:
 
 # How a prediction is judged, as CTEs over a CTE `claimed` with the columns id, coin_id, active_model_id, prediction,
 # prediction_timestamp, evaluation_timestamp and price_close_at_prediction: `verdicts` gives each claimed row its
-# result, note, change and evaluation snapshot. The worker's evaluation and a backtest's judging both use it.
-VERDICT_CTES = f"""
+# result, note, change and evaluation snapshot. The worker's evaluation and a backtest's judging both use it: the
+# worker as VERDICT_CTES (the facts of each row, then the rule), a backtest with facts it gathers set-wise for many
+# rows of a coin at once (backtests/services.py) followed by the same rule, VERDICT_RULE_CTES.
+VERDICT_FACTS_CTE = """
 facts AS (
     -- Each claimed row with its model's current target and its evaluation snapshot. The snapshot must lie at or
     -- after the prediction: an older row says nothing about what happened after it (weakness 6).
@@ -146,7 +148,11 @@ facts AS (
              ORDER BY c."timestamp" DESC
              LIMIT 1
            ) snapshot ON true
-),
+)"""
+
+# The rule over `facts` (id, prediction, start_price, model_exists, target_pct, direction, target_variable,
+# target_operator, target_value, is_classic, snapshot_at, the snapshot's prices and classic_json).
+VERDICT_RULE_CTES = f"""
 measured AS (
     SELECT f.*,
            {percent_change_sql("f.price_close", "f.start_price")} AS change_pct,
@@ -195,6 +201,7 @@ verdicts AS (
       FROM outcomes o
 )
 """
+VERDICT_CTES = f"{VERDICT_FACTS_CTE},\n{VERDICT_RULE_CTES}"
 
 EVALUATE_DUE_SQL = f"""
 WITH claimed AS (

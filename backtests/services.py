@@ -3,10 +3,11 @@ live ones, and say how the replay compares with what the model served live.
 
 A run is created (`create_run`: validated, nothing stored on bad input), then executed once (`execute_run`: by the
 worker for REST and MCP, in the foreground by `manage.py backtest`). Execution reads the range coin group by coin
-group (memory stays bounded whatever the range), replays each group through `inference.replay` (the listener's
-features and scoring, each row as if it had just arrived), stores the predictions with COPY, judges them set-wise
-with the worker's own verdict SQL (`alerts.services.VERDICT_CTES`), and stores a summary. A run that crashes or is
-cancelled ends `failed` with its rows removed; it never looks complete.
+group (memory stays bounded whatever the range; coins that trade at the same time together), replays each group
+through `inference.replay` (the listener's features and scoring, each row as if it had just arrived), stores the
+predictions judged with the worker's own verdict rule (`backtests.row_services`: a COPY and one set-wise INSERT per
+group), and stores a summary. A run that crashes or is cancelled ends `failed` with its rows removed; it never looks
+complete.
 """
 
 from __future__ import annotations
@@ -21,19 +22,18 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from alerts.services import VERDICT_CTES
 from backtests.models import FINAL_STATES, BacktestRow, BacktestRun, RunState
+from backtests.row_services import judge_later, store_judged
 from backtests.summary import live_comparison, summarize
 from inference import history
-from inference.replay import ReplayedRows, ScanRules, replay
+from inference.replay import ScanRules, replay
 from inference.scoring import ServedModel
 from modelregistry.models import ActiveModel
 from modelregistry.serving import model_cache, served_model_by_id
 from predictions.services import CLASSIC_HORIZON
 
-# Rows replayed per coin group: bounds the memory of one step (the as-of histories of its rows).
+# Rows replayed per coin group: bounds the memory of one step (the group's rows, features and staged rows).
 GROUP_ROWS = 50_000
-JUDGE_ROWS = 200_000  # rows judged per statement
 RUN_TASK = "backtests.tasks.run_backtest"
 TASK_TIMEOUT_SECONDS = 6 * 3600  # a run of the longest range on a slow machine; the claim keeps it from running twice
 
@@ -41,30 +41,6 @@ CLAIM_RUN_SQL = """
 UPDATE backtest_runs SET state = 'running', started_at = %(now)s, heartbeat_at = %(now)s
  WHERE id = %(run)s AND state = 'queued'
 """
-
-# Judging: the worker's verdict CTEs over this run's rows whose horizon lies within the recorded data. The start price
-# is the coin's newest row at or before the prediction, as the listener stores it.
-JUDGE_SQL = f"""
-WITH claimed AS (
-    SELECT b.id, b.coin_id, %(model)s::bigint AS active_model_id, b.prediction, b.prediction_timestamp,
-           b.evaluation_timestamp, start.price_close AS price_close_at_prediction
-      FROM backtest_rows b
-      LEFT JOIN LATERAL (
-           SELECT m.price_close FROM coin_metrics m
-            WHERE m.mint = b.coin_id AND m."timestamp" <= b.prediction_timestamp
-            ORDER BY m."timestamp" DESC
-            LIMIT 1
-      ) start ON true
-     WHERE b.run_id = %(run)s AND b.id > %(after)s AND b.id <= %(upto)s
-       AND b.evaluation_timestamp <= %(data_end)s
-),
-{VERDICT_CTES}
-UPDATE backtest_rows b
-   SET evaluation_result = v.result, actual_price_change_pct = v.change_pct
-  FROM verdicts v
- WHERE b.id = v.id
-"""
-
 
 class BacktestError(ValueError):
     """Input a backtest cannot run on; `field` names the input at fault."""
@@ -161,9 +137,10 @@ def execute_run(*, run_id: int, progress: Callable[[BacktestRun], None] | None =
         return run
     started = time.perf_counter()
     try:
-        rows_read = _replay_and_store(run, progress)
+        rows_read, judged_until = _replay_and_store(run, progress)
         data_end = _newest_market_time()
-        _judge(run, data_end=data_end)
+        if data_end is not None and data_end != judged_until:  # the market grew during the run
+            judge_later(run_id=run.pk, model_id=run.active_model_id, data_end=data_end)
         summary = summarize(run=run, rows_replayed=rows_read, data_end=data_end,
                             duration_s=time.perf_counter() - started)
         summary["live"] = live_comparison(run=run)
@@ -196,70 +173,54 @@ def _settings_of(model: ServedModel) -> dict:
 
 
 def coin_groups(counts: dict[str, int], *, group_rows: int = GROUP_ROWS) -> list[list[str]]:
-    """Coins (by mint) in groups of about `group_rows` rows of the range; a coin is never split."""
+    """Coins (by mint, in the order given) in groups of about `group_rows` rows of the range; a coin is never
+    split."""
     groups, current, size = [], [], 0
-    for mint in sorted(counts):
-        if current and size + counts[mint] > group_rows:
+    for mint, count in counts.items():
+        if current and size + count > group_rows:
             groups.append(current)
             current, size = [], 0
         current.append(mint)
-        size += counts[mint]
+        size += count
     if current:
         groups.append(current)
     return groups
 
 
-def _replay_and_store(run: BacktestRun, progress) -> int:
+def _replay_and_store(run: BacktestRun, progress) -> tuple[int, datetime | None]:
+    """Replay and store every group; returns the rows of the range and the market time the rows were judged up to."""
     model = served_model_by_id(active_model_id=run.active_model_id)
     ready = model_cache(size=1).get(model)
-    counts = history.window_counts(since=run.start, until=run.end)
+    counts = history.window_counts(since=run.start, until=run.end)  # coins in the order of their first row
     run.rows_total = sum(counts.values())
     run.save(update_fields=["rows_total"])
     rules = ScanRules(model)
     horizon = timedelta(minutes=model.future_minutes) if model.future_minutes else CLASSIC_HORIZON
+    data_end = _newest_market_time()
     for mints in coin_groups(counts):
         if BacktestRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
             raise RunCancelled()
-        rows = history.coin_rows(columns=["phase_id_at_time"], since=run.start, until=run.end, mints=mints)
-        replayed = replay(model=model, ready=ready, rows=rows, rules=rules, threshold=run.threshold,
-                          history_limit=settings.FEATURE_HISTORY_SIZE)
-        _copy_rows(run, rows.mints, replayed, horizon)
+        wanted = [mint for mint in mints if model.whitelist is None or mint in model.whitelist]
+        if wanted:
+            rows = history.replay_rows(mints=wanted, phases=model.phases, since=run.start, until=run.end,
+                                       earlier=settings.FEATURE_HISTORY_SIZE - 1)
+            replayed = replay(model=model, ready=ready, rows=rows, mints=wanted, since_us=history.to_micros(run.start),
+                              rules=rules, threshold=run.threshold, history_limit=settings.FEATURE_HISTORY_SIZE)
+            store_judged(run_id=run.pk, model_id=run.active_model_id, mints=wanted, replayed=replayed,
+                         horizon_us=horizon // timedelta(microseconds=1), data_end=data_end)
         run.rows_done += sum(counts[mint] for mint in mints)
         run.progress = min(run.rows_done / max(run.rows_total, 1), 1.0)
         run.heartbeat_at = timezone.now()
         run.save(update_fields=["rows_done", "progress", "heartbeat_at"])
         if progress is not None:
             progress(run)
-    return run.rows_total
-
-
-def _copy_rows(run: BacktestRun, mints: list[str], replayed: ReplayedRows, horizon: timedelta) -> None:
-    columns = "run_id, coin_id, prediction_timestamp, evaluation_timestamp, probability, prediction, tag"
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY backtest_rows ({columns}) FROM STDIN") as copy:
-        for k in range(len(replayed)):
-            moment = history.from_micros(int(replayed.timestamps_us[k]))
-            copy.write_row((run.pk, mints[replayed.coin[k]], moment, moment + horizon,
-                            float(replayed.probabilities[k]), int(replayed.predictions[k]), replayed.tags[k]))
+    return run.rows_total, data_end
 
 
 def _newest_market_time() -> datetime | None:
     with connection.cursor() as cursor:
         cursor.execute('SELECT max("timestamp") FROM coin_metrics')
         return cursor.fetchone()[0]
-
-
-def _judge(run: BacktestRun, *, data_end: datetime | None) -> None:
-    """Verdicts for every row whose horizon the recorded data reaches; the others stay unjudged (NULL)."""
-    if data_end is None:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT min(id) - 1, max(id) FROM backtest_rows WHERE run_id = %s", [run.pk])
-        first, last = cursor.fetchone()
-        if last is None:
-            return
-        for after in range(first, last, JUDGE_ROWS):
-            cursor.execute(JUDGE_SQL, {"model": run.active_model_id, "run": run.pk, "after": after,
-                                       "upto": after + JUDGE_ROWS, "data_end": data_end})
 
 
 def _discard(run: BacktestRun, *, error: str) -> None:

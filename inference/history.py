@@ -7,7 +7,7 @@ incremental cache as an optional layer over it.
   listener (without its cache), /api/predict and MCP read them.
 * `HistoryCache`: the listener's histories kept across batches; each batch reads only the rows that are new.
 * `coin_rows(columns=..., phases=..., since=..., until=..., mints=...)`: every row of every coin in a time window
-  (training labels, backtest replays); `window_counts` counts them per coin.
+  (training labels); `window_counts` counts them per coin; `replay_rows` reads what a backtest replays.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ class HistoryRows:
     bounds: np.ndarray
     timestamps_ns: np.ndarray
     values: np.ndarray
+    ids: np.ndarray | None = None  # coin_metrics ids of the rows (replay_rows only)
 
     def histories(self, mints: Sequence[str], first: int = 0) -> CoinHistories:
         """Requests `first ..` (one per mint, labelled with it) as a CoinHistories; requests without rows are left
@@ -170,7 +171,7 @@ SELECT m.mint, count(*)
   FROM coin_metrics m
  WHERE m."timestamp" >= %(since)s::timestamptz AND m."timestamp" <= %(until)s::timestamptz
  GROUP BY m.mint
- ORDER BY m.mint
+ ORDER BY min(m."timestamp"), m.mint
 """
 
 
@@ -200,10 +201,70 @@ def coin_rows(
 
 
 def window_counts(*, since: datetime, until: datetime) -> dict[str, int]:
-    """Rows per coin with since <= timestamp <= until, by mint."""
+    """Rows per coin with since <= timestamp <= until, by mint; coins in the order of their first row in the window
+    (coins that trade at the same time sit together in the table, so a replay reads them together)."""
     with connection.cursor() as cursor:
         cursor.execute(_WINDOW_COUNTS_SQL, {"since": since, "until": until})
         return dict(cursor.fetchall())
+
+
+# What a replay of [since, until] reads per coin: its newest `earlier` rows before `since` (the history its first
+# replayed row sees) and every row of the window, under the phase filter. A binary COPY of fixed-width rows (NULL is
+# sent as NaN), parsed by numpy: no Python object per value.
+_NAN_FLOAT8 = ", ".join(f"coalesce({value}, 'NaN')" for value in float8_select(VALUE_COLUMNS).split(", "))
+_PHASE_FILTER = "(%(phases)s::int[] IS NULL OR m.phase_id_at_time = ANY (%(phases)s::int[]))"
+REPLAY_ROWS_SQL = f"""
+COPY (
+SELECT req.i, h.*
+  FROM unnest(%(mints)s::text[]) WITH ORDINALITY AS req(mint, i)
+ CROSS JOIN LATERAL (
+       SELECT m.id, {EPOCH_MICROS_SQL}, {_NAN_FLOAT8}
+         FROM coin_metrics m
+        WHERE m.mint = req.mint AND m."timestamp" < %(since)s AND {_PHASE_FILTER}
+        ORDER BY m."timestamp" DESC
+        LIMIT %(earlier)s
+ ) h
+UNION ALL
+SELECT req.i, m.id, {EPOCH_MICROS_SQL}, {_NAN_FLOAT8}
+  FROM coin_metrics m
+  JOIN unnest(%(mints)s::text[]) WITH ORDINALITY AS req(mint, i) ON req.mint = m.mint
+ WHERE m.mint = ANY (%(mints)s::text[]) AND m."timestamp" >= %(since)s AND m."timestamp" <= %(until)s
+   AND {_PHASE_FILTER}
+) TO STDOUT (FORMAT BINARY)
+"""
+_COPY_HEADER_BYTES, _COPY_TRAILER_BYTES = 19, 2
+
+
+def replay_rows(
+    *, mints: Sequence[str], phases: Sequence[int] | None, since: datetime, until: datetime, earlier: int
+) -> HistoryRows:
+    """Per coin of `mints` (request k = mints[k]): its newest `earlier` rows before `since` and every row with
+    since <= timestamp <= until, passing the phase filter, ascending by time."""
+    params = {"mints": list(mints), "phases": None if not phases else list(phases), "since": since, "until": until,
+              "earlier": earlier}
+    with connection.cursor() as cursor, cursor.cursor.copy(REPLAY_ROWS_SQL, params) as copy:
+        data = b"".join(copy)
+    fields = 3 + len(VALUE_COLUMNS)  # request, id, µs, values
+    layout = np.dtype([("fields", ">i2")] + [(f"{kind}{k}", code) for k in range(fields)
+                                              for kind, code in (("size", ">i4"), ("value", ">i8" if k < 3 else ">f8"))])
+    body = memoryview(data)[_COPY_HEADER_BYTES : len(data) - _COPY_TRAILER_BYTES]
+    if len(body) % layout.itemsize:
+        raise ValueError("unexpected COPY row layout")
+    rows = np.frombuffer(body, dtype=layout)
+    if np.any(rows["fields"] != fields) or any(np.any(rows[f"size{k}"] != 8) for k in range(fields)):
+        raise ValueError("unexpected COPY row layout (a NULL or a field that is not 8 bytes)")
+    request = rows["value0"].astype(np.int64) - 1
+    micros = rows["value2"].astype(np.int64)
+    order = np.lexsort((micros, request))  # by request, then time ascending
+    values = np.empty((len(VALUE_COLUMNS), len(rows)))
+    for j in range(len(VALUE_COLUMNS)):
+        values[j] = rows[f"value{j + 3}"][order]
+    return HistoryRows(
+        bounds=np.searchsorted(request[order], np.arange(len(mints) + 1)),
+        timestamps_ns=micros[order] * 1000,
+        values=values,
+        ids=rows["value1"].astype(np.int64)[order],
+    )
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -15,9 +15,10 @@ from typing import Sequence
 
 import numpy as np
 
-from inference.as_of import features_as_of
-from inference.engine import ignore_rule, tag_for
-from inference.features import CoinHistories
+from inference.as_of import features_of_loaded_rows
+from inference.engine import ignore_rule
+from inference.features import VALUE_COLUMNS
+from inference.history import HistoryRows
 from inference.scoring import ReadyModel, ServedModel
 
 _MICROS_PER_SECOND = 1_000_000
@@ -25,13 +26,15 @@ _MICROS_PER_SECOND = 1_000_000
 
 @dataclass
 class ReplayedRows:
-    """The rows the model predicted, in the order of the input rows: coin index, time (µs), probability, 0/1, tag."""
+    """The rows the model predicted, in the order of the input rows: coin index, coin_metrics id, time (µs),
+    probability, 0/1, tag."""
 
     coin: np.ndarray
+    row_ids: np.ndarray
     timestamps_us: np.ndarray
     probabilities: np.ndarray
     predictions: np.ndarray
-    tags: list[str]
+    tags: np.ndarray
 
     def __len__(self) -> int:
         return len(self.coin)
@@ -70,37 +73,41 @@ class ScanRules:
         return kept
 
 
-def candidates(model: ServedModel, rows: CoinHistories) -> np.ndarray:
-    """Row indices of `rows` (coins with their rows in the window, a "phase_id_at_time" column) that pass the
-    model's whitelist and phase filter."""
-    passes = np.ones(len(rows.timestamps_ns), dtype=bool)
-    if model.whitelist is not None:
-        allowed = np.fromiter((mint in model.whitelist for mint in rows.mints), bool, rows.n_coins)
-        passes &= np.repeat(allowed, rows.lengths)
-    if model.phases:
-        passes &= np.isin(rows.columns["phase_id_at_time"], np.asarray(model.phases, dtype=np.float64))
-    return np.flatnonzero(passes)
-
-
 def replay(
-    *, model: ServedModel, ready: ReadyModel, rows: CoinHistories, rules: ScanRules, threshold: float,
-    history_limit: int,
+    *, model: ServedModel, ready: ReadyModel, rows: HistoryRows, mints: Sequence[str], since_us: int,
+    rules: ScanRules, threshold: float, history_limit: int,
 ) -> ReplayedRows:
-    """Predict every row of `rows` that the listener would have predicted, coin by coin in time order."""
-    picked = candidates(model, rows)
-    coin = np.repeat(np.arange(rows.n_coins), rows.lengths)[picked]
-    timestamps_us = rows.timestamps_ns[picked] // 1000
-    X = features_as_of(
-        mints=rows.mints, coin=coin, timestamps_us=timestamps_us, feature_names=ready.input_names,
-        engineered=model.engineered, windows=model.windows, phases=model.phases, history_limit=history_limit,
+    """Predict every row from `since_us` on that the listener would have predicted, coin by coin in time order.
+
+    `rows` holds, per coin `mints[k]`, its rows under the model's phase filter, ascending by time: the
+    `history_limit` - 1 rows before `since_us` (the history of its first replayed row) and the rows to replay
+    (what `inference.history.replay_rows` reads). Coins off the model's whitelist are left out."""
+    timestamps_us = rows.timestamps_ns // 1000
+    coin_of_row = np.repeat(np.arange(len(mints)), np.diff(rows.bounds))
+    replayed = timestamps_us >= since_us
+    if model.whitelist is not None:
+        allowed = np.fromiter((mint in model.whitelist for mint in mints), bool, len(mints))
+        replayed &= allowed[coin_of_row]
+    picked = np.flatnonzero(replayed)
+    coin = coin_of_row[picked]
+    X = features_of_loaded_rows(
+        row_ts=timestamps_us, values={name: rows.values[j] for j, name in enumerate(VALUE_COLUMNS)},
+        bounds=rows.bounds, slot=coin, ends=picked + 1, feature_names=ready.input_names, engineered=model.engineered,
+        windows=model.windows, history_limit=history_limit,
     )
     probabilities, predictions = ready.predict_proba_positive(X)
-    kept = rules.keep(rows.mints, coin, timestamps_us, probabilities, predictions)
+    kept = rules.keep(mints, coin, timestamps_us[picked], probabilities, predictions)
     probabilities, predictions = np.asarray(probabilities)[kept], np.asarray(predictions)[kept]
     return ReplayedRows(
         coin=coin[kept],
-        timestamps_us=timestamps_us[kept],
+        row_ids=rows.ids[picked][kept],
+        timestamps_us=timestamps_us[picked][kept],
         probabilities=probabilities,
         predictions=predictions,
-        tags=[tag_for(float(p), threshold) for p in probabilities],
+        tags=tags_for(probabilities, threshold),
     )
+
+
+def tags_for(probabilities: np.ndarray, threshold: float) -> np.ndarray:
+    """`inference.engine.tag_for` of every probability (an array of str)."""
+    return np.where(probabilities < 0.5, "negativ", np.where(probabilities < threshold, "positiv", "alert"))
