@@ -442,16 +442,23 @@ def test_webhooks_page_through(client):
 
 
 def test_settings_save_in_place_with_inline_errors(client):
-    response = client.post("/settings/", {"training_service_url": "not a url", "n8n_webhook_url": "",
-                                          "api_port": "", "streamlit_port": ""}, **HX)
+    response = client.post("/settings/", {"training_service_url": "not a url", "n8n_webhook_url": ""}, **HX)
     text = response.content.decode()
     assert 'id="field-training_service_url"' in text and "http:// or https://" in text and "<html" not in text
     assert not RuntimeSetting.objects.exists()
-    response = client.post("/settings/", {"training_service_url": "http://training:8000/api", "n8n_webhook_url": "",
-                                          "api_port": "8080", "streamlit_port": ""}, **HX)
+    response = client.post("/settings/", {"training_service_url": "http://training:8000/api", "n8n_webhook_url": ""},
+                           **HX)
     assert "Saved." in response.content.decode()
     assert RuntimeSetting.objects.get(key="training_service_url").value == "http://training:8000/api"
-    assert RuntimeSetting.objects.get(key="api_port").value == 8080
+
+
+def test_settings_show_where_the_server_really_serves_not_the_old_ports(client):
+    RuntimeSetting.objects.create(key="api_port", value=8000)  # an old client's informational value, kept for it
+    text = client.get("/settings/", HTTP_HOST="localhost:8123").content.decode()
+    assert '<dt>Serving at</dt><dd class="mono">http://localhost:8123/</dd>' in text
+    assert "API port" not in text and "Streamlit" not in text and "api_port" not in text
+    client.post("/settings/", {"training_service_url": "", "n8n_webhook_url": ""})
+    assert RuntimeSetting.objects.get(key="api_port").value == 8000  # saving the page leaves the old keys alone
 
 
 def test_info_shows_processes_mcp_snippet_and_creates_a_token(client, user):

@@ -35,12 +35,8 @@ class SettingsForm(forms.Form):
         help_text="Used by models without their own URL. N8N_WEBHOOK_URL, when set, wins.",
         widget=forms.URLInput(attrs={"placeholder": "https://n8n.example.com/webhook/…"}),
     )
-    api_port = forms.IntegerField(
-        label="API port", required=False, min_value=1, max_value=65535, help_text="Informational only."
-    )
-    streamlit_port = forms.IntegerField(
-        label="Streamlit port", required=False, min_value=1, max_value=65535, help_text="Informational only."
-    )
+    # The old server's informational api_port and streamlit_port keys stay in /api/config for its clients; the page
+    # leaves them out (they said nothing true about this server) and shows the address it is served at instead.
 
     def changes(self) -> dict:
         """Every key, as update_config takes it ("" and None reset a key to its default)."""

@@ -133,6 +133,7 @@ def settings_page(request):
         "form": form,
         "saved": saved,
         "current": config.get_config(),
+        "serving_at": request.build_absolute_uri("/"),
         "env_n8n": settings.N8N_WEBHOOK_URL,
         "env_training": settings.TRAINING_SERVICE_API_URL,
     }

@@ -13,4 +13,4 @@ class Command(BaseCommand):
         login = reset_admin_password(username=admin_username())
         state = "Created admin user" if login.created else "New password for admin user"
         self.stdout.write(f"{state} '{login.username}': {login.password}")
-        self.stdout.write(f"(kept in {password_file()}, readable by you only; log in at /login/)")
+        self.stdout.write(f"(kept in {password_file()}, readable by you only; log in at /accounts/login/ or on the first page)")
