@@ -45,7 +45,8 @@ def train(config: TrainingConfig) -> TrainingResult:
     window = f"between {iso_us(labelled.first_us, config.since)} and {iso_us(labelled.last_us, config.until)}"
     if labelled.loaded_rows == 0:
         phases = f" in phases {config.phases}" if config.phases else ""
-        raise TrainingDataError(f"coin_metrics has no rows{phases} {window}")
+        when = f" {window}" if config.since or config.until else " yet"
+        raise TrainingDataError(f"coin_metrics has no rows{phases}{when}")
     n_labelled = len(labelled.coin)
     if n_labelled < config.min_rows:
         raise TrainingDataError(
