@@ -1,4 +1,4 @@
-"""Pump Server settings. Everything an operator sets comes from the environment (see the README table)."""
+"""Pump Server settings. Everything an operator sets comes from the environment (see docs/configuration.md)."""
 
 from __future__ import annotations
 
