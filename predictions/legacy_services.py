@@ -1,4 +1,5 @@
-"""Copy the existing server's rows, which migration 0001 set aside as `legacy_*` tables, into ours.
+"""Copy the existing server's rows, which migrations set aside as `legacy_*` tables, into ours (its raw prediction
+history, `legacy_predictions` and `legacy_alert_evaluations`, is converted by legacy_history_services).
 
 Ids are kept, so every model_predictions.active_model_id still points at the same model. Each table is copied
 with one INSERT … SELECT: the columns both tables have, each cast to our type, with a few conversions where the
@@ -19,6 +20,8 @@ from django.db import DatabaseError, connection, models, transaction
 from psycopg import sql
 
 from modelregistry.models import ActiveModel
+from predictions.legacy_history_services import HistoryImportError, HistoryReport, copy_history
+from predictions.legacy_schema import Column, check_constraints, columns, exists, render
 from predictions.models import CoinScanCache, EvaluationResult, ModelPrediction, PredictionStatus, WebhookLog
 
 LEGACY_PREFIX = "legacy_"
@@ -100,20 +103,6 @@ LEGACY_TABLES = [  # models first: the other tables' rows are only copied when t
 ]
 
 
-@dataclass(frozen=True)
-class Column:
-    name: str
-    sql_type: str  # format_type(), e.g. "character varying(255)"
-    base_type: str  # information_schema data_type, e.g. "character varying"
-    max_length: int | None
-    not_null: bool
-
-    @property
-    def cast_type(self) -> str:
-        """The type to convert legacy values to: a varchar without its length, as a cast would cut longer text."""
-        return self.base_type if self.max_length else self.sql_type
-
-
 @dataclass
 class TableReport:
     table: str
@@ -134,26 +123,32 @@ class TableReport:
         return line
 
 
-def import_legacy_tables(*, dry_run: bool = False) -> list[TableReport]:
-    """Copy every legacy table found; with dry_run, do the same work and roll it back, so the counts are exact."""
+def import_legacy_tables(*, dry_run: bool = False) -> list[TableReport | HistoryReport]:
+    """Copy every legacy table found, then the raw prediction history (legacy_history_services); with dry_run, do
+    the same work and roll it back, so the counts are exact."""
     with transaction.atomic(), connection.cursor() as cursor:
-        found = [spec for spec in LEGACY_TABLES if _exists(cursor, spec.legacy_table)]
+        found = [spec for spec in LEGACY_TABLES if exists(cursor, spec.legacy_table)]
         _check_can_import(cursor, found)
         # Nobody may write our tables meanwhile: ids are compared with theirs, and the sequences reset at the end.
         ours = sql.SQL(", ").join(sql.Identifier(spec.table) for spec in LEGACY_TABLES)
-        cursor.execute(_render(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(ours)))
+        cursor.execute(render(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(ours)))
         reports = []
         for spec in LEGACY_TABLES:
             if spec in found:
                 reports.append(_copy(cursor, spec))
             else:
                 reports.append(TableReport(spec.table, legacy_table_found=False))
-        if dry_run:
-            transaction.set_rollback(True)  # before the sequences: setval is not undone by a rollback
-        else:
-            for spec in found:
-                _move_id_sequence_past_legacy_ids(cursor, spec)
-    return reports
+        try:
+            if dry_run:
+                history = copy_history(cursor, write=False)  # counts only: its rows would take sequence values
+                transaction.set_rollback(True)  # before the sequences: setval is not undone by a rollback
+            else:
+                for spec in found:
+                    _move_id_sequence_past_legacy_ids(cursor, spec)
+                history = copy_history(cursor, write=True)  # new ids, so after the sequences moved
+        except HistoryImportError as exc:
+            raise LegacyImportError(str(exc)) from exc
+    return [*reports, history]
 
 
 def _check_can_import(cursor, found: list[LegacyTable]) -> None:
@@ -163,7 +158,7 @@ def _check_can_import(cursor, found: list[LegacyTable]) -> None:
             f"no legacy tables found ({names}): this database holds no data of the existing server, "
             "or `migrate` has not set it aside yet"
         )
-    missing_ours = [spec.table for spec in LEGACY_TABLES if not _exists(cursor, spec.table)]
+    missing_ours = [spec.table for spec in LEGACY_TABLES if not exists(cursor, spec.table)]
     if missing_ours:
         raise LegacyImportError(
             f"our tables are missing ({', '.join(missing_ours)}): run `python manage.py migrate` first"
@@ -175,13 +170,13 @@ def _check_can_import(cursor, found: list[LegacyTable]) -> None:
 
 
 def _copy(cursor, spec: LegacyTable) -> TableReport:
-    ours = _columns(cursor, spec.table)
-    legacy_names = {column.name for column in _columns(cursor, spec.legacy_table)}
+    ours = columns(cursor, spec.table)
+    legacy_names = {column.name for column in columns(cursor, spec.legacy_table)}
     if "id" not in legacy_names:
         raise LegacyImportError(f"{spec.legacy_table} has no id column, so its rows cannot keep their ids")
-    statement = _copy_statement(spec, ours, legacy_names, _check_constraints(cursor, spec.table))
+    statement = _copy_statement(spec, ours, legacy_names, check_constraints(cursor, spec.table))
     try:
-        cursor.execute(_render(statement))
+        cursor.execute(render(statement))
     except DatabaseError as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise LegacyImportError(f"copying {spec.legacy_table} failed, nothing was copied: {first_line}") from exc
@@ -325,38 +320,4 @@ def _move_id_sequence_past_legacy_ids(cursor, spec: LegacyTable) -> None:
     ).format(
         name=sql.Literal(spec.table), table=sql.Identifier(spec.table), legacy_table=sql.Identifier(spec.legacy_table)
     )
-    cursor.execute(_render(statement))
-
-
-def _exists(cursor, table: str) -> bool:
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [f'public."{table}"'])
-    return cursor.fetchone()[0]
-
-
-def _columns(cursor, table: str) -> list[Column]:
-    cursor.execute(
-        """
-        SELECT c.column_name, format_type(a.atttypid, a.atttypmod), c.data_type, c.character_maximum_length,
-               c.is_nullable = 'NO'
-          FROM information_schema.columns c
-          JOIN pg_attribute a ON a.attrelid = to_regclass(%s) AND a.attname = c.column_name
-         WHERE c.table_schema = 'public' AND c.table_name = %s
-         ORDER BY c.ordinal_position
-        """,
-        [f'public."{table}"', table],
-    )
-    return [Column(*row) for row in cursor.fetchall()]
-
-
-def _check_constraints(cursor, table: str) -> list[tuple[str, str]]:
-    cursor.execute(
-        "SELECT conname, pg_get_expr(conbin, conrelid) FROM pg_constraint "
-        "WHERE conrelid = to_regclass(%s) AND contype = 'c' ORDER BY conname",
-        [f'public."{table}"'],
-    )
-    return cursor.fetchall()
-
-
-def _render(statement: sql.Composable) -> str:
-    """Composed SQL as text for Django's cursor; it carries its values as literals, so it runs without params."""
-    return statement.as_string(connection.connection)
+    cursor.execute(render(statement))

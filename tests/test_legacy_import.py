@@ -188,6 +188,7 @@ VALUES (1, 'AbcPump', '2025-11-04 10:00:00+00', 'https://n8n.example/webhook/pum
         NULL, NULL, '', '2025-11-04 10:01:05+00');
 """
 
+NO_HISTORY = "model_predictions (prediction history): no legacy_predictions table, nothing to copy"
 EXPECTED_SUMMARY = [
     "prediction_active_models: 2 copied, 1 skipped (1 breaks active_models_alert_threshold)",
     "model_predictions: 4 copied, 5 skipped (1 active_model_id matches no model, 1 breaks "
@@ -195,6 +196,7 @@ EXPECTED_SUMMARY = [
     "id was kept), 1 its model was not imported)",
     "coin_scan_cache: 1 copied, 1 skipped (1 its model was not imported)",
     "prediction_webhook_log: 2 copied, 0 skipped",
+    NO_HISTORY,
 ]
 OUR_TABLES = ["prediction_active_models", "model_predictions", "coin_scan_cache", "prediction_webhook_log"]
 
@@ -300,6 +302,7 @@ def test_running_the_import_again_copies_nothing_new(adopted_database):
         "lower id was kept), 1 its model was not imported), 4 already imported",
         "coin_scan_cache: 0 copied, 1 skipped (1 its model was not imported), 1 already imported",
         "prediction_webhook_log: 0 copied, 0 skipped, 2 already imported",
+        NO_HISTORY,
     ]
     assert row_counts(url) == copied
 

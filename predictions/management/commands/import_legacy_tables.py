@@ -8,7 +8,8 @@ from predictions.legacy_services import LegacyImportError, import_legacy_tables
 class Command(BaseCommand):
     help = (
         "Copy the existing server's models, predictions, scan cache and webhook log (set aside as legacy_* "
-        "tables by migrate) into ours, keeping their ids. Safe to run again: copied rows are not copied twice."
+        "tables by migrate) into ours, keeping their ids, and its older prediction history (predictions and "
+        "alert_evaluations) into model_predictions. Safe to run again: copied rows are not copied twice."
     )
 
     def add_arguments(self, parser):
