@@ -200,7 +200,8 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 HEALTH_PUBLIC = env_bool("HEALTH_PUBLIC", True)
-# A listener or worker whose heartbeat is older than this counts as down in /api/health (503).
+# A listener or worker whose heartbeat is older than this counts as down: /api/health says degraded, and
+# /api/health/ready answers 503.
 HEARTBEAT_STALE_SECONDS = env_int("HEARTBEAT_STALE_SECONDS", 30, minimum=5, maximum=3600)
 WEBHOOK_LOG_RETENTION_DAYS = env_int("WEBHOOK_LOG_RETENTION_DAYS", 30, minimum=1, maximum=3650)
 # Optional log file (also what /api/logs shows); without it logs go to stderr only.
