@@ -178,7 +178,7 @@ def _compare_context(ids: list[int], window: str) -> dict:
             "reference": pct(figures["reference"]["success_rate"]),
         })
     chart = interval_chart(
-        [Interval(row["model"].display_name[:14], row["figures"]["success_rate"], row["figures"]["success_rate_low"],
+        [Interval(f"#{row['model'].pk}", row["figures"]["success_rate"], row["figures"]["success_rate_low"],
                   row["figures"]["success_rate_high"], n=row["figures"]["judged_alerts"],
                   title=row["model"].display_name, color=row["color"]) for row in rows],
         title=f"Alert success rate, {WINDOW_LABELS[window]}", empty_message=f"No judged alerts in the "
