@@ -49,28 +49,35 @@ WITH prices AS (
     WINDOW horizon AS (PARTITION BY m.mint ORDER BY m."timestamp"
                        RANGE BETWEEN CURRENT ROW AND %(horizon_us)s * interval '1 microsecond' FOLLOWING)
 ),
+target AS MATERIALIZED (
+    SELECT m.id, m.price_change_percent, m.target_direction, m.target_variable, m.target_operator, m.target_value
+      FROM prediction_active_models m
+     WHERE m.id = %(model)s
+),
 facts AS (
     -- The columns of alerts.services.VERDICT_FACTS_CTE (the snapshot's other prices are not stored by a backtest),
-    -- and the staged row's own.
+    -- and the staged row's own. The model's target is read once (each scalar subquery runs once).
     SELECT s.seq AS id, s.prediction, p.price_close AS start_price,
-           m.id IS NOT NULL AS model_exists,
-           m.price_change_percent AS target_pct,
-           coalesce(m.target_direction, 'up') AS direction,
-           m.target_variable, m.target_operator, m.target_value,
-           (m.price_change_percent IS NULL AND m.target_operator IS NOT NULL AND m.target_value IS NOT NULL)
-               AS is_classic,
+           EXISTS (SELECT FROM target) AS model_exists,
+           (SELECT price_change_percent FROM target) AS target_pct,
+           coalesce((SELECT target_direction FROM target), 'up') AS direction,
+           (SELECT target_variable FROM target) AS target_variable,
+           (SELECT target_operator FROM target) AS target_operator,
+           (SELECT target_value FROM target) AS target_value,
+           (SELECT price_change_percent IS NULL AND target_operator IS NOT NULL AND target_value IS NOT NULL
+              FROM target) AS is_classic,
            p.snapshot_at, p.snapshot_close AS price_close,
            NULL::numeric AS price_open, NULL::numeric AS price_high, NULL::numeric AS price_low,
            NULL::numeric AS market_cap_close, NULL::numeric AS volume_sol, NULL::integer AS phase_id_at_time,
-           CASE WHEN m.price_change_percent IS NULL AND m.target_operator IS NOT NULL
-                THEN (SELECT to_jsonb(c) FROM coin_metrics c WHERE c.id = p.snapshot_id) -> m.target_variable
+           CASE WHEN (SELECT price_change_percent IS NULL AND target_operator IS NOT NULL FROM target)
+                THEN (SELECT to_jsonb(c) FROM coin_metrics c WHERE c.id = p.snapshot_id)
+                     -> (SELECT target_variable FROM target)
            END AS classic_json,
            c.mint AS coin_id, s.at, s.evaluation_at, s.probability, s.tag,
            s.evaluation_at <= %(data_end)s AS judged
       FROM backtest_staging s
       JOIN unnest(%(mints)s::text[]) WITH ORDINALITY AS c(mint, i) ON c.i = s.coin
       LEFT JOIN prices p ON p.id = s.metric_id
-      LEFT JOIN prediction_active_models m ON m.id = %(model)s
 ),
 {VERDICT_RULE_CTES}
 INSERT INTO backtest_rows (run_id, coin_id, prediction_timestamp, evaluation_timestamp, probability, prediction, tag,

@@ -23,17 +23,18 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from backtests.models import FINAL_STATES, BacktestRow, BacktestRun, RunState
+from backtests.pipeline import Pipeline
 from backtests.row_services import judge_later, store_judged
 from backtests.summary import live_comparison, summarize
 from inference import history
 from inference.replay import ScanRules, replay
-from inference.scoring import ServedModel
+from inference.scoring import ServedModel, return_freed_memory
 from modelregistry.models import ActiveModel
 from modelregistry.serving import model_cache, served_model_by_id
 from predictions.services import CLASSIC_HORIZON
 
 # Rows replayed per coin group: bounds the memory of one step (the group's rows, features and staged rows).
-GROUP_ROWS = 50_000
+GROUP_ROWS = 25_000
 RUN_TASK = "backtests.tasks.run_backtest"
 TASK_TIMEOUT_SECONDS = 6 * 3600  # a run of the longest range on a slow machine; the claim keeps it from running twice
 
@@ -187,33 +188,60 @@ def coin_groups(counts: dict[str, int], *, group_rows: int = GROUP_ROWS) -> list
     return groups
 
 
-def _replay_and_store(run: BacktestRun, progress) -> tuple[int, datetime | None]:
-    """Replay and store every group; returns the rows of the range and the market time the rows were judged up to."""
+def _replay_and_store(run: BacktestRun, progress, *, threaded: bool = True) -> tuple[int, datetime | None]:
+    """Replay and store every group; returns the rows of the range and the market time the rows were judged up to.
+    The next group is read and the previous one stored while the current one is computed (backtests.pipeline)."""
     model = served_model_by_id(active_model_id=run.active_model_id)
     ready = model_cache(size=1).get(model)
     counts = history.window_counts(since=run.start, until=run.end)  # coins in the order of their first row
     run.rows_total = sum(counts.values())
     run.save(update_fields=["rows_total"])
     rules = ScanRules(model)
-    horizon = timedelta(minutes=model.future_minutes) if model.future_minutes else CLASSIC_HORIZON
+    horizon_us = (timedelta(minutes=model.future_minutes) if model.future_minutes else CLASSIC_HORIZON) // timedelta(
+        microseconds=1)
     data_end = _newest_market_time()
-    for mints in coin_groups(counts):
-        if BacktestRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
-            raise RunCancelled()
-        wanted = [mint for mint in mints if model.whitelist is None or mint in model.whitelist]
-        if wanted:
-            rows = history.replay_rows(mints=wanted, phases=model.phases, since=run.start, until=run.end,
-                                       earlier=settings.FEATURE_HISTORY_SIZE - 1)
-            replayed = replay(model=model, ready=ready, rows=rows, mints=wanted, since_us=history.to_micros(run.start),
-                              rules=rules, threshold=run.threshold, history_limit=settings.FEATURE_HISTORY_SIZE)
-            store_judged(run_id=run.pk, model_id=run.active_model_id, mints=wanted, replayed=replayed,
-                         horizon_us=horizon // timedelta(microseconds=1), data_end=data_end)
+    groups = [(mints, [mint for mint in mints if model.whitelist is None or mint in model.whitelist])
+              for mints in coin_groups(counts)]
+
+    def read(wanted: list[str]):
+        if not wanted:
+            return None
+        return history.replay_rows(mints=wanted, phases=model.phases, since=run.start, until=run.end,
+                                   earlier=settings.FEATURE_HISTORY_SIZE - 1)
+
+    def stored(mints: list[str]) -> None:  # after a group's rows are in
         run.rows_done += sum(counts[mint] for mint in mints)
         run.progress = min(run.rows_done / max(run.rows_total, 1), 1.0)
         run.heartbeat_at = timezone.now()
         run.save(update_fields=["rows_done", "progress", "heartbeat_at"])
         if progress is not None:
             progress(run)
+
+    with Pipeline(threaded=threaded) as pipeline:
+        reading = pipeline.read(read, groups[0][1]) if groups else None
+        previous = None
+        for k, (mints, wanted) in enumerate(groups):
+            if BacktestRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
+                raise RunCancelled()
+            rows = reading.result()
+            if k + 1 < len(groups):
+                reading = pipeline.read(read, groups[k + 1][1])
+            if rows is not None:
+                replayed = replay(model=model, ready=ready, rows=rows, mints=wanted,
+                                  since_us=history.to_micros(run.start), rules=rules, threshold=run.threshold,
+                                  history_limit=settings.FEATURE_HISTORY_SIZE)
+                pipeline.store(store_judged, run_id=run.pk, model_id=run.active_model_id, mints=wanted,
+                               replayed=replayed, horizon_us=horizon_us, data_end=data_end)
+                del rows, replayed
+                return_freed_memory()  # a group's temporaries: back to the system, in every thread's heap
+            else:
+                pipeline.wait_stored()
+            if previous is not None:
+                stored(previous)
+            previous = mints
+        pipeline.wait_stored()
+        if previous is not None:
+            stored(previous)
     return run.rows_total, data_end
 
 

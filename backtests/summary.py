@@ -7,9 +7,10 @@ from datetime import datetime
 
 import numpy as np
 from django.db import connection
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import auc
 
 from backtests.models import BacktestRun
+from inference.history import float8_matrix
 
 THRESHOLDS = tuple(round(0.50 + 0.05 * k, 2) for k in range(10))  # 0.50 … 0.95
 LISTED_DIFFERENCES = 50
@@ -19,7 +20,9 @@ LISTED_DIFFERENCES = 50
 _HAPPENED = ("CASE WHEN evaluation_result IN ('success', 'failed') "
              "THEN (evaluation_result = 'success') = (prediction = 1) END")
 
-COUNTS_SQL = """
+# The run's counts, and per threshold: alerts, successes, failures and the average change of the judged ones; one
+# scan of the run.
+FIGURES_SQL = """
 SELECT count(*),
        count(*) FILTER (WHERE tag = 'alert'),
        count(*) FILTER (WHERE tag = 'alert' AND evaluation_result = 'success'),
@@ -31,25 +34,40 @@ SELECT count(*),
        count(*) FILTER (WHERE evaluation_result = 'success'),
        count(*) FILTER (WHERE evaluation_result = 'failed'),
        count(*) FILTER (WHERE evaluation_result = 'not_applicable'),
-       count(*) FILTER (WHERE evaluation_result IS NULL)
-  FROM backtest_rows
- WHERE run_id = %s
+       count(*) FILTER (WHERE evaluation_result IS NULL),
+       """ + ",\n       ".join(
+    f"count(*) FILTER (WHERE probability >= %(t{k})s), "
+    f"count(*) FILTER (WHERE probability >= %(t{k})s AND happened), "
+    f"count(*) FILTER (WHERE probability >= %(t{k})s AND NOT happened), "
+    f"avg(actual_price_change_pct) FILTER (WHERE probability >= %(t{k})s AND happened IS NOT NULL)"
+    for k in range(len(THRESHOLDS))
+) + f"""
+  FROM (SELECT probability, actual_price_change_pct, tag, evaluation_result, {_HAPPENED} AS happened
+          FROM backtest_rows WHERE run_id = %(run)s) b
 """
 
-THRESHOLDS_SQL = f"""
-SELECT t.threshold,
-       count(b.id),
-       count(b.id) FILTER (WHERE b.happened),
-       count(b.id) FILTER (WHERE NOT b.happened),
-       avg(b.actual_price_change_pct) FILTER (WHERE b.happened IS NOT NULL)
-  FROM unnest(%s::float8[]) AS t(threshold)
-  LEFT JOIN (SELECT id, probability, actual_price_change_pct, {_HAPPENED} AS happened
-               FROM backtest_rows WHERE run_id = %s) b ON b.probability >= t.threshold
- GROUP BY t.threshold
- ORDER BY t.threshold
+# The ROC curve of the judged rows as scikit-learn's roc_curve builds it, from counts per distinct probability
+# (highest first): cumulative true and false positives at each distinct probability, without the points that lie
+# on a straight line between their neighbours (drop_intermediate: both second differences zero, i.e. the next
+# probability has the same counts); the first and last point always stay. Only the points are sent.
+ROC_POINTS_SQL = f"""
+SELECT array_agg(ARRAY[fps::float8, tps::float8] ORDER BY probability DESC)
+  FROM (
+       SELECT probability,
+              sum(negatives) OVER running AS fps, sum(positives) OVER running AS tps,
+              row_number() OVER running = 1
+                  OR lead(probability) OVER running IS NULL
+                  OR lead(positives) OVER running <> positives
+                  OR lead(negatives) OVER running <> negatives AS kept
+         FROM (SELECT probability, count(*) FILTER (WHERE happened) AS positives,
+                      count(*) FILTER (WHERE NOT happened) AS negatives
+                 FROM (SELECT probability, {_HAPPENED} AS happened FROM backtest_rows WHERE run_id = %(run)s) b
+                WHERE happened IS NOT NULL
+                GROUP BY probability) counted
+       WINDOW running AS (ORDER BY probability DESC ROWS UNBOUNDED PRECEDING)
+  ) curve
+ WHERE kept
 """
-
-SCORES_SQL = f"SELECT probability, {_HAPPENED} FROM backtest_rows WHERE run_id = %s AND {_HAPPENED} IS NOT NULL"
 
 # The model's live predictions in the range against the replay's row for the same coin and data time.
 LIVE_SQL = """
@@ -73,20 +91,18 @@ def _number(value) -> float | None:
 def summarize(*, run: BacktestRun, rows_replayed: int, data_end: datetime | None, duration_s: float) -> dict:
     """The run's figures. Alerts are the rows tagged by the run's threshold; success rates are fractions."""
     with connection.cursor() as cursor:
-        cursor.execute(COUNTS_SQL, [run.pk])
-        (predictions, alerts, success, failed, not_applicable, pending, avg_change, sum_change,
-         all_success, all_failed, all_not_applicable, all_pending) = cursor.fetchone()
-        cursor.execute(THRESHOLDS_SQL, [list(THRESHOLDS), run.pk])
-        thresholds = [
-            {"threshold": threshold, "alerts": n, "success": hit, "failed": miss, "success_rate": _rate(hit, miss),
-             "avg_price_change_pct": _number(change)}
-            for threshold, n, hit, miss, change in cursor.fetchall()
-        ]
-        cursor.execute(SCORES_SQL, [run.pk])
-        scored = cursor.fetchall()
-    scores = np.array([row[0] for row in scored], dtype=np.float64)
-    happened = np.array([row[1] for row in scored], dtype=bool)
-    both_kinds = 0 < happened.sum() < len(happened)
+        cursor.execute(FIGURES_SQL, {"run": run.pk, **{f"t{k}": t for k, t in enumerate(THRESHOLDS)}})
+        figures = cursor.fetchone()
+    (predictions, alerts, success, failed, not_applicable, pending, avg_change, sum_change,
+     all_success, all_failed, all_not_applicable, all_pending), counted = figures[:12], figures[12:]
+    thresholds = [
+        {"threshold": threshold, "alerts": n, "success": hit, "failed": miss, "success_rate": _rate(hit, miss),
+         "avg_price_change_pct": _number(change)}
+        for threshold, (n, hit, miss, change) in zip(THRESHOLDS, zip(*[iter(counted)] * 4))
+    ]
+    points = float8_matrix(ROC_POINTS_SQL, {"run": run.pk}, 2)
+    negatives, positives = (int(points[-1, 0]), int(points[-1, 1])) if len(points) else (0, 0)
+    judged = negatives + positives
     return {
         "model_id": run.active_model_id,
         "start": run.start.isoformat(),
@@ -104,13 +120,20 @@ def summarize(*, run: BacktestRun, rows_replayed: int, data_end: datetime | None
         "sum_price_change_pct": _number(sum_change),
         "all_predictions": {"success": all_success, "failed": all_failed, "not_applicable": all_not_applicable,
                             "pending": all_pending},
-        "base_rate": float(happened.mean()) if len(happened) else None,
-        "roc_auc": float(roc_auc_score(happened, scores)) if both_kinds else None,
+        "base_rate": positives / judged if judged else None,
+        "roc_auc": roc_auc(points) if negatives and positives else None,
         "thresholds": thresholds,
         "data_end": data_end.isoformat() if data_end else None,
         "duration_s": round(duration_s, 3),
         "rows_per_s": round(rows_replayed / duration_s, 1) if duration_s > 0 else None,
     }
+
+
+def roc_auc(points: np.ndarray) -> float:
+    """scikit-learn's roc_auc_score from ROC_POINTS_SQL's points (false and true positive counts), bit for bit: the
+    same curve (it prepends the origin and divides by the totals) and the same trapezoid sum (metrics.auc)."""
+    fps, tps = np.r_[0.0, points[:, 0]], np.r_[0.0, points[:, 1]]
+    return float(auc(fps / fps[-1], tps / tps[-1]))
 
 
 def live_comparison(*, run: BacktestRun) -> dict:

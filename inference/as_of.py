@@ -19,7 +19,7 @@ from inference.history import HistoryRequest, from_micros, read_history_rows
 # As-of histories are built in blocks of about this many rows (~230 bytes per row and copy).
 _BLOCK_ROWS = 300_000
 # Coins computed at every row at once, in blocks of about this many rows (~1 kB per row while a block is built).
-_EVERY_ROW_BLOCK = 100_000
+_EVERY_ROW_BLOCK = 60_000
 
 # timestamptz has microsecond resolution: "timestamp < t" is "timestamp <= t - 1 µs".
 _ONE_MICROSECOND = timedelta(microseconds=1)
@@ -118,9 +118,8 @@ def features_of_loaded_rows(
     starts = np.maximum(bounds[slot], ends - history_limit)
     from_first = starts == bounds[slot]
     if from_first.any():
-        X[from_first] = _every_row_features(
-            row_ts, values, bounds, slot[from_first], ends[from_first], feature_names, engineered, windows
-        )
+        _every_row_features(X, np.flatnonzero(from_first), row_ts, values, bounds, slot[from_first], ends[from_first],
+                            feature_names, engineered, windows)
     windowed = np.flatnonzero(~from_first)
     if len(windowed):
         X[windowed] = _windowed_features(
@@ -129,15 +128,15 @@ def features_of_loaded_rows(
     return X
 
 
-def _every_row_features(row_ts, values, bounds, slot, ends, feature_names, engineered, windows) -> np.ndarray:
-    """Rows whose history is their coin's loaded rows up to them: each coin's rows up to its furthest requested row,
-    through build_features_every_row, in blocks of about _EVERY_ROW_BLOCK rows."""
+def _every_row_features(X, into, row_ts, values, bounds, slot, ends, feature_names, engineered, windows) -> None:
+    """Rows whose history is their coin's loaded rows up to them (row k of `slot`/`ends` into row `into[k]` of X):
+    each coin's rows up to its furthest requested row, through build_features_every_row, in blocks of about
+    _EVERY_ROW_BLOCK rows."""
     used, inverse = np.unique(slot, return_inverse=True)
     reach = np.zeros(len(used), dtype=np.int64)
     np.maximum.at(reach, inverse, ends)
     first = bounds[used]
     lengths = reach - first
-    X = np.zeros((len(slot), len(feature_names)))
     by_coin = np.argsort(inverse, kind="stable")
     coin_bounds = np.searchsorted(inverse[by_coin], np.arange(len(used) + 1))
     block_start = 0
@@ -159,9 +158,9 @@ def _every_row_features(row_ts, values, bounds, slot, ends, feature_names, engin
         every_row = build_features_every_row(histories, feature_names=feature_names, engineered=engineered,
                                              windows=windows)
         mine = by_coin[coin_bounds[block_start] : coin_bounds[block_end]]
-        X[mine] = every_row[offsets[inverse[mine] - block_start] + ends[mine] - first[inverse[mine]] - 1]
+        X[into[mine]] = every_row[offsets[inverse[mine] - block_start] + ends[mine] - first[inverse[mine]] - 1]
+        del every_row
         block_start = block_end
-    return X
 
 
 def _windowed_features(row_ts, values, starts, ends, feature_names, engineered, windows) -> np.ndarray:

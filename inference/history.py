@@ -209,30 +209,55 @@ def window_counts(*, since: datetime, until: datetime) -> dict[str, int]:
 
 
 # What a replay of [since, until] reads per coin: its newest `earlier` rows before `since` (the history its first
-# replayed row sees) and every row of the window, under the phase filter. A binary COPY of fixed-width rows (NULL is
-# sent as NaN), parsed by numpy: no Python object per value.
-_NAN_FLOAT8 = ", ".join(f"coalesce({value}, 'NaN')" for value in float8_select(VALUE_COLUMNS).split(", "))
+# replayed row sees) and every row of the window, under the phase filter: (request, id, µs, values) per row, all as
+# float8 (ids and µs are exact below 2**53; NULL is sent as NaN), in one array (see float8_matrix).
+_NAN_FLOAT8 = ", ".join(f"coalesce({value}, 'NaN') AS v{j}"
+                        for j, value in enumerate(float8_select(VALUE_COLUMNS).split(", ")))
 _PHASE_FILTER = "(%(phases)s::int[] IS NULL OR m.phase_id_at_time = ANY (%(phases)s::int[]))"
 REPLAY_ROWS_SQL = f"""
-COPY (
-SELECT req.i, h.*
-  FROM unnest(%(mints)s::text[]) WITH ORDINALITY AS req(mint, i)
- CROSS JOIN LATERAL (
-       SELECT m.id, {EPOCH_MICROS_SQL}, {_NAN_FLOAT8}
+SELECT array_agg(ARRAY[r.i::float8, r.id::float8, r.micros::float8,
+                       {", ".join(f"r.v{j}" for j in range(len(VALUE_COLUMNS)))}])
+  FROM (
+       SELECT req.i, h.*
+         FROM unnest(%(mints)s::text[]) WITH ORDINALITY AS req(mint, i)
+        CROSS JOIN LATERAL (
+              SELECT m.id, {EPOCH_MICROS_SQL} AS micros, {_NAN_FLOAT8}
+                FROM coin_metrics m
+               WHERE m.mint = req.mint AND m."timestamp" < %(since)s AND {_PHASE_FILTER}
+               ORDER BY m."timestamp" DESC
+               LIMIT %(earlier)s
+        ) h
+       UNION ALL
+       SELECT req.i, m.id, {EPOCH_MICROS_SQL}, {_NAN_FLOAT8}
          FROM coin_metrics m
-        WHERE m.mint = req.mint AND m."timestamp" < %(since)s AND {_PHASE_FILTER}
-        ORDER BY m."timestamp" DESC
-        LIMIT %(earlier)s
- ) h
-UNION ALL
-SELECT req.i, m.id, {EPOCH_MICROS_SQL}, {_NAN_FLOAT8}
-  FROM coin_metrics m
-  JOIN unnest(%(mints)s::text[]) WITH ORDINALITY AS req(mint, i) ON req.mint = m.mint
- WHERE m.mint = ANY (%(mints)s::text[]) AND m."timestamp" >= %(since)s AND m."timestamp" <= %(until)s
-   AND {_PHASE_FILTER}
-) TO STDOUT (FORMAT BINARY)
+         JOIN unnest(%(mints)s::text[]) WITH ORDINALITY AS req(mint, i) ON req.mint = m.mint
+        WHERE m.mint = ANY (%(mints)s::text[]) AND m."timestamp" >= %(since)s AND m."timestamp" <= %(until)s
+          AND {_PHASE_FILTER}
+  ) r
 """
-_COPY_HEADER_BYTES, _COPY_TRAILER_BYTES = 19, 2
+_COPY_HEADER_BYTES = 19
+_ARRAY_ELEMENT = np.dtype([("size", ">i4"), ("value", ">f8")])
+
+
+def float8_matrix(sql: str, params, width: int) -> np.ndarray:
+    """The one value of `sql` (an array_agg of float8 arrays of `width` elements without NULLs) as a (rows, width)
+    array. One binary COPY of one value: no Python object, and no protocol message, per row."""
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params) as copy:
+        data = memoryview(b"".join(copy))
+    size = int.from_bytes(data[_COPY_HEADER_BYTES + 2 : _COPY_HEADER_BYTES + 6], "big", signed=True)
+    if size < 0:  # NULL: no rows
+        return np.zeros((0, width))
+    array = data[_COPY_HEADER_BYTES + 6 : _COPY_HEADER_BYTES + 6 + size]
+    dimensions, has_nulls, _element_type = np.frombuffer(array[:12], ">i4")
+    if dimensions != 2 or has_nulls:
+        raise ValueError("expected a 2-dimensional float8 array without NULLs")
+    rows, columns = np.frombuffer(array[12:28], ">i4")[::2]
+    if columns != width:
+        raise ValueError(f"expected {width} values per row, got {columns}")
+    elements = np.frombuffer(array[28:], _ARRAY_ELEMENT)
+    if len(elements) != rows * columns or np.any(elements["size"] != 8):
+        raise ValueError("unexpected array layout")
+    return elements["value"].astype(np.float64).reshape(rows, columns)
 
 
 def replay_rows(
@@ -242,30 +267,16 @@ def replay_rows(
     since <= timestamp <= until, passing the phase filter, ascending by time."""
     params = {"mints": list(mints), "phases": None if not phases else list(phases), "since": since, "until": until,
               "earlier": earlier}
-    with connection.cursor() as cursor, cursor.cursor.copy(REPLAY_ROWS_SQL, params) as copy:
-        data = b"".join(copy)
-    fields = 3 + len(VALUE_COLUMNS)  # request, id, µs, values
-    layout = np.dtype([("fields", ">i2")] + [(f"{kind}{k}", code) for k in range(fields)
-                                              for kind, code in (("size", ">i4"), ("value", ">i8" if k < 3 else ">f8"))])
-    body = memoryview(data)[_COPY_HEADER_BYTES : len(data) - _COPY_TRAILER_BYTES]
-    if len(body) % layout.itemsize:
-        raise ValueError("unexpected COPY row layout")
-    rows = np.frombuffer(body, dtype=layout)
-    if np.any(rows["fields"] != fields) or any(np.any(rows[f"size{k}"] != 8) for k in range(fields)):
-        raise ValueError("unexpected COPY row layout (a NULL or a field that is not 8 bytes)")
-    request = rows["value0"].astype(np.int64) - 1
-    micros = rows["value2"].astype(np.int64)
+    rows = float8_matrix(REPLAY_ROWS_SQL, params, 3 + len(VALUE_COLUMNS))
+    request = rows[:, 0].astype(np.int64) - 1
+    micros = rows[:, 2].astype(np.int64)
     order = np.lexsort((micros, request))  # by request, then time ascending
-    values = np.empty((len(VALUE_COLUMNS), len(rows)))
-    for j in range(len(VALUE_COLUMNS)):
-        values[j] = rows[f"value{j + 3}"][order]
     return HistoryRows(
         bounds=np.searchsorted(request[order], np.arange(len(mints) + 1)),
         timestamps_ns=micros[order] * 1000,
-        values=values,
-        ids=rows["value1"].astype(np.int64)[order],
+        values=np.ascontiguousarray(rows[order, 3:].T),
+        ids=rows[order, 1].astype(np.int64),
     )
-
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 

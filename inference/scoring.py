@@ -53,7 +53,7 @@ class ServedModel:
     updated_at: datetime
 
 
-def _return_freed_memory() -> None:
+def return_freed_memory() -> None:
     """Give the heap memory a model load freed (file bytes, decoded documents: several times the file size) back to
     the operating system, so the listener's resident size stays near what its models really hold (glibc only)."""
     try:
@@ -130,7 +130,7 @@ class ModelCache:
             )
         ready = ReadyModel.prepare(loaded, input_names)
         del content
-        _return_freed_memory()
+        return_freed_memory()
         metrics.MODEL_LOAD_SECONDS.labels(model_id=str(model.model_id or model.id)).observe(time.perf_counter() - started)
         for stale in [k for k in self._entries if k[0] == model.id]:
             del self._entries[stale]

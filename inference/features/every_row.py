@@ -33,7 +33,7 @@ from inference.features.rolling import pandas_rolling_every_row
 # costs ~1 kB per cell.
 GROUP_MAX_CELLS = 60_000
 # Cells of one batch of breakout runs (rows x runs) of the minutes_since_ath rolling means.
-RUN_MAX_CELLS = 400_000
+RUN_MAX_CELLS = 150_000
 
 _MINUTES_SINCE_ATH = "minutes_since_ath"
 
@@ -56,12 +56,11 @@ def build_features_every_row(
         for name in feature_names
     ]
     lanes = {lane for recipe in recipes for lane in recipe.rolls}
-    result = np.zeros((len(histories.timestamps_ns), len(recipes)))
     if histories.n_coins == 0 or not recipes:
-        return result
+        return np.zeros((len(histories.timestamps_ns), len(recipes)))
     pieces, owner_row, first_row = _uniform_pieces(histories)
     types = ColumnTypes(pieces)
-    by_feature = np.empty((len(recipes), len(result)))  # filled feature by feature, rows contiguous
+    by_feature = np.empty((len(recipes), len(histories.timestamps_ns)))  # feature by feature, rows contiguous
     for group in length_groups(pieces.lengths, max_cells=GROUP_MAX_CELLS):
         frame = EveryRowFrame(pieces, types, group)
         frame.run_rolling(lanes)
@@ -71,10 +70,9 @@ def build_features_every_row(
         flat = (owner_row[group][None, :] + rows)[answers]
         for j, recipe in enumerate(recipes):
             by_feature[j, flat] = np.broadcast_to(recipe.compute(frame), answers.shape)[answers]
-    result = by_feature.T.copy()
     # Cleanup (spec §3.8): NaN -> 0, then ±inf -> 0.
-    result[~np.isfinite(result)] = 0.0
-    return result
+    by_feature[~np.isfinite(by_feature)] = 0.0
+    return by_feature.T  # rows by features (feature-major in memory: no copy)
 
 
 def _uniform_pieces(histories: CoinHistories) -> tuple[CoinHistories, np.ndarray, np.ndarray]:
