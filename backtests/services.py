@@ -227,9 +227,9 @@ def _replay_and_store(run: BacktestRun, progress, *, threaded: bool = True) -> t
             if k + 1 < len(groups):
                 reading = pipeline.read(read, groups[k + 1][1])
             if rows is not None:
-                replayed = replay(model=model, ready=ready, rows=rows, mints=wanted,
-                                  since_us=history.to_micros(run.start), rules=rules, threshold=run.threshold,
-                                  history_limit=settings.FEATURE_HISTORY_SIZE)
+                replayed = pipeline.compute(replay, model=model, ready=ready, rows=rows, mints=wanted,
+                                            since_us=history.to_micros(run.start), rules=rules,
+                                            threshold=run.threshold, history_limit=settings.FEATURE_HISTORY_SIZE)
                 pipeline.store(store_judged, run_id=run.pk, model_id=run.active_model_id, mints=wanted,
                                replayed=replayed, horizon_us=horizon_us, data_end=data_end)
                 del rows, replayed

@@ -178,6 +178,9 @@ MODEL_CACHE_SIZE = env_int("MODEL_CACHE_SIZE", 50, minimum=1, maximum=10_000)
 # counts as crashed (failed).
 BACKTEST_MAX_RANGE_DAYS = env_int("BACKTEST_MAX_RANGE_DAYS", 31, minimum=1, maximum=3650)
 BACKTEST_STALE_SECONDS = env_int("BACKTEST_STALE_SECONDS", 600, minimum=30, maximum=86_400)
+# CPU priority (Linux nice value) of a running backtest's threads: the listener goes first while both run. 0 keeps the
+# normal priority.
+BACKTEST_NICE = env_int("BACKTEST_NICE", 10, minimum=0, maximum=19)
 EVALUATION_INTERVAL_SECONDS = env_int("EVALUATION_INTERVAL_SECONDS", 30, minimum=1, maximum=3600)
 WEBHOOK_SECRET = env_str("WEBHOOK_SECRET")
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", [])

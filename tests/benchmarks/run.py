@@ -51,6 +51,7 @@ def main() -> None:
     sys.path.insert(0, str(PROJECT_DIR))
     django.setup()
     from tests.benchmarks import (
+        bench_backtest,
         bench_evaluation,
         bench_listener,
         bench_listener_compare,
@@ -61,7 +62,8 @@ def main() -> None:
 
     selected = set(sys.argv[1:])
     benchmarks = {"trigger": bench_trigger, "listener": bench_listener, "listener-compare": bench_listener_compare,
-                  "soak": bench_soak, "evaluation": bench_evaluation, "quality": bench_quality}
+                  "soak": bench_soak, "evaluation": bench_evaluation, "quality": bench_quality,
+                  "backtest": bench_backtest}
     sections = []
     for name, module in benchmarks.items():
         if selected and name not in selected:
