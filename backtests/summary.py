@@ -3,6 +3,7 @@ with the predictions the model served live over the same range. Reads only; the 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import numpy as np
@@ -90,9 +91,19 @@ def _number(value) -> float | None:
 
 def summarize(*, run: BacktestRun, rows_replayed: int, data_end: datetime | None, duration_s: float) -> dict:
     """The run's figures. Alerts are the rows tagged by the run's threshold; success rates are fractions."""
-    with connection.cursor() as cursor:
-        cursor.execute(FIGURES_SQL, {"run": run.pk, **{f"t{k}": t for k, t in enumerate(THRESHOLDS)}})
-        figures = cursor.fetchone()
+    # The ROC read runs on a connection of its own meanwhile (each statement keeps one core busy); not inside a
+    # transaction, whose rows another connection would not see.
+    side = None if connection.in_atomic_block else ThreadPoolExecutor(1, thread_name_prefix="backtest-summary")
+    try:
+        roc = side.submit(_roc_points, run.pk) if side else None
+        with connection.cursor() as cursor:
+            cursor.execute(FIGURES_SQL, {"run": run.pk, **{f"t{k}": t for k, t in enumerate(THRESHOLDS)}})
+            figures = cursor.fetchone()
+        points = roc.result() if roc else _roc_points(run.pk)
+    finally:
+        if side:
+            side.submit(_close_connection).result()
+            side.shutdown()
     (predictions, alerts, success, failed, not_applicable, pending, avg_change, sum_change,
      all_success, all_failed, all_not_applicable, all_pending), counted = figures[:12], figures[12:]
     thresholds = [
@@ -100,7 +111,6 @@ def summarize(*, run: BacktestRun, rows_replayed: int, data_end: datetime | None
          "avg_price_change_pct": _number(change)}
         for threshold, (n, hit, miss, change) in zip(THRESHOLDS, zip(*[iter(counted)] * 4))
     ]
-    points = float8_matrix(ROC_POINTS_SQL, {"run": run.pk}, 2)
     negatives, positives = (int(points[-1, 0]), int(points[-1, 1])) if len(points) else (0, 0)
     judged = negatives + positives
     return {
@@ -127,6 +137,14 @@ def summarize(*, run: BacktestRun, rows_replayed: int, data_end: datetime | None
         "duration_s": round(duration_s, 3),
         "rows_per_s": round(rows_replayed / duration_s, 1) if duration_s > 0 else None,
     }
+
+
+def _roc_points(run_id: int) -> np.ndarray:
+    return float8_matrix(ROC_POINTS_SQL, {"run": run_id}, 2)
+
+
+def _close_connection() -> None:
+    connection.close()  # the calling thread's own
 
 
 def roc_auc(points: np.ndarray) -> float:
