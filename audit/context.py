@@ -1,0 +1,65 @@
+"""Who is acting: the door a write came through, the user and the hash of the API key they presented.
+
+The doors set it (audit.middleware for HTTP, the MCP server around a tool call, audit.commands for management
+commands); audit.services reads it when a service records a change. Work that no door started (the listener, the
+worker's schedules) has no actor, and its writes are not recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Actor:
+    door: str
+    # A user, or a callable giving one: over HTTP, DRF authenticates a token only inside the view, after the
+    # middleware has set the actor, so the user is looked up when an entry is written.
+    user: Any = None
+    token_hash: str = ""
+    username: str = ""
+    # Refusals already recorded while this actor acted (a scope check records its own, naming the missing scope;
+    # the HTTP middleware then does not record the 403 a second time).
+    refusals: list = field(default_factory=list, compare=False)
+
+    def resolved_user(self):
+        user = self.user() if callable(self.user) else self.user
+        if user is None or not getattr(user, "is_authenticated", False):
+            return None
+        return user
+
+
+_current: ContextVar[Actor | None] = ContextVar("audit_actor", default=None)
+
+
+def current_actor() -> Actor | None:
+    return _current.get()
+
+
+@contextmanager
+def acting(*, door: str, user: Any = None, token_hash: str = "", username: str = ""):
+    """Everything recorded inside the block is attributed to this door, user and token."""
+    actor = Actor(door=door, user=user, token_hash=token_hash or "", username=username or "")
+    marker = _current.set(actor)
+    try:
+        yield actor
+    finally:
+        _current.reset(marker)
+
+
+def key_hash(key: str | None) -> str:
+    """SHA-256 hex of a presented API key: how the trail names a token without keeping it."""
+    return hashlib.sha256(key.encode()).hexdigest() if key else ""
+
+
+def presented_key(authorization: str | None) -> str | None:
+    """The key of an `Authorization: Token <key>` or `Bearer <key>` header, else None."""
+    parts = (authorization or "").split()
+    if len(parts) == 2 and parts[0].lower() in ("token", "bearer"):
+        return parts[1]
+    return None
+

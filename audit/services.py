@@ -1,0 +1,169 @@
+"""Writes of the audit trail: changes made through a door, MCP tool calls, refused calls, retention.
+
+Services of the other apps call `record_change` (or `record_object_change`) right where they write, inside their
+transaction, so a page, the REST endpoint and the MCP tool of one action are recorded in one place. Nothing is
+recorded without an actor (audit.context): the listener's and the worker's own writes are not door writes.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.db import models
+from django.utils import timezone
+
+from audit.context import Actor, current_actor
+from audit.models import AuditEntry
+
+# Field names whose values never enter the trail; a change shows as "(changed)".
+SECRET_MARKERS = ("password", "secret", "api_key", "token_key")
+MASK = "***"
+DELETE_BATCH = 5_000
+
+
+def plain(value):
+    """A JSON value for before/after: ISO-8601 times, Decimals as numbers, everything unknown as text."""
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [plain(item) for item in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Decimal):
+        return plain(float(value))
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, models.Model):
+        return value.pk
+    return str(value)
+
+
+def _is_secret(name: str) -> bool:
+    return any(marker in name.lower() for marker in SECRET_MARKERS)
+
+
+def snapshot(obj: models.Model, *, fields: tuple[str, ...] | None = None) -> dict:
+    """The stored field values of a model instance (foreign keys as ids, secrets masked)."""
+    values = {}
+    for field in obj._meta.concrete_fields:
+        if fields is not None and field.name not in fields:
+            continue
+        name = field.name if not field.is_relation else field.attname
+        value = field.value_from_object(obj)
+        if isinstance(field, models.FileField):
+            value = value.name if value else None
+        values[name] = MASK if _is_secret(name) and value not in (None, "") else plain(value)
+    return values
+
+
+def changed(before: dict | None, after: dict | None) -> tuple[dict, dict]:
+    """Only the keys whose values differ, from both sides (a masked secret that changed shows "(changed)")."""
+    before, after = before or {}, after or {}
+    keys = [key for key in {**before, **after} if before.get(key) != after.get(key)]
+    old = {key: before.get(key) for key in keys}
+    new = {key: after.get(key) for key in keys}
+    for key in keys:
+        if _is_secret(key):
+            old[key], new[key] = MASK, "(changed)"
+    return old, new
+
+
+def _entry(actor: Actor, **fields) -> AuditEntry:
+    user = actor.resolved_user()
+    username = user.get_username() if user is not None else actor.username
+    return AuditEntry.objects.create(
+        door=actor.door, user=user, username=username or "", token_hash=actor.token_hash, **fields
+    )
+
+
+def record_change(*, action: str, object_type: str, object_id, before: dict | None = None,
+                  after: dict | None = None, target: str = "") -> AuditEntry | None:
+    """Record one write by the current actor; None (nothing recorded) when no door is acting.
+
+    For an update pass full snapshots: only the fields that differ are kept.
+    """
+    actor = current_actor()
+    if actor is None:
+        return None
+    before, after = plain(before), plain(after)
+    if action == "update" and isinstance(before, dict) and isinstance(after, dict):
+        before, after = changed(before, after)
+    return _entry(actor, action=action, object_type=object_type, object_id=str(object_id if object_id is not None
+                                                                                else ""),
+                  before=before, after=after, target=target[:500])
+
+
+def object_type_of(obj_or_model) -> str:
+    return obj_or_model._meta.label_lower
+
+
+def record_object_change(*, action: str, obj: models.Model, before: dict | None = None, after: dict | None = None,
+                         target: str = "") -> AuditEntry | None:
+    """`record_change` for a model instance: its type label (e.g. `modelregistry.activemodel`) and primary key."""
+    return record_change(action=action, object_type=object_type_of(obj), object_id=obj.pk, before=before,
+                         after=after, target=target)
+
+
+def record_created(obj: models.Model, *, target: str = "") -> AuditEntry | None:
+    return record_object_change(action="create", obj=obj, after=snapshot(obj), target=target)
+
+
+def record_deleted(obj: models.Model, *, object_id=None, before: dict | None = None,
+                   target: str = "") -> AuditEntry | None:
+    """Call with the snapshot taken before the delete (`before`), or before deleting (the pk is gone after)."""
+    return record_change(action="delete", object_type=object_type_of(obj),
+                         object_id=object_id if object_id is not None else obj.pk,
+                         before=before if before is not None else snapshot(obj), target=target)
+
+
+@contextmanager
+def tracking(obj: models.Model, *, fields: tuple[str, ...] | None = None, target: str = ""):
+    """Record the update the block makes to `obj` (snapshots before and after; only changed fields are kept)."""
+    before = snapshot(obj, fields=fields) if current_actor() is not None else None
+    yield
+    if before is not None:
+        record_object_change(action="update", obj=obj, before=before, after=snapshot(obj, fields=fields),
+                             target=target)
+
+
+def record_call(*, tool: str, arguments: dict, allowed: bool = True, missing_scope: str = "") -> AuditEntry | None:
+    """An MCP tool call that changes something: the tool, its arguments, the caller's token."""
+    actor = current_actor()
+    if actor is None:
+        return None
+    return _entry(actor, action="call" if allowed else "refused", target=tool, after={"arguments": plain(arguments)},
+                  allowed=allowed, missing_scope=missing_scope or "")
+
+
+def record_refusal(*, door: str, user=None, token_hash: str = "", target: str, missing_scope: str = "",
+                   username: str = "") -> AuditEntry:
+    """A refused call through any door (no or a bad token, a missing scope); recorded with or without an actor."""
+    entry = _entry(Actor(door=door, user=user, token_hash=token_hash or "", username=username), action="refused",
+                   target=(target or "")[:500], allowed=False, missing_scope=missing_scope or "")
+    acting_now = current_actor()
+    if acting_now is not None:
+        acting_now.refusals.append(entry)
+    return entry
+
+
+def delete_older_than(*, days: int, batch_size: int = DELETE_BATCH) -> int:
+    """Retention: delete entries older than `days` in batches (short statements, no long lock); the count deleted."""
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted = 0
+    while True:
+        ids = list(AuditEntry.objects.filter(at__lt=cutoff).order_by("id").values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        deleted += AuditEntry.objects.filter(id__in=ids).delete()[0]
