@@ -186,6 +186,8 @@ BACKTEST_NICE = env_int("BACKTEST_NICE", 10, minimum=0, maximum=19)
 EVALUATION_INTERVAL_SECONDS = env_int("EVALUATION_INTERVAL_SECONDS", 30, minimum=1, maximum=3600)
 WEBHOOK_SECRET = env_str("WEBHOOK_SECRET")
 WEBHOOK_ALLOWED_HOSTS = env_list("WEBHOOK_ALLOWED_HOSTS", [])
+# Only the hosts and networks above: other host names are refused without a DNS lookup (no outside access; tests).
+WEBHOOK_ALLOWED_HOSTS_ONLY = env_bool("WEBHOOK_ALLOWED_HOSTS_ONLY", False)
 REDIS_URL = env_str("REDIS_URL")
 
 # Channels layer: carries MCP SSE messages from the process that receives a POST to the process holding the

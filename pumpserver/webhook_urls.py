@@ -22,7 +22,8 @@ def validate_webhook_url(url: str) -> str:
 
     Only http/https with a host. Every address the host resolves to must be public, unless WEBHOOK_ALLOWED_HOSTS
     names the host or contains the address (or a network around it). Checked on save and again before every
-    send, because DNS answers change.
+    send, because DNS answers change. With WEBHOOK_ALLOWED_HOSTS_ONLY, only the hosts and networks listed there
+    pass, and a host name not listed is refused without a DNS lookup (hosts without outside access, and tests).
     """
     url = (url or "").strip()
     parts = urlsplit(url)
@@ -37,6 +38,9 @@ def validate_webhook_url(url: str) -> str:
         raise InvalidWebhookUrl(f"webhook URL has an invalid port: {url!r}") from None
     allowed_names, allowed_networks = _allowed_targets()
     if host in allowed_names:
+        return url
+    if settings.WEBHOOK_ALLOWED_HOSTS_ONLY:
+        _check_listed_address(host, allowed_networks, url)
         return url
     for address in _resolve(host, port or (443 if parts.scheme.lower() == "https" else 80)):
         kind = _non_public_kind(address)
@@ -58,6 +62,20 @@ def _allowed_targets() -> tuple[set[str], list]:
         except ValueError:
             names.add(entry.rstrip("."))
     return names, networks
+
+
+def _check_listed_address(host: str, allowed_networks: list, url: str) -> None:
+    """WEBHOOK_ALLOWED_HOSTS_ONLY: the host must be an address inside a listed network; names are not looked up."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]").split("%")[0])
+    except ValueError:
+        raise InvalidWebhookUrl(
+            f"webhook host {host!r} is not in WEBHOOK_ALLOWED_HOSTS (WEBHOOK_ALLOWED_HOSTS_ONLY is on): {url!r}"
+        ) from None
+    if not any(address in network for network in allowed_networks):
+        raise InvalidWebhookUrl(
+            f"webhook address {address} is not in WEBHOOK_ALLOWED_HOSTS (WEBHOOK_ALLOWED_HOSTS_ONLY is on): {url!r}"
+        )
 
 
 def _resolve(host: str, port: int) -> set:

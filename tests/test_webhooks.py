@@ -425,6 +425,19 @@ def test_allowed_urls(settings):
         validate_webhook_url("http://127.0.0.1/")  # no longer allowed with this list
 
 
+def test_allowed_hosts_only_admits_the_list_and_looks_nothing_up(settings):
+    settings.WEBHOOK_ALLOWED_HOSTS = ["n8n.internal", "10.0.0.0/8"]
+    settings.WEBHOOK_ALLOWED_HOSTS_ONLY = True
+    assert validate_webhook_url("http://n8n.internal:5678/webhook/x")
+    assert validate_webhook_url("http://10.2.3.4/hook")
+    # refused by the list itself: a lookup would have said "loopback" or "does not resolve" instead
+    for url in ("http://localhost/hook", "http://no-such-host.invalid/hook"):
+        with pytest.raises(InvalidWebhookUrl, match="is not in WEBHOOK_ALLOWED_HOSTS"):
+            validate_webhook_url(url)
+    with pytest.raises(InvalidWebhookUrl, match="address 93.184.215.14 is not in WEBHOOK_ALLOWED_HOSTS"):
+        validate_webhook_url("https://93.184.215.14/hook")
+
+
 def test_unresolvable_host_is_its_own_error():
     with pytest.raises(UnresolvableWebhookHost, match="does not resolve"):
         validate_webhook_url("http://no-such-host.invalid/hook")
