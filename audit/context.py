@@ -22,6 +22,7 @@ class Actor:
     user: Any = None
     token_hash: str = ""
     username: str = ""
+    user_id: int | None = None  # when only the id is at hand (the MCP caller); `user` wins when both are given
     # Refusals already recorded while this actor acted (a scope check records its own, naming the missing scope;
     # the HTTP middleware then does not record the 403 a second time).
     refusals: list = field(default_factory=list, compare=False)
@@ -41,9 +42,9 @@ def current_actor() -> Actor | None:
 
 
 @contextmanager
-def acting(*, door: str, user: Any = None, token_hash: str = "", username: str = ""):
+def acting(*, door: str, user: Any = None, token_hash: str = "", username: str = "", user_id: int | None = None):
     """Everything recorded inside the block is attributed to this door, user and token."""
-    actor = Actor(door=door, user=user, token_hash=token_hash or "", username=username or "")
+    actor = Actor(door=door, user=user, token_hash=token_hash or "", username=username or "", user_id=user_id)
     marker = _current.set(actor)
     try:
         yield actor

@@ -82,10 +82,11 @@ def changed(before: dict | None, after: dict | None) -> tuple[dict, dict]:
 
 def _entry(actor: Actor, **fields) -> AuditEntry:
     user = actor.resolved_user()
-    username = user.get_username() if user is not None else actor.username
-    return AuditEntry.objects.create(
-        door=actor.door, user=user, username=username or "", token_hash=actor.token_hash, **fields
-    )
+    if user is not None:
+        fields.update(user=user, username=user.get_username())
+    else:
+        fields.update(user_id=actor.user_id, username=actor.username)
+    return AuditEntry.objects.create(door=actor.door, token_hash=actor.token_hash, **fields)
 
 
 def record_change(*, action: str, object_type: str, object_id, before: dict | None = None,
@@ -138,19 +139,24 @@ def tracking(obj: models.Model, *, fields: tuple[str, ...] | None = None, target
                              target=target)
 
 
-def record_call(*, tool: str, arguments: dict, allowed: bool = True, missing_scope: str = "") -> AuditEntry | None:
-    """An MCP tool call that changes something: the tool, its arguments, the caller's token."""
+def record_call(*, tool: str, arguments: dict, error: str = "") -> AuditEntry | None:
+    """An MCP tool call that may change something: the tool, its arguments, the caller's token, and the error text
+    when it failed (then nothing changed)."""
     actor = current_actor()
     if actor is None:
         return None
-    return _entry(actor, action="call" if allowed else "refused", target=tool, after={"arguments": plain(arguments)},
-                  allowed=allowed, missing_scope=missing_scope or "")
+    after = {"arguments": plain(arguments), "outcome": "error" if error else "ok"}
+    if error:
+        after["error"] = error[:1000]
+    return _entry(actor, action="call", target=tool, after=after)
 
 
 def record_refusal(*, door: str, user=None, token_hash: str = "", target: str, missing_scope: str = "",
-                   username: str = "") -> AuditEntry:
-    """A refused call through any door (no or a bad token, a missing scope); recorded with or without an actor."""
-    entry = _entry(Actor(door=door, user=user, token_hash=token_hash or "", username=username), action="refused",
+                   username: str = "", user_id: int | None = None) -> AuditEntry:
+    """A refused call through any door (no or a bad token, a missing scope); recorded with or without an actor.
+    `user` may be a user, None or an anonymous user; `user_id`/`username` serve when only those are at hand."""
+    entry = _entry(Actor(door=door, user=user, token_hash=token_hash or "", username=username, user_id=user_id),
+                   action="refused",
                    target=(target or "")[:500], allowed=False, missing_scope=missing_scope or "")
     acting_now = current_actor()
     if acting_now is not None:

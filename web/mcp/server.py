@@ -31,6 +31,9 @@ from django.db import close_old_connections
 from mcp.server.lowlevel import Server
 
 from alerts import legacy_services
+from audit.context import acting
+from audit.models import Door
+from audit.services import record_call
 from modelregistry import services as registry_services
 from modelregistry import training_service
 from predictions import log_selectors, log_services
@@ -132,7 +135,23 @@ def _result(data: dict, *, error: bool) -> types.CallToolResult:
     )
 
 
-async def run_tool(name: str, arguments: dict | None, *, caller: str = "-") -> types.CallToolResult:
+def _run_as_caller(spec, args: dict, caller) -> dict:
+    """The tool's handler with the caller as the audit actor (door mcp); a call of a tool that may change something
+    is recorded with its arguments, and with the error when it failed."""
+    with acting(door=Door.MCP, user_id=getattr(caller, "user_id", None), username=getattr(caller, "username", ""),
+                token_hash=getattr(caller, "token_hash", "")):
+        if spec.read_only:
+            return spec.handler(args)
+        try:
+            answer = spec.handler(args)
+        except Exception as exc:
+            record_call(tool=spec.name, arguments=args, error=_readable_text(exc, args) or type(exc).__name__)
+            raise
+        record_call(tool=spec.name, arguments=args)
+        return answer
+
+
+async def run_tool(name: str, arguments: dict | None, *, caller=None) -> types.CallToolResult:
     """Validate, run the tool in a worker thread, shape the result; every failure becomes an error result."""
     started = time.perf_counter()
     arguments = arguments or {}
@@ -145,7 +164,7 @@ async def run_tool(name: str, arguments: dict | None, *, caller: str = "-") -> t
         if problems:
             raise ToolError("invalid arguments: " + "; ".join(problems))
         args = with_defaults(name, arguments)
-        answer = await in_thread(spec.handler, args)
+        answer = await in_thread(_run_as_caller, spec, args, caller)
         assert "success" not in answer, f"{name} must not answer its own 'success' key"
         data = jsonable({"success": True, **answer})
         error = False
@@ -158,16 +177,16 @@ async def run_tool(name: str, arguments: dict | None, *, caller: str = "-") -> t
         data = {"success": False, "error": text}
     outcome = "error" if error else "ok"
     metrics.MCP_TOOL_CALLS.labels(tool=label, outcome=outcome).inc()
-    logger.info("MCP tool %s by %s: %s in %.1f ms%s", name, caller, outcome, 1000 * (time.perf_counter() - started),
+    logger.info("MCP tool %s by %s: %s in %.1f ms%s", name, getattr(caller, "username", "-"), outcome, 1000 * (time.perf_counter() - started),
                 f" ({data['error']})" if error else "")
     return _result(data, error=error)
 
 
-def _caller_name(ctx) -> str:
+def _caller(ctx):
+    """The transport's Caller (user id, username, token hash) of this request; None when there is none."""
     request = getattr(ctx, "request", None)
     scope = getattr(request, "scope", None) or {}
-    caller = scope.get("mcp_caller")
-    return getattr(caller, "username", None) or "-"
+    return scope.get("mcp_caller")
 
 
 async def _list_tools(ctx, params) -> types.ListToolsResult:
@@ -175,7 +194,7 @@ async def _list_tools(ctx, params) -> types.ListToolsResult:
 
 
 async def _call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-    return await run_tool(params.name, params.arguments, caller=_caller_name(ctx))
+    return await run_tool(params.name, params.arguments, caller=_caller(ctx))
 
 
 def _input_schema(name: str):

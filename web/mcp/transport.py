@@ -43,6 +43,9 @@ from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from pydantic import ValidationError
 from starlette.requests import Request
 
+from audit.context import key_hash
+from audit.models import Door
+from audit.services import record_refusal
 from pumpserver.tokens import active_user_for_key
 from web.mcp import server as mcp_server
 
@@ -65,6 +68,7 @@ LOCAL_SSE_SESSIONS: dict[str, int] = {}
 class Caller:
     user_id: int
     username: str
+    token_hash: str = ""  # SHA-256 hex of the presented key: how the audit trail names the token
 
 
 # --- small ASGI helpers -------------------------------------------------------------------------------------------
@@ -156,7 +160,7 @@ def _caller_for_key(key: str) -> Caller | None:
     user = active_user_for_key(key=key)
     if user is None:
         return None
-    return Caller(user_id=user.pk, username=user.get_username())
+    return Caller(user_id=user.pk, username=user.get_username(), token_hash=key_hash(key))
 
 
 async def authenticate(scope) -> Caller | None:
@@ -164,6 +168,14 @@ async def authenticate(scope) -> Caller | None:
     if not key or len(key) > 128:
         return None
     return await mcp_server.in_thread(_caller_for_key, key)
+
+
+async def _record_refusal(scope) -> None:
+    """A refused MCP request in the audit trail: the path and the hash of the key presented, if any."""
+    target = f"{scope['method']} {scope.get('path', '')}"
+    await mcp_server.in_thread(
+        lambda: record_refusal(door=Door.MCP, token_hash=key_hash(_token_key(scope)), target=target)
+    )
 
 
 def guarded(app, *, methods: tuple[str, ...], public_setting: str | None = None):
@@ -181,12 +193,14 @@ def guarded(app, *, methods: tuple[str, ...], public_setting: str | None = None)
         if not origin_allowed(scope):
             await _drain_body(receive)
             logger.warning("MCP request refused: Origin %r is not allowed", _header(scope, b"origin"))
+            await _record_refusal(scope)
             return await send_text(send, 403, "Origin not allowed")
         caller = None
         if not (public_setting and getattr(settings, public_setting, False)):
             caller = await authenticate(scope)
             if caller is None:
                 await _drain_body(receive)
+                await _record_refusal(scope)
                 return await send_json(
                     send, 401,
                     {"detail": "Authentication required: send an API token as 'Authorization: Bearer <key>'."},
