@@ -5,19 +5,17 @@ incremental cache as an optional layer over it.
   `after`/`until` bounds), one lateral index read each; the one read behind the others.
 * `coin_histories(requests=..., limit=..., until=...)`: the newest `limit` rows per coin and phase filter, as the
   listener (without its cache), /api/predict and MCP read them.
-* `HistoryCache`: the listener's histories kept across batches; each batch reads only the rows that are new.
+* `HistoryCache` (inference.history_cache): the listener's histories kept across batches, a layer over
+  `read_history_rows`.
 * `coin_rows(columns=..., phases=..., since=..., until=..., mints=...)`: every row of every coin in a time window
   (training labels); `window_counts` counts them per coin; `replay_rows` reads what a backtest replays.
 """
 
 from __future__ import annotations
 
-import random
-import time
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from django.db import connection
@@ -137,9 +135,11 @@ def read_history_rows(
 
 
 def coin_histories(
-    *, requests: dict[tuple[int, ...] | None, list[str]], limit: int, until: datetime | None = None
+    *, requests: dict[tuple[int, ...] | None, list[str]], limit: int,
+    until: datetime | Mapping[str, datetime] | None = None,
 ) -> dict[tuple[int, ...] | None, CoinHistories]:
-    """Newest `limit` rows per coin (at or before `until`, if given), per phase filter (None = all phases).
+    """Newest `limit` rows per coin (at or before `until`, if given: one moment, or one per mint), per phase filter
+    (None = all phases).
 
     Models with the same phase filter share one history block: the original server read each model's
     history with its own phase filter applied before the row limit. Coins without rows are left out.
@@ -149,7 +149,8 @@ def coin_histories(
     for key, mints in requests.items():
         mints = list(dict.fromkeys(mints))
         groups.append((key, len(reads), mints))
-        reads.extend(HistoryRequest(mint, key, until=until) for mint in mints)
+        reads.extend(HistoryRequest(mint, key, until=until.get(mint) if isinstance(until, Mapping) else until)
+                     for mint in mints)
     rows = read_history_rows(reads, limit=limit)
     return {key: rows.histories(mints, first) for key, first, mints in groups}
 
@@ -288,265 +289,3 @@ def from_micros(micros: int) -> datetime:
 
 def to_micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-# --- the listener's history cache ------------------------------------------------------------------------------
-
-_SPARE_ROWS = 16  # room for a coin's next rows (about one per batch), so most batches append without reallocating
-_PHASE_COLUMN = VALUE_COLUMNS.index("phase_id_at_time")
-
-
-@dataclass
-class _CachedHistory:
-    """One coin's newest rows (under one phase filter), ascending by time, in buffers with room to grow: a batch
-    appends a coin's new rows in place instead of reallocating its whole history."""
-
-    timestamps_buffer: np.ndarray  # int64, capacity
-    values_buffer: np.ndarray  # (len(VALUE_COLUMNS), capacity) float64, in VALUE_COLUMNS order
-    rows: int
-    complete: bool  # holds every row of the coin (under the filter), not only the newest `limit`
-    expires_at: float
-    used_at: float
-    _view: tuple | None = None
-
-    @classmethod
-    def of(cls, timestamps: np.ndarray, values: np.ndarray, *, limit: int, complete: bool, expires_at: float,
-           used_at: float) -> _CachedHistory:
-        entry = cls(np.empty(0, np.int64), np.empty((values.shape[0], 0)), 0, complete, expires_at, used_at)
-        entry.append(timestamps, values, limit=limit)
-        return entry
-
-    @property
-    def timestamps_ns(self) -> np.ndarray:
-        return self.timestamps_buffer[: self.rows]
-
-    def view(self) -> tuple[np.ndarray, np.ndarray]:
-        """(timestamps, values) of the held rows; the same tuple until rows are appended."""
-        if self._view is None:
-            self._view = (self.timestamps_buffer[: self.rows], self.values_buffer[:, : self.rows])
-        return self._view
-
-    @property
-    def newest(self) -> datetime:
-        return from_micros(int(self.timestamps_buffer[self.rows - 1]) // 1000)
-
-    def holds(self, timestamp_ns: int) -> bool:
-        held = self.timestamps_ns
-        index = np.searchsorted(held, timestamp_ns)
-        return bool(index < len(held) and held[index] == timestamp_ns)
-
-    def append(self, timestamps: np.ndarray, values: np.ndarray, *, limit: int) -> None:
-        """Add newer rows, keeping the newest `limit`."""
-        new = min(len(timestamps), limit)
-        kept = min(self.rows, limit - new)
-        total = kept + new
-        if total > len(self.timestamps_buffer):
-            capacity = min(limit, total + _SPARE_ROWS)
-            timestamps_buffer = np.empty(capacity, np.int64)
-            values_buffer = np.empty((self.values_buffer.shape[0], capacity))
-            timestamps_buffer[:kept] = self.timestamps_buffer[self.rows - kept : self.rows]
-            values_buffer[:, :kept] = self.values_buffer[:, self.rows - kept : self.rows]
-            self.timestamps_buffer, self.values_buffer = timestamps_buffer, values_buffer
-        elif kept < self.rows:  # full: move the rows that stay to the front (numpy copies overlapping slices safely)
-            self.timestamps_buffer[:kept] = self.timestamps_buffer[self.rows - kept : self.rows]
-            self.values_buffer[:, :kept] = self.values_buffer[:, self.rows - kept : self.rows]
-        self.timestamps_buffer[kept:total] = timestamps[len(timestamps) - new :]
-        self.values_buffer[:, kept:total] = values[:, values.shape[1] - new :]
-        self.rows = total
-        self._view = None
-
-
-class HistoryCache:
-    """The listener's per-coin histories, kept across batches so that a batch reads only the rows that are new.
-
-    `histories(requests)` answers exactly what `coin_histories(requests=..., limit=...)` would read from the database
-    (the newest `limit` rows per coin and phase filter), with one query per batch that fetches, per coin, only the
-    rows newer than the newest one it holds (or the whole history for a coin it does not hold).
-
-    Each coin is held once, unfiltered; a phase filter's history is cut from it (the newest `limit` held rows that
-    pass the filter) when that is exact: the coin's whole history is held, or at least `limit` held rows pass.
-    Otherwise the (filter, coin) pair is held on its own. When every held row passes the filter (the usual case),
-    the filter's history is the very same arrays, and filters whose coins all share them get one block.
-
-    Rows the cache cannot see coming are handled like this:
-    * a row older than (or as old as) the newest held row of its coin and not held (a late, out-of-order insert) is
-      noticed when the listener claims it (`forget_late_rows`): the coin is dropped and read afresh;
-    * everything else (rows claimed by another listener, updated or deleted rows) is bounded by `max_age_seconds`:
-      every coin is read afresh at least that often (with jitter, so coins do not all expire at once).
-
-    Memory is bounded by `max_rows` (least recently used coins go first; ~232 bytes per row) and by
-    `idle_seconds` (coins without events for that long are dropped).
-    """
-
-    def __init__(self, *, limit: int, max_rows: int = 500_000, idle_seconds: float = 300.0,
-                 max_age_seconds: float = 600.0, clock=time.monotonic):
-        self.limit = limit
-        self.max_rows = max_rows
-        self.idle_seconds = idle_seconds
-        self.max_age_seconds = max_age_seconds
-        self.clock = clock
-        self._entries: dict[tuple[tuple[int, ...] | None, str], _CachedHistory] = {}
-        self._keys_of_mint: dict[str, set] = defaultdict(set)
-        self.rows = 0
-        self.stats = {"full_loads": 0, "delta_loads": 0, "rows_read": 0, "late_rows": 0, "evicted": 0}
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._keys_of_mint.clear()
-        self.rows = 0
-
-    # -- invalidation -------------------------------------------------------------------------------------------
-
-    def forget_late_rows(self, claimed_rows) -> None:
-        """Drop the coins that got a row the cache may have missed: claimed rows are (mint, timestamp, ...)."""
-        for mint, timestamp, *_rest in claimed_rows:
-            keys = self._keys_of_mint.get(mint)
-            if not keys:
-                continue
-            timestamp_ns = to_micros(timestamp) * 1000
-            for key in list(keys):
-                entry = self._entries[key]
-                if timestamp_ns <= entry.timestamps_ns[-1] and not entry.holds(timestamp_ns):
-                    self.stats["late_rows"] += 1
-                    for stale in list(keys):
-                        self._drop(stale)
-                    break
-
-    def _drop(self, key) -> None:
-        entry = self._entries.pop(key, None)
-        if entry is None:
-            return
-        self.rows -= entry.rows
-        keys = self._keys_of_mint.get(key[1])
-        if keys is not None:
-            keys.discard(key)
-            if not keys:
-                del self._keys_of_mint[key[1]]
-
-    def _store(self, key, entry: _CachedHistory) -> None:
-        self._drop(key)
-        self._entries[key] = entry
-        self._keys_of_mint[key[1]].add(key)
-        self.rows += entry.rows
-
-    # -- reading ------------------------------------------------------------------------------------------------
-
-    def histories(self, requests: dict[tuple[int, ...] | None, list[str]]) -> dict[tuple[int, ...] | None, CoinHistories]:
-        """{phase filter: mints} → {phase filter: CoinHistories}, as coin_histories would read them now."""
-        now = self.clock()
-        for key in [k for k, e in self._entries.items() if e.expires_at <= now or e.used_at < now - self.idle_seconds]:
-            self._drop(key)
-
-        # Every requested coin is held unfiltered; (filter, coin) pairs held on their own are brought up to date too.
-        wanted = {(None, mint) for mints in requests.values() for mint in mints}
-        wanted.update((key, mint) for key, mints in requests.items() if key is not None for mint in mints
-                      if (key, mint) in self._entries)
-        self._refresh(sorted(wanted, key=lambda k: (k[1], k[0] is not None, k[0] or ())), now)
-
-        views: dict = {}
-        missing = []
-        for key, mints in requests.items():
-            for mint in mints:
-                view = self._view(key, mint)
-                if view is False:
-                    missing.append((key, mint))
-                else:
-                    views[(key, mint)] = view
-        if missing:  # a filter that cannot be cut from the held rows: hold that pair on its own from now on
-            self._refresh(missing, now)
-            for key, mint in missing:
-                own = self._entries.get((key, mint))
-                views[(key, mint)] = None if own is None else own.view()
-        for pair in [*wanted, *missing]:
-            entry = self._entries.get(pair)
-            if entry is not None:
-                entry.used_at = now
-        self._evict(now)
-        # Phase filters that leave every requested coin its unfiltered rows (the usual case) share one block, so the
-        # engine sees at once that their features are the same.
-        blocks: dict = {}
-        by_content: dict = {}
-        for key, mints in requests.items():
-            content = tuple((mint, None if views[(key, mint)] is None else id(views[(key, mint)][0])) for mint in mints)
-            if content not in by_content:
-                by_content[content] = self._block(mints, key, views)
-            blocks[key] = by_content[content]
-        return blocks
-
-    def _refresh(self, keys: list, now: float) -> None:
-        """One query: new rows for held pairs, whole histories for the others."""
-        if not keys:
-            return
-        reads = []
-        for key, mint in keys:
-            entry = self._entries.get((key, mint))
-            # The newest `limit` rows of a coin (full load) or only the rows newer than what the cache holds.
-            reads.append(HistoryRequest(mint, key, after=entry.newest if entry is not None else None))
-        rows = read_history_rows(reads, limit=self.limit, server_side=True)
-        bounds, timestamps, values = rows.bounds, rows.timestamps_ns, rows.values
-        self.stats["rows_read"] += len(timestamps)
-        for i, (key, mint) in enumerate(keys):
-            lo, hi = int(bounds[i]), int(bounds[i + 1])
-            entry = self._entries.get((key, mint))
-            if entry is None:
-                self.stats["full_loads"] += 1
-                if hi > lo:
-                    self._store((key, mint), _CachedHistory.of(
-                        timestamps[lo:hi], values[:, lo:hi], limit=self.limit, complete=hi - lo < self.limit,
-                        expires_at=now + self.max_age_seconds * random.uniform(0.75, 1.0), used_at=now,
-                    ))
-                continue
-            self.stats["delta_loads"] += 1
-            if hi == lo:
-                continue
-            entry.complete = entry.complete and entry.rows + (hi - lo) <= self.limit
-            self.rows -= entry.rows
-            entry.append(timestamps[lo:hi], values[:, lo:hi], limit=self.limit)
-            self.rows += entry.rows
-
-    def _view(self, key, mint):
-        """(timestamps, values) of the pair, None if the coin has no such rows, False if it must be read on its own."""
-        own = self._entries.get((key, mint))
-        if own is not None:
-            return own.view()
-        base = self._entries.get((None, mint))
-        if base is None:
-            return None  # the coin has no rows at all
-        timestamps, values = view = base.view()
-        if key is None:
-            return view
-        passes = np.isin(values[_PHASE_COLUMN], np.asarray(key, dtype=np.float64))
-        if passes.all():
-            return view  # the very same arrays: blocks of filters that change nothing are shared
-        if base.complete or int(passes.sum()) >= self.limit:
-            kept = np.flatnonzero(passes)[-self.limit:]
-            return (timestamps[kept], values[:, kept]) if len(kept) else None
-        return False
-
-    def _block(self, mints: list[str], key, views: dict) -> CoinHistories:
-        parts = [views[(key, mint)] for mint in mints]
-        present = [(mint, part) for mint, part in zip(mints, parts) if part is not None]
-        if not present:
-            return CoinHistories.empty(VALUE_COLUMNS)
-        lengths = np.fromiter((len(part[0]) for _, part in present), np.int64, len(present))
-        timestamps = np.concatenate([part[0] for _, part in present])
-        values = np.concatenate([part[1] for _, part in present], axis=1)
-        return CoinHistories(
-            mints=[mint for mint, _ in present],
-            offsets=np.r_[0, np.cumsum(lengths)].astype(np.int64),
-            timestamps_ns=timestamps,
-            columns={name: values[j] for j, name in enumerate(VALUE_COLUMNS)},
-        )
-
-    def _evict(self, now: float) -> None:
-        if self.rows <= self.max_rows:
-            return
-        by_age = sorted(((e.used_at, key) for key, e in self._entries.items() if e.used_at < now), key=lambda x: x[0])
-        for _used, key in by_age:
-            if self.rows <= 0.9 * self.max_rows:
-                break
-            self._drop(key)
-            self.stats["evicted"] += 1

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from inference import history
 from inference.engine import CoinEvent, EngineOutput, Prediction, ignore_rule, run_models
+from inference.history_cache import HistoryCache
 from inference.scoring import ModelCache
 from modelregistry.services import clear_model_errors, mark_model_errored
 from modelregistry.serving import active_served_models, model_cache
@@ -169,13 +170,17 @@ def newest_per_coin(claimed_rows) -> list[CoinEvent]:
 
 
 def process_pending_batch(
-    *, limit: int, cache: ModelCache, history_limit: int, history_cache: history.HistoryCache | None = None
+    *, limit: int, cache: ModelCache, history_limit: int, history_cache: HistoryCache | None = None
 ) -> BatchReport:
     """Claim up to `limit` queued rows and predict them with every active model, in one transaction.
 
     The claim (DELETE … SKIP LOCKED) commits together with the predictions: a crash before the commit leaves the
     rows queued for the next listener, and two listeners never claim the same row. A long-running listener passes
     its `history_cache`, so that each batch reads only the coins' new rows (same histories as a fresh read).
+
+    Each coin's features come from its rows at or before the time of its newest claimed row, as they are committed
+    during this batch: what /api/predict (predict_coin) computes for that coin and time at that moment, however
+    many listeners run and whichever of them read newer rows of the coin already.
     """
     report = BatchReport()
     with transaction.atomic():
@@ -191,10 +196,14 @@ def process_pending_batch(
                 history_cache.clear()
                 history_cache.limit = history_limit
             history_cache.forget_late_rows(claimed)
-            load_histories = history_cache.histories
-        else:
-            load_histories = lambda requests: history.coin_histories(requests=requests, limit=history_limit)  # noqa: E731
         events = newest_per_coin(claimed)
+        moments = {event.mint: event.timestamp for event in events}
+        if history_cache is not None:
+            load_histories = lambda requests: history_cache.histories(requests, until=moments)  # noqa: E731
+        else:
+            load_histories = lambda requests: history.coin_histories(  # noqa: E731
+                requests=requests, limit=history_limit, until=moments
+            )
         report.coins = len(events)
         models = active_served_models()
         metrics.ACTIVE_MODELS.set(len(models))

@@ -23,7 +23,7 @@ django.setup()
 from django.conf import settings  # noqa: E402  (after django.setup)
 from django.db import connection  # noqa: E402
 
-from inference.history import HistoryCache  # noqa: E402
+from inference.history_cache import HistoryCache  # noqa: E402
 from modelregistry.models import ActiveModel  # noqa: E402
 from modelregistry.serving import model_cache  # noqa: E402
 from predictions.services import process_pending_batch  # noqa: E402

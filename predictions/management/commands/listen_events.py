@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
-from inference import history
+from inference.history_cache import HistoryCache
 from modelregistry.serving import model_cache
 from predictions import selectors
 from predictions.collector_schema import CHANNEL
@@ -46,7 +46,7 @@ class Command(BaseCommand):
         self.stopping = False
         previous_handlers = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         self.cache = model_cache(size=settings.MODEL_CACHE_SIZE)
-        self.histories = history.HistoryCache(
+        self.histories = HistoryCache(
             limit=settings.FEATURE_HISTORY_SIZE,
             max_rows=getattr(settings, "HISTORY_CACHE_MAX_ROWS", 500_000),  # ~230 bytes per row
             idle_seconds=getattr(settings, "HISTORY_CACHE_IDLE_SECONDS", 300.0),
