@@ -79,6 +79,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "audit.middleware.AuditActorMiddleware",  # after authentication: the door and user of every write
+    "pumpserver.limits.ApiLimitsMiddleware",  # /api/: rate per token (429) and body size (413)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -214,6 +215,12 @@ WEBHOOK_LOG_RETENTION_DAYS = env_int("WEBHOOK_LOG_RETENTION_DAYS", 30, minimum=1
 # Optional log file (also what /api/logs shows); without it logs go to stderr only.
 LOG_FILE = env_str("LOG_FILE")
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", True)
+# Request limits of the REST API and MCP (pumpserver.limits): requests per minute per token (else per session user,
+# else per client address), 0 for none; the largest request body; the largest model upload (file and metadata).
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 600, minimum=0, maximum=10_000_000)
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024, minimum=1024, maximum=1024**3)
+MODEL_UPLOAD_MAX_BYTES = env_int("MODEL_UPLOAD_MAX_BYTES", 200 * 1024 * 1024, minimum=1024, maximum=64 * 1024**3)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES  # Django's bound on form data and request.body: the same number
 
 LOG_LEVEL = (env_str("LOG_LEVEL", "INFO") or "INFO").upper()
 if LOG_LEVEL not in logging.getLevelNamesMapping():

@@ -13,6 +13,7 @@ class MetricsView(APIView):
     """Prometheus exposition of every process's metrics (web, listener, worker) from the shared directory."""
 
     permission_classes = [MetricsPublic]
+    rate_limited = False  # scrapes are never refused for rate (pumpserver.limits)
 
     @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR})
     def get(self, request):

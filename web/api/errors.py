@@ -10,15 +10,20 @@
 - anything else → 404 `{"detail": …}`.
 
 The `handler*` functions are the root URLconf's error views (pumpserver/urls.py): JSON under /api/, Django's own
-pages elsewhere (they apply when DEBUG is off; with DEBUG on Django shows its debug pages).
+pages elsewhere (they apply when DEBUG is off; with DEBUG on Django shows its debug pages). Form data over
+DATA_UPLOAD_MAX_MEMORY_SIZE (= API_MAX_BODY_BYTES) reaches handler400 and answers 413, as pumpserver.limits does
+for a body whose Content-Length is too large.
 """
 
 from __future__ import annotations
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponseRedirect, JsonResponse
 from django.urls import Resolver404, resolve
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
+
+from pumpserver import limits
 
 FALLBACK_NAME = "api-not-found"
 _PROBE_ID = 987_654_321_123  # stands in for a path segment to find out whether an id was meant there
@@ -74,6 +79,8 @@ def _is_api(request) -> bool:
 
 def handler400(request, exception=None):
     if _is_api(request):
+        if isinstance(exception, RequestDataTooBig):  # form data or a body read past DATA_UPLOAD_MAX_MEMORY_SIZE
+            return JsonResponse(limits.body_too_large(limits.default_body_limit()), status=413)
         return JsonResponse({"detail": "Bad request."}, status=400)
     return defaults.bad_request(request, exception)
 

@@ -16,6 +16,7 @@ from modelregistry.models import (
     ModelType,
     TargetDirection,
 )
+from pumpserver import limits
 from web.forms.system import TimeWindowFilterForm
 
 SEND_MODE_LABELS = {
@@ -24,7 +25,6 @@ SEND_MODE_LABELS = {
     "positive_only": "positive (0.5 ≤ p < threshold)",
     "negative_only": "negative (p < 0.5)",
 }
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 MAX_META_BYTES = 5 * 1024 * 1024
 
 
@@ -146,8 +146,9 @@ class UploadForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        if upload.size > MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(f"The file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
+        upload_limit = limits.model_upload_limit()
+        if upload.size > upload_limit.max_bytes:
+            raise forms.ValidationError(limits.too_large(upload_limit, upload.size, what="The file"))
         return upload
 
     def clean(self):

@@ -27,8 +27,8 @@ from rest_framework.views import APIView
 from modelregistry import selectors, services
 from modelregistry.models import ActiveModel, ModelArtifact
 from modelregistry.training_service import TrainingServiceClient, TrainingServiceError, available_model
+from pumpserver import limits
 
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 MAX_META_BYTES = 5 * 1024 * 1024
 
 
@@ -237,6 +237,7 @@ class UploadModelView(APIView):
     """Upload a model file with its record; pickles are refused."""
 
     parser_classes = [MultiPartParser, FormParser]
+    body_limit = staticmethod(limits.model_upload_limit)  # not API_MAX_BODY_BYTES (pumpserver.limits)
 
     @extend_schema(
         operation_id="models_upload",
@@ -247,7 +248,9 @@ class UploadModelView(APIView):
                 RegistryErrorSerializer,
                 description="pickle/joblib file, unreadable or corrupt file, metadata that does not fit the file",
             ),
-            413: OpenApiResponse(RegistryErrorSerializer, description="file larger than 200 MB"),
+            413: OpenApiResponse(
+                RegistryErrorSerializer, description="request larger than MODEL_UPLOAD_MAX_BYTES (default 200 MB)"
+            ),
         },
         description="multipart/form-data with `file` (XGBoost JSON/UBJ or skops) and `meta` (JSON string or file "
         "in the training service's record shape). The file is validated against the record before anything is "
@@ -257,8 +260,9 @@ class UploadModelView(APIView):
         upload = request.FILES.get("file")
         if upload is None:
             return _error("file is required (multipart/form-data field 'file')", 400)
-        if upload.size > MAX_UPLOAD_BYTES:
-            return _error(f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB", 413)
+        upload_limit = limits.model_upload_limit()
+        if upload.size > upload_limit.max_bytes:
+            return _error(limits.too_large(upload_limit, upload.size, what="file"), 413)
         try:
             meta = _meta(request)
         except ValueError as exc:

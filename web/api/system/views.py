@@ -78,6 +78,7 @@ class HealthView(APIView):
     """
 
     permission_classes = [HealthPublic]
+    rate_limited = False  # health checks are never refused for rate (pumpserver.limits)
     degraded_status = 200
 
     def perform_authentication(self, request):
