@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from alerts.selectors import ALERT
+from audit.services import record_change
 from modelregistry.models import ActiveModel
 from predictions.models import ModelPrediction
 
@@ -20,7 +21,12 @@ def delete_model_alerts(*, active_model_id: int) -> int:
         if not ActiveModel.objects.select_for_update().filter(pk=active_model_id).exists():
             raise ModelNotFound(active_model_id)
         deleted, _ = ModelPrediction.objects.filter(ALERT, active_model_id=active_model_id).delete()
+        record_change(action="delete_alerts", object_type="modelregistry.activemodel", object_id=active_model_id,
+                      after={"deleted_alerts": deleted})
     return deleted
+
+
+STATISTICS_FIELDS = ("total_predictions", "last_prediction_at")
 
 
 def reset_model_statistics(*, active_model_id: int) -> int:
@@ -30,9 +36,13 @@ def reset_model_statistics(*, active_model_id: int) -> int:
     here, so nothing is deleted: the prediction log stays (DELETE /api/model-predictions/{id} clears it).
     Returns the number of deleted predictions, always 0.
     """
-    updated = ActiveModel.objects.filter(pk=active_model_id).update(
-        total_predictions=0, last_prediction_at=None, updated_at=timezone.now()
-    )
-    if not updated:
-        raise ModelNotFound(active_model_id)
+    with transaction.atomic():
+        before = ActiveModel.objects.select_for_update().filter(pk=active_model_id).values(*STATISTICS_FIELDS).first()
+        if before is None:
+            raise ModelNotFound(active_model_id)
+        ActiveModel.objects.filter(pk=active_model_id).update(
+            total_predictions=0, last_prediction_at=None, updated_at=timezone.now()
+        )
+        record_change(action="update", object_type="modelregistry.activemodel", object_id=active_model_id,
+                      before=before, after={"total_predictions": 0, "last_prediction_at": None})
     return 0

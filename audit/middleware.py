@@ -28,11 +28,12 @@ class AuditActorMiddleware:
     def __call__(self, request):
         door = door_of(request.path_info)
         token_hash = key_hash(presented_key(request.headers.get("Authorization")))
-        with acting(door=door, user=lambda: getattr(request, "user", None), token_hash=token_hash) as actor:
+        target = f"{request.method} {request.path_info}"
+        with acting(door=door, user=lambda: getattr(request, "user", None), token_hash=token_hash,
+                    target=target) as actor:
             response = self.get_response(request)
         if door == Door.REST and response.status_code in REFUSED and not actor.refusals:
             user = getattr(request, "user", None)
             record_refusal(door=door, user=user if getattr(user, "is_authenticated", False) else None,
-                           token_hash=token_hash, target=f"{request.method} {request.path_info}",
-                           missing_scope="")
+                           token_hash=token_hash, target=target)
         return response

@@ -3,13 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-
-class Door(models.TextChoices):
-    PAGE = "page", "page"
-    REST = "rest", "REST API"
-    MCP = "mcp", "MCP"
-    ADMIN = "admin", "Django admin"
-    COMMAND = "command", "management command"
+from audit.context import Door
 
 
 class AuditEntry(models.Model):

@@ -80,13 +80,16 @@ def changed(before: dict | None, after: dict | None) -> tuple[dict, dict]:
     return old, new
 
 
-def _entry(actor: Actor, **fields) -> AuditEntry:
+def _entry_fields(actor: Actor) -> dict:
+    """Who: the door, the user (as a row and as text), the token's hash."""
     user = actor.resolved_user()
     if user is not None:
-        fields.update(user=user, username=user.get_username())
-    else:
-        fields.update(user_id=actor.user_id, username=actor.username)
-    return AuditEntry.objects.create(door=actor.door, token_hash=actor.token_hash, **fields)
+        return {"door": actor.door, "user": user, "username": user.get_username(), "token_hash": actor.token_hash}
+    return {"door": actor.door, "user_id": actor.user_id, "username": actor.username, "token_hash": actor.token_hash}
+
+
+def _entry(actor: Actor, **fields) -> AuditEntry:
+    return AuditEntry.objects.create(**_entry_fields(actor), **fields)
 
 
 def record_change(*, action: str, object_type: str, object_id, before: dict | None = None,
@@ -101,9 +104,9 @@ def record_change(*, action: str, object_type: str, object_id, before: dict | No
     before, after = plain(before), plain(after)
     if action == "update" and isinstance(before, dict) and isinstance(after, dict):
         before, after = changed(before, after)
-    return _entry(actor, action=action, object_type=object_type, object_id=str(object_id if object_id is not None
-                                                                                else ""),
-                  before=before, after=after, target=target[:500])
+    object_id = "" if object_id is None else str(object_id)
+    return _entry(actor, action=action, object_type=object_type, object_id=object_id[:255], before=before,
+                  after=after, target=(target or actor.target)[:500])
 
 
 def object_type_of(obj_or_model) -> str:
@@ -137,6 +140,23 @@ def tracking(obj: models.Model, *, fields: tuple[str, ...] | None = None, target
     if before is not None:
         record_object_change(action="update", obj=obj, before=before, after=snapshot(obj, fields=fields),
                              target=target)
+
+
+def record_deleted_many(queryset) -> int:
+    """One delete entry per object of `queryset` (call before deleting it), written in batches; the count."""
+    actor = current_actor()
+    if actor is None:
+        return 0
+    template = _entry_fields(actor)
+    object_type = object_type_of(queryset.model)
+    count, batch = 0, []
+    for obj in queryset.iterator(chunk_size=DELETE_BATCH):
+        batch.append(AuditEntry(**template, action="delete", object_type=object_type, object_id=str(obj.pk)[:255],
+                                before=snapshot(obj), target=actor.target[:500]))
+        if len(batch) >= DELETE_BATCH:
+            count += len(AuditEntry.objects.bulk_create(batch))
+            batch = []
+    return count + len(AuditEntry.objects.bulk_create(batch))
 
 
 def record_call(*, tool: str, arguments: dict, error: str = "") -> AuditEntry | None:

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from audit.admin import AuditedAdminMixin
 from backtests.models import BacktestRun
 
 
 @admin.register(BacktestRun)
-class BacktestRunAdmin(admin.ModelAdmin):
+class BacktestRunAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Read-only: runs are created and run through the command, the API, MCP or the model page."""
 
     list_display = ["id", "active_model", "start", "end", "threshold", "state", "progress", "created_at"]

@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from audit.services import record_created, record_object_change, snapshot
 from backtests.models import FINAL_STATES, BacktestRow, BacktestRun, RunState
 from backtests.pipeline import Pipeline
 from backtests.row_services import judge_later, store_judged
@@ -99,18 +100,24 @@ def queue_run(
         run = create_run(active_model_id=active_model_id, start=start, end=end, threshold=threshold,
                          requested_by=requested_by)
         transaction.on_commit(lambda: async_task(RUN_TASK, run.pk, timeout=TASK_TIMEOUT_SECONDS))
+        record_created(run)
     return run
+
+
+CANCEL_FIELDS = ("state", "cancel_requested", "error", "finished_at")
 
 
 def request_cancel(*, run_id: int) -> BacktestRun:
     """Ask a queued or running run to stop; a queued one ends at once. Raises BacktestRun.DoesNotExist."""
     with transaction.atomic():
         run = BacktestRun.objects.select_for_update().get(pk=run_id)
+        before = snapshot(run, fields=CANCEL_FIELDS)
         if run.state == RunState.QUEUED:
             _finish(run, state=RunState.FAILED, error="cancelled before it started")
         elif run.state == RunState.RUNNING:
             run.cancel_requested = True
             run.save(update_fields=["cancel_requested"])
+        record_object_change(action="cancel", obj=run, before=before, after=snapshot(run, fields=CANCEL_FIELDS))
     return run
 
 

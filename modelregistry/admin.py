@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from audit.admin import AuditedAdminMixin
 from modelregistry.models import ActiveModel, ModelArtifact
 
 
@@ -16,7 +17,7 @@ class ModelArtifactInline(admin.TabularInline):
 
 
 @admin.register(ActiveModel)
-class ActiveModelAdmin(admin.ModelAdmin):
+class ActiveModelAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = [
         "id", "display_name", "model_id", "model_type", "source", "is_active", "alert_threshold",
         "total_predictions", "last_prediction_at", "load_error",

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from audit.services import record_deleted, record_object_change, snapshot
 from inference import loading
 from modelregistry.metadata import MetadataError, registry_fields
 from modelregistry.models import (
@@ -67,6 +68,7 @@ def register_model(
         if fields["model_id"] is not None:
             model = ActiveModel.objects.select_for_update().filter(model_id=fields["model_id"]).first()
         now = timezone.now()
+        before = snapshot(model) if model is not None else None
         if model is None:
             model = ActiveModel(source=source, is_active=False)
         for name, value in fields.items():
@@ -80,7 +82,9 @@ def register_model(
             model.is_active = True
             model.activated_at = now
         model.save()
-        _add_artifact(model=model, content=artifact, fmt=fmt)
+        stored = _add_artifact(model=model, content=artifact, fmt=fmt)
+        record_object_change(action="create" if before is None else "update", obj=model, before=before,
+                             after={**snapshot(model), "artifact_version": stored.version, "artifact_sha256": stored.sha256})
     return model
 
 
@@ -115,6 +119,9 @@ class OperationRefused(Exception):
     """The model exists but the operation cannot be carried out; the message says why (the API answers 400)."""
 
 
+ACTIVATION_FIELDS = ("is_active", "activated_at", "load_error", "load_error_at")
+
+
 def activate_model(*, active_model_id: int) -> ActiveModel:
     """Activate a model after checking that its current artifact loads and fits its record.
 
@@ -134,11 +141,13 @@ def activate_model(*, active_model_id: int) -> ActiveModel:
 
     with transaction.atomic():
         model = ActiveModel.objects.select_for_update().get(pk=active_model_id)
+        before = snapshot(model, fields=ACTIVATION_FIELDS)
         model.is_active = True
         model.activated_at = model.activated_at or timezone.now()
         model.load_error = None
         model.load_error_at = None
-        model.save(update_fields=["is_active", "activated_at", "load_error", "load_error_at", "updated_at"])
+        model.save(update_fields=[*ACTIVATION_FIELDS, "updated_at"])
+        record_object_change(action="update", obj=model, before=before, after=snapshot(model, fields=ACTIVATION_FIELDS))
     return model
 
 
@@ -165,6 +174,7 @@ def delete_model(*, active_model_id: int) -> ActiveModel:
     """
     with transaction.atomic():
         model = ActiveModel.objects.select_for_update().get(pk=active_model_id)
+        record_deleted(model)
         model.delete()
     model.pk = active_model_id  # delete() clears it; callers report which model went
     return model
@@ -334,9 +344,11 @@ def _cleaned_settings(changes: dict) -> dict:
 def _update_fields(*, active_model_id: int, values: dict) -> ActiveModel:
     with transaction.atomic():
         model = ActiveModel.objects.select_for_update().get(pk=active_model_id)
+        before = snapshot(model, fields=tuple(values))
         for field, value in values.items():
             setattr(model, field, value)
         model.save(update_fields=[*values, "updated_at"])
+        record_object_change(action="update", obj=model, before=before, after=snapshot(model, fields=tuple(values)))
     return model
 
 

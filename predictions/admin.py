@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from audit.admin import AuditedAdminMixin
 from predictions.models import (
     CoinMetric,
     CoinPhase,
@@ -14,7 +15,7 @@ from predictions.models import (
 from predictions.webhook_services import redeliver
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def has_add_permission(self, request, obj=None):
         return False
 

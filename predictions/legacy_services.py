@@ -19,6 +19,7 @@ from typing import Callable
 from django.db import DatabaseError, connection, models, transaction
 from psycopg import sql
 
+from audit.services import record_change
 from modelregistry.models import ActiveModel
 from predictions.legacy_history_services import HistoryImportError, HistoryReport, copy_history
 from predictions.legacy_schema import Column, check_constraints, columns, exists, render
@@ -146,6 +147,8 @@ def import_legacy_tables(*, dry_run: bool = False) -> list[TableReport | History
                 for spec in found:
                     _move_id_sequence_past_legacy_ids(cursor, spec)
                 history = copy_history(cursor, write=True)  # new ids, so after the sequences moved
+                record_change(action="import", object_type="legacy_tables", object_id="",
+                              after={"reports": [report.summary() for report in [*reports, history]]})
         except HistoryImportError as exc:
             raise LegacyImportError(str(exc)) from exc
     return [*reports, history]

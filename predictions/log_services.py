@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from audit.services import record_change
 from modelregistry.models import ActiveModel
 from predictions.models import ModelPrediction
 
@@ -21,6 +22,8 @@ def delete_model_predictions(*, active_model_id: int) -> int:
         if not ActiveModel.objects.select_for_update().filter(pk=active_model_id).exists():
             raise ModelNotFound(active_model_id)
         deleted, _ = ModelPrediction.objects.filter(active_model_id=active_model_id).delete()
+        record_change(action="delete_predictions", object_type="modelregistry.activemodel",
+                      object_id=active_model_id, after={"deleted_predictions": deleted})
     return deleted
 
 

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from audit.services import record_change
 from inference.engine import Prediction
 from predictions.models import DeliveryStatus, WebhookDelivery, WebhookLog
 from predictions.webhooks import (
@@ -85,12 +86,15 @@ def redeliver(*, delivery_ids: Iterable, now: datetime | None = None) -> int:
     They keep their delivery_id (receivers can recognise the repeat) and their creation time, so one past its 24 h
     window gets a single further attempt.
     """
+    delivery_ids = list(delivery_ids)
     with transaction.atomic():
         count = WebhookDelivery.objects.filter(
-            delivery_id__in=list(delivery_ids), status__in=[DeliveryStatus.DELIVERED, DeliveryStatus.FAILED]
+            delivery_id__in=delivery_ids, status__in=[DeliveryStatus.DELIVERED, DeliveryStatus.FAILED]
         ).update(status=DeliveryStatus.PENDING, next_attempt_at=now or timezone.now(), delivered_at=None)
         if count:
             _start_delivery_after_commit()
+            record_change(action="redeliver", object_type="predictions.webhookdelivery",
+                          object_id=",".join(sorted(map(str, delivery_ids)))[:255], after={"requeued": count})
     return count
 
 

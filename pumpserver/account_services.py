@@ -16,6 +16,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from pumpserver.changes import announce
+
 PASSWORD_FILE_NAME = "admin-password"
 NOT_SHOWN_SUFFIX = ".not-shown"
 
@@ -59,14 +61,22 @@ def reset_admin_password(*, username: str) -> AdminLogin:
     with transaction.atomic():
         user = users.objects.filter(username=username).first()
         created = user is None
+        before = None if created else {**_admin_flags(user), "password": "***"}
         if created:
             user = users.objects.create_superuser(username=username, email="", password=password)
         else:
             user.set_password(password)
             user.is_active = user.is_staff = user.is_superuser = True
             user.save(update_fields=["password", "is_active", "is_staff", "is_superuser"])
+        announce(action="create" if created else "update", object_type="auth.user", object_id=user.pk,
+                 before=before, after={**_admin_flags(user), "password": "(reset)"})
         _keep(password, not_shown=False)
     return AdminLogin(username=username, created=created, password=password, generated=True)
+
+
+def _admin_flags(user) -> dict:
+    return {"username": user.get_username(), "is_active": user.is_active, "is_staff": user.is_staff,
+            "is_superuser": user.is_superuser}
 
 
 def take_unshown_password() -> str | None:

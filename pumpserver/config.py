@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from django.conf import settings
 from django.db import transaction
 
+from pumpserver.changes import announce
 from pumpserver.models import RuntimeSetting
 from pumpserver.webhook_urls import InvalidWebhookUrl, validate_webhook_url
 
@@ -124,11 +125,13 @@ def update_config(*, changes: dict) -> dict:
     """
     cleaned = _cleaned(changes)
     with transaction.atomic():
+        before = get_config()
         for key, value in cleaned.items():
             if value is None:
                 RuntimeSetting.objects.filter(key=key).delete()
             else:
                 RuntimeSetting.objects.update_or_create(key=key, defaults={"value": value})
+        announce(action="update", object_type="config", object_id="global", before=before, after=get_config())
     _cache.clear()
     return get_config()
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audit.services import tracking
 from modelregistry.models import ActiveModel
 from modelregistry.services import deactivate_model
 from predictions.webhook_services import enqueue_event
@@ -104,10 +105,11 @@ def update_settings(*, active_model_id: int, changes: dict) -> QualitySettings:
         raise ValueError(f"unknown quality settings: {', '.join(sorted(unknown))}")
     with transaction.atomic():
         quality_settings, _ = QualitySettings.objects.select_for_update().get_or_create(active_model_id=active_model_id)
-        for name, value in changes.items():
-            setattr(quality_settings, name, value)
-        quality_settings.full_clean()
-        quality_settings.save()
+        with tracking(quality_settings, fields=tuple(allowed)):
+            for name, value in changes.items():
+                setattr(quality_settings, name, value)
+            quality_settings.full_clean()
+            quality_settings.save()
     return quality_settings
 
 

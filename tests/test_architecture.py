@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-PACKAGES = ("pumpserver", "inference", "modelregistry", "predictions", "alerts", "backtests", "quality", "web")
+PACKAGES = ("pumpserver", "audit", "inference", "modelregistry", "predictions", "alerts", "backtests", "quality", "web")
 MAX_MODULE_LINES = 600
 MAX_IMPORTS_IN_FUNCTIONS = 8
 
