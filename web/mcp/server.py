@@ -139,7 +139,7 @@ def _run_as_caller(spec, args: dict, caller) -> dict:
     """The tool's handler with the caller as the audit actor (door mcp); a call of a tool that may change something
     is recorded with its arguments, and with the error when it failed."""
     with acting(door=Door.MCP, user_id=getattr(caller, "user_id", None), username=getattr(caller, "username", ""),
-                token_hash=getattr(caller, "token_hash", "")):
+                token_hash=getattr(caller, "token_hash", ""), target=spec.name):
         if spec.read_only:
             return spec.handler(args)
         try:
