@@ -4,9 +4,12 @@ own limit, health never limited. REST in process; MCP against a real daphne (tes
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
+import anyio
 import pytest
+import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from rest_framework.test import APIClient
@@ -14,6 +17,7 @@ from rest_framework.test import APIClient
 from pumpserver import limits
 from pumpserver.tokens import issue_api_token
 from tests import parity
+from tests.test_mcp import Daphne, run_sse, run_streamable
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,11 +33,22 @@ def client_for(key: str) -> APIClient:
     return client
 
 
+def fresh_window(needed_seconds: float = 20) -> None:
+    """Wait for the next fixed window when the current one (on the database clock) ends too soon for a test's
+    requests to land in one window."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s - extract(epoch FROM clock_timestamp())::numeric %% %s", [60, 60])
+        left = float(cursor.fetchone()[0])
+    if left < needed_seconds:
+        time.sleep(left + 0.2)
+
+
 # --- rate ------------------------------------------------------------------------------------------------------------
 
 
 def test_a_token_over_its_rate_gets_429_while_another_token_passes(settings, django_user_model):
     settings.API_RATE_LIMIT = 3
+    fresh_window()
     busy, other = client_for(new_key(django_user_model)), client_for(new_key(django_user_model))
     assert [busy.get("/api/models").status_code for _ in range(3)] == [200, 200, 200]
 
@@ -51,6 +66,7 @@ def test_a_token_over_its_rate_gets_429_while_another_token_passes(settings, dja
 
 def test_the_counter_is_one_row_per_token_hash_and_counts_every_request(settings, django_user_model):
     settings.API_RATE_LIMIT = 100
+    fresh_window()
     key = new_key(django_user_model)
     client = client_for(key)
     for _ in range(4):
@@ -66,6 +82,7 @@ def test_the_counter_is_one_row_per_token_hash_and_counts_every_request(settings
 
 def test_without_a_token_the_session_user_and_then_the_client_address_are_counted(settings, django_user_model):
     settings.API_RATE_LIMIT = 2
+    fresh_window()
     user = django_user_model.objects.create_user(username="limits-session", password="unused-pw-1")
     session = APIClient()
     session.force_login(user)
@@ -78,6 +95,7 @@ def test_without_a_token_the_session_user_and_then_the_client_address_are_counte
 
 def test_health_and_metrics_are_never_limited(settings, django_user_model):
     settings.API_RATE_LIMIT = 1
+    fresh_window()
     client = client_for(new_key(django_user_model))
     for _ in range(3):
         assert client.get("/api/health").status_code == 200
@@ -157,3 +175,84 @@ def test_model_uploads_have_their_own_limit(settings, django_user_model):
     assert refused.status_code == 413
     assert "MODEL_UPLOAD_MAX_BYTES" in refused.json()["detail"]
     assert f"{len(artifact) // 2} bytes" in refused.json()["detail"]
+
+
+# --- MCP (a real daphne) ---------------------------------------------------------------------------------------------
+
+MCP_RATE = 5
+MCP_BODY_BYTES = 4096
+LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+STREAMABLE_HEADERS = {"Accept": "application/json, text/event-stream"}
+
+
+@pytest.fixture(scope="module")
+def limited_server(django_db_setup, tmp_path_factory):
+    daphne = Daphne(
+        tmp_path_factory.mktemp("daphne-limits") / "daphne.log",
+        API_RATE_LIMIT=str(MCP_RATE), API_MAX_BODY_BYTES=str(MCP_BODY_BYTES),
+    )
+    try:
+        daphne.wait_ready()
+        yield daphne.base
+    finally:
+        daphne.stop()
+
+
+def auth(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def tool_names(agent) -> set[str]:
+    return {tool.name for tool in (await agent.session.list_tools()).tools}
+
+
+def test_mcp_is_rate_limited_per_token_on_both_transports(limited_server, django_user_model):
+    base = limited_server
+    fresh_window(needed_seconds=30)
+    busy, streamable, sse = (new_key(django_user_model) for _ in range(3))
+    statuses = [
+        requests.post(f"{base}/mcp", json=LIST_TOOLS, headers={**STREAMABLE_HEADERS, **auth(busy)}, timeout=10)
+        .status_code for _ in range(MCP_RATE + 1)
+    ]
+    assert statuses == [200] * MCP_RATE + [429]
+    refused = requests.post(f"{base}/mcp", json=LIST_TOOLS, headers={**STREAMABLE_HEADERS, **auth(busy)}, timeout=10)
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.json()["limit"] == MCP_RATE and "API_RATE_LIMIT" in refused.json()["detail"]
+
+    # The same token's budget is spent on the SSE transport too: the stream and its message endpoint.
+    assert requests.get(f"{base}/mcp/sse", headers=auth(busy), timeout=10).status_code == 429
+    messages = f"{base}/mcp/messages/?session_id={uuid.uuid4().hex}"
+    assert requests.post(messages, json=LIST_TOOLS, headers=auth(busy), timeout=10).status_code == 429
+
+    # The helper routes are never limited.
+    for _ in range(MCP_RATE + 1):
+        assert requests.get(f"{base}/mcp/health", headers=auth(busy), timeout=10).status_code == 200
+        assert requests.get(f"{base}/mcp/info", headers=auth(busy), timeout=10).status_code == 200
+
+    # Other tokens still work with the official clients (each well within its own five requests).
+    assert "list_active_models" in anyio.run(run_streamable, base, streamable, tool_names)
+    assert "list_active_models" in anyio.run(run_sse, base, sse, tool_names)
+
+
+def test_mcp_bodies_over_the_limit_get_413(limited_server, django_user_model):
+    base = limited_server
+    fresh_window()
+    key = new_key(django_user_model)
+    padded = {**LIST_TOOLS, "params": {"padding": "x" * (2 * MCP_BODY_BYTES)}}
+    streamable = requests.post(f"{base}/mcp", json=padded, headers={**STREAMABLE_HEADERS, **auth(key)}, timeout=10)
+    assert streamable.status_code == 413
+    assert streamable.json()["setting"] == "API_MAX_BODY_BYTES" and streamable.json()["limit_bytes"] == MCP_BODY_BYTES
+    messages = f"{base}/mcp/messages/?session_id={uuid.uuid4().hex}"
+    assert requests.post(messages, json=padded, headers=auth(key), timeout=10).status_code == 413
+
+    # Sent in chunks without a Content-Length, the body is cut off at the limit as it arrives.
+    chunks = (b"x" * 1024 for _ in range(2 * MCP_BODY_BYTES // 1024))
+    chunked = requests.post(
+        f"{base}/mcp", data=chunks, headers={**STREAMABLE_HEADERS, **auth(key), "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert chunked.status_code == 413 and "API_MAX_BODY_BYTES" in chunked.json()["detail"]
+
+    small = requests.post(f"{base}/mcp", json=LIST_TOOLS, headers={**STREAMABLE_HEADERS, **auth(key)}, timeout=10)
+    assert small.status_code == 200 and small.json()["result"]["tools"]

@@ -16,6 +16,7 @@ from web.views import models as model_pages
 from web.views import predictions as prediction_pages
 from web.views import quality as quality_pages
 from web.views import system as system_pages
+from web.views import tokens as token_pages
 
 model_routes = [
     path("models/", model_pages.model_list, name="list"),
@@ -82,7 +83,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("settings/", system_pages.settings_page, name="settings"),
     path("info/", system_pages.info, name="info"),
-    path("info/token/", system_pages.info_token, name="info-token"),
+    path("tokens/", token_pages.token_list, name="tokens"),
+    path("tokens/<int:token_id>/revoke/", token_pages.token_revoke, name="token-revoke"),
     path("", include((quality_routes, "quality"))),
     path("", include((model_routes, "modelregistry"))),
     path("", include((alert_routes, "alerts"))),

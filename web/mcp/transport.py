@@ -16,7 +16,9 @@ Routes (see `mcp_routes`, used by pumpserver.asgi):
 
 Every MCP route first checks the Host and Origin headers (DNS-rebinding protection: no Origin, or one whose host is
 in ALLOWED_HOSTS, else 403) and then the API token (`Authorization: Bearer <key>`, or `Token <key>`; else 401),
-before the SDK sees the request.
+before the SDK sees the request. Between the two, every route but the helper routes counts the request against the
+token's rate (pumpserver.limits: 429 with Retry-After beyond API_RATE_LIMIT per minute, shared with the REST API);
+after them a POST body is read up to API_MAX_BODY_BYTES (413 beyond) before the transport sees it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from starlette.requests import Request
 from audit.context import key_hash
 from audit.models import Door
 from audit.services import record_refusal
+from pumpserver import limits
 from pumpserver.tokens import active_user_for_key
 from web.mcp import server as mcp_server
 
@@ -178,8 +181,50 @@ async def _record_refusal(scope) -> None:
     )
 
 
-def guarded(app, *, methods: tuple[str, ...], public_setting: str | None = None):
-    """Wrap an ASGI app: method, Host and Origin checks, then the token (unless `public_setting` is true)."""
+async def _refused_for_rate(scope, receive, send) -> bool:
+    """Count the request against its token (without one, the client address); True when it was answered 429."""
+    client = scope.get("client")
+    key = limits.rate_key(token=_token_key(scope), client_address=client[0] if client else None)
+    decision = await mcp_server.in_thread(lambda: limits.count_request(key=key))
+    if decision.allowed:
+        return False
+    await _drain_body(receive)
+    body, headers = limits.too_many_requests(decision)
+    await send_json(send, 429, body, headers=[(name.lower().encode(), value.encode()) for name, value in headers.items()])
+    return True
+
+
+async def _bounded_body(scope, receive, send):
+    """Read a POST body up to API_MAX_BODY_BYTES (the SDK would read any size into memory): a receive that hands
+    it over, or None when the request was answered 413 or the client left."""
+    limit = limits.default_body_limit()
+    declared = limits.declared_length(_header(scope, b"content-length"))
+    if declared is not None and declared > limit.max_bytes:
+        await send_json(send, 413, limits.body_too_large(limit, declared))
+        return None
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size > limit.max_bytes:
+            await send_json(send, 413, limits.body_too_large(limit))
+            return None
+        if not message.get("more_body"):
+            break
+    pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+    async def replay():
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+def guarded(app, *, methods: tuple[str, ...], public_setting: str | None = None, rate_limited: bool = True):
+    """Wrap an ASGI app: method, Host and Origin checks, the rate (if `rate_limited`), then the token (unless
+    `public_setting` is true), then a POST's body size."""
 
     async def guard(scope, receive, send):
         if scope["type"] != "http":
@@ -195,6 +240,8 @@ def guarded(app, *, methods: tuple[str, ...], public_setting: str | None = None)
             logger.warning("MCP request refused: Origin %r is not allowed", _header(scope, b"origin"))
             await _record_refusal(scope)
             return await send_text(send, 403, "Origin not allowed")
+        if rate_limited and await _refused_for_rate(scope, receive, send):
+            return None
         caller = None
         if not (public_setting and getattr(settings, public_setting, False)):
             caller = await authenticate(scope)
@@ -206,6 +253,10 @@ def guarded(app, *, methods: tuple[str, ...], public_setting: str | None = None)
                     {"detail": "Authentication required: send an API token as 'Authorization: Bearer <key>'."},
                     headers=[(b"www-authenticate", b'Bearer realm="pump-server-mcp"')],
                 )
+        if scope["method"] == "POST":
+            receive = await _bounded_body(scope, receive, send)
+            if receive is None:
+                return None
         scope = dict(scope, mcp_caller=caller)
         return await app(scope, receive, send)
 
@@ -465,7 +516,8 @@ def mcp_routes() -> list:
         path("mcp/sse", guarded(SseConsumer.as_asgi(), methods=("GET",))),
         path("mcp/messages/", guarded(post_message, methods=("POST",))),
         path("mcp/messages", guarded(post_message, methods=("POST",))),
-        path("mcp/info", guarded(info, methods=("GET",), public_setting="HEALTH_PUBLIC")),
-        path("mcp/health", guarded(health, methods=("GET",), public_setting="HEALTH_PUBLIC")),
+        # Helper routes: like /api/health, never limited.
+        path("mcp/info", guarded(info, methods=("GET",), public_setting="HEALTH_PUBLIC", rate_limited=False)),
+        path("mcp/health", guarded(health, methods=("GET",), public_setting="HEALTH_PUBLIC", rate_limited=False)),
         re_path(r"^mcp/?$", guarded(streamable_http, methods=("GET", "POST", "DELETE"))),
     ]
