@@ -7,10 +7,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from rest_framework.views import APIView
 
 from pumpserver.permissions import MetricsPublic
+from pumpserver.scopes import READ
 
 
 class MetricsView(APIView):
     """Prometheus exposition of every process's metrics (web, listener, worker) from the shared directory."""
+
+    required_scopes = {"GET": READ}
 
     permission_classes = [MetricsPublic]
     rate_limited = False  # scrapes are never refused for rate (pumpserver.limits)

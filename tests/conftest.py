@@ -36,12 +36,13 @@ def database_url(dbname: str) -> str:
 @pytest.fixture
 def api_client(django_user_model):
     """A DRF client authenticated with a real API token, as an external client would be."""
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
+
+    from pumpserver.tokens import issue_api_token
 
     user = django_user_model.objects.create_user(username="api-user", password="unused-password-1")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_api_token(user=user).key}")
     return client
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from modelregistry.models import ActiveModel
 from predictions.models import CoinScanCache, ModelPrediction
+from pumpserver.tokens import issue_api_token
 from tests import parity
 from tests.test_listener import MINT, ROWS, insert, register_rf, register_xgb
 
@@ -93,7 +93,7 @@ def test_predict_needs_a_token_and_accepts_bearer(django_user_model):
     assert anonymous.status_code == 401
     user = django_user_model.objects.create_user(username="bearer-user")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_api_token(user=user).key}")
     assert client.post("/api/predict", {"coin_id": "x"}, format="json").status_code == 400  # authenticated: no models
     client.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
     assert client.post("/api/predict", {"coin_id": "x"}, format="json").status_code == 401

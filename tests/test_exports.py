@@ -13,12 +13,12 @@ from asgiref.sync import async_to_sync
 from django.db import connection
 from django.test import AsyncClient, Client
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from modelregistry.models import ActiveModel
 from predictions.log_selectors import EXPORT_COLUMNS
 from predictions.models import ModelPrediction
+from pumpserver.tokens import issue_api_token
 from tests.test_pages import HX, make_model
 from tests.test_pages import client as client  # noqa: F401  (the logged-in client fixture)
 from tests.test_pages import user as user  # noqa: F401
@@ -134,7 +134,7 @@ def test_the_rows_come_from_a_server_side_cursor_closed_when_the_download_ends(a
 def test_under_asgi_the_csv_is_sent_in_chunks_as_it_is_read(models, django_user_model):
     model, _ = models
     user = django_user_model.objects.create_user(username="asgi", password="pw-asgi-12345")
-    key = Token.objects.create(user=user).key
+    key = issue_api_token(user=user).key
 
     async def download():
         response = await AsyncClient().get(f"/api/models/{model.pk}/predictions.csv",

@@ -28,7 +28,6 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.conninfo import conninfo_to_dict
-from rest_framework.authtoken.models import Token
 
 from backtests import services
 from backtests.models import BacktestRun, RunState
@@ -37,6 +36,7 @@ from modelregistry.models import ActiveModel, ModelSource
 from modelregistry.services import register_model
 from predictions.models import ModelPrediction, WebhookDelivery
 from pumpserver.models import RuntimeSetting
+from pumpserver.tokens import issue_api_token
 from quality import services as quality_services
 from tests import parity
 from tests.conftest import PROJECT_DIR, test_database_url, wait_until_serving
@@ -138,7 +138,7 @@ def server(django_db_setup, tmp_path_factory):
 @pytest.fixture
 def token(django_user_model) -> str:
     user = django_user_model.objects.create_user(username=f"agent-{uuid.uuid4().hex[:6]}", password="unused-pw-1")
-    return Token.objects.create(user=user).key
+    return issue_api_token(user=user).key
 
 
 def auth(key: str) -> dict:
@@ -284,7 +284,7 @@ def test_sse_endpoint_event_is_a_relative_url(server, token):
         assert endpoint.startswith("/mcp/messages/?session_id=") and "://" not in endpoint
 
         # The session belongs to the token's user: another user's token is answered as if it did not exist.
-        stranger = Token.objects.create(user=User.objects.create_user("stranger", password="unused-pw-2")).key
+        stranger = issue_api_token(user=User.objects.create_user("stranger", password="unused-pw-2")).key
         ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
         url = server["base"] + endpoint
         assert requests.post(url, json=ping, headers=auth(stranger), timeout=10).status_code == 404
@@ -698,7 +698,7 @@ def test_sse_session_across_two_web_processes_with_redis(token, tmp_path):
         answer = json.loads(events.get(timeout=15))
         assert answer["id"] == 2 and answer["result"]["structuredContent"]["success"] is True
         # another user's token cannot use the session, on either process
-        stranger = Token.objects.create(user=User.objects.create_user("stranger", password="unused-pw-2")).key
+        stranger = issue_api_token(user=User.objects.create_user("stranger", password="unused-pw-2")).key
         for base in (first.base, second.base):
             assert requests.post(base + endpoint, json=initialize, headers=auth(stranger), timeout=15).status_code == 404
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from datetime import datetime, timedelta
@@ -10,14 +9,14 @@ from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from modelregistry.models import ActiveModel
 from predictions.models import DeliveryStatus, ModelPrediction, WebhookDelivery
 from pumpserver.models import RuntimeSetting
+from pumpserver.role_services import set_role
+from pumpserver.scopes import ADMIN
 from tests import parity
 from tests.test_listener import register_xgb
 from web import charts
@@ -30,7 +29,10 @@ HX = {"HTTP_HX_REQUEST": "true"}
 
 @pytest.fixture
 def user(django_user_model):
-    return django_user_model.objects.create_user(username="operator", password="a-long-test-password-1")
+    """A user of the admin group: every page action is allowed (tests/test_token_scopes.py covers the groups)."""
+    user = django_user_model.objects.create_user(username="operator", password="a-long-test-password-1")
+    set_role(user=user, scope=ADMIN)
+    return user
 
 
 @pytest.fixture
@@ -461,33 +463,10 @@ def test_settings_show_where_the_server_really_serves_not_the_old_ports(client):
     assert RuntimeSetting.objects.get(key="api_port").value == 8000  # saving the page leaves the old keys alone
 
 
-def test_info_shows_processes_mcp_snippet_and_creates_a_token(client, user):
+def test_info_shows_processes_mcp_snippet_and_points_to_the_tokens_page(client):
     text = client.get("/info/").content.decode()
     assert '"url": "http://testserver/mcp/"' in text and "No process has reported yet" in text
-    assert "Create token" in text
-    response = client.post("/info/token/", **HX)
-    key = Token.objects.get(user=user).key
-    assert key in response.content.decode() and "<html" not in response.content.decode()
-    again = client.get("/info/").content.decode()
-    assert key not in again and "Replace token" in again
-    client.post("/info/token/", **HX)
-    assert Token.objects.get(user=user).key != key
-
-
-def test_create_api_token_command_keeps_the_key_unless_rotated(user):
-    def run(*args) -> str:
-        out = io.StringIO()
-        call_command("create_api_token", *args, stdout=out)
-        return out.getvalue().strip()
-
-    key = run("operator")
-    assert key == Token.objects.get(user=user).key
-    assert run("operator") == key
-    rotated = run("operator", "--rotate")
-    assert rotated != key and Token.objects.get(user=user).key == rotated
-    with pytest.raises(CommandError):
-        run("nobody")
-    assert run("newcomer", "--create") == Token.objects.get(user__username="newcomer").key
+    assert 'href="/tokens/"' in text
 
 
 # --- charts ----------------------------------------------------------------------------------------------------------

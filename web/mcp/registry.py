@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 from jsonschema import Draft202012Validator
 
 from modelregistry import selectors as registry_selectors
+from pumpserver.scopes import READ, SCOPES
 
 MAX_PAGE = 1000
 IGNORE_MAX = 86_400
@@ -40,6 +41,7 @@ class ToolSpec:
     read_only: bool
     destructive: bool
     open_world: bool
+    scope: str  # what a token needs to see and call it (pumpserver.scopes; web.mcp.scopes checks it)
 
     def as_tool(self) -> types.Tool:
         return types.Tool(
@@ -61,13 +63,22 @@ _VALIDATORS: dict[str, Draft202012Validator] = {}
 
 
 def tool(name: str, title: str, description: str, properties: dict | None = None, required: tuple[str, ...] = (),
-         *, read_only: bool = True, destructive: bool = False, open_world: bool = False):
-    """Register a tool: its JSON schema is `type: object` with these properties and required names."""
+         *, read_only: bool = True, destructive: bool = False, open_world: bool = False, scope: str | None = None):
+    """Register a tool: its JSON schema is `type: object` with these properties and required names.
+
+    `scope` is what a token needs to call it: a read-only tool needs `read` unless it says otherwise (the debug
+    tools say admin); a tool that changes something must name its scope."""
     schema = {"type": "object", "properties": properties or {}, "required": list(required)}
+    if scope is None:
+        if not read_only:
+            raise ValueError(f"tool {name} changes something: declare its scope (operate or admin)")
+        scope = READ
+    if scope not in SCOPES:
+        raise ValueError(f"tool {name}: unknown scope {scope!r}")
 
     def register(handler: Callable[[dict], dict]) -> Callable[[dict], dict]:
         Draft202012Validator.check_schema(schema)
-        TOOLS[name] = ToolSpec(name, title, description, schema, handler, read_only, destructive, open_world)
+        TOOLS[name] = ToolSpec(name, title, description, schema, handler, read_only, destructive, open_world, scope)
         _VALIDATORS[name] = Draft202012Validator(schema)
         return handler
 

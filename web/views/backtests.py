@@ -20,9 +20,11 @@ from backtests import selectors, services
 from backtests.models import FINAL_STATES, BacktestRun, RunState
 from modelregistry.models import ActiveModel
 from predictions import selectors as prediction_selectors
+from pumpserver.scopes import OPERATE
 from web import charts
 from web.forms.backtests import BacktestForm, parse_run_ids
 from web.views.base import VERDICT_COLORS, page_login_required, partial_request
+from web.views.permissions import post_needs
 
 RUNS_LISTED = 50
 # Bucket sizes of the time charts: the smallest that keeps a range within MAX_BUCKETS bars.
@@ -80,6 +82,7 @@ def _model_context(model: ActiveModel, form: BacktestForm) -> dict:
 
 @page_login_required
 @require_http_methods(["GET", "POST"])
+@post_needs(OPERATE)
 def model_backtests(request, active_model_id: int):
     """`/models/<id>/backtests/`: run a backtest (range, threshold) and the model's runs, newest first."""
     model = _model_or_404(active_model_id)
@@ -228,6 +231,7 @@ def backtest_run(request, run_id: int):
 
 @page_login_required
 @require_POST
+@post_needs(OPERATE)
 def backtest_cancel(request, run_id: int):
     """Cancel a queued or running run (a running one stops within one step)."""
     _run_or_404(run_id)

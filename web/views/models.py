@@ -25,6 +25,7 @@ from modelregistry.training_service import (
 )
 from predictions import log_selectors
 from predictions import selectors as prediction_selectors
+from pumpserver.scopes import ADMIN, OPERATE
 from web import charts
 from web.csv_export import csv_response
 from web.forms.models import (
@@ -39,6 +40,7 @@ from web.forms.models import (
 )
 from web.views import quality as quality_pages
 from web.views.base import Pager, page_login_required, partial_request
+from web.views.permissions import post_needs
 
 PREDICTIONS_PER_PAGE = 25
 
@@ -88,6 +90,7 @@ def model_list(request):
 
 @page_login_required
 @require_POST
+@post_needs(OPERATE)
 def model_activate(request, active_model_id: int):
     model = _model_or_404(active_model_id)
     try:
@@ -99,6 +102,7 @@ def model_activate(request, active_model_id: int):
 
 @page_login_required
 @require_POST
+@post_needs(OPERATE)
 def model_deactivate(request, active_model_id: int):
     model = _model_or_404(active_model_id)
     services.deactivate_model(active_model_id=model.pk)
@@ -107,6 +111,7 @@ def model_deactivate(request, active_model_id: int):
 
 @page_login_required
 @require_POST
+@post_needs(OPERATE)
 def model_rename(request, active_model_id: int):
     model = _model_or_404(active_model_id)
     form = RenameForm(request.POST)
@@ -122,6 +127,7 @@ def model_rename(request, active_model_id: int):
 
 @page_login_required
 @require_POST
+@post_needs(ADMIN)
 def model_delete(request, active_model_id: int):
     """Delete the model with its predictions (POST only; the page asks to confirm first)."""
     model = _model_or_404(active_model_id)
@@ -141,6 +147,7 @@ def model_delete(request, active_model_id: int):
 
 @page_login_required
 @require_http_methods(["GET", "POST"])
+@post_needs(ADMIN)
 def model_import(request):
     """`/models/import/`: models of the training service (loaded by a partial), upload, training command."""
     upload_form = UploadForm()
@@ -190,6 +197,7 @@ def available_models(request):
 
 @page_login_required
 @require_POST
+@post_needs(ADMIN)
 def import_model(request):
     """Import one training-service model (a new version when it is imported already); answers a result line."""
     form = ImportForm(request.POST)
@@ -364,6 +372,7 @@ def model_predictions_csv(request, active_model_id: int):
 
 @page_login_required
 @require_http_methods(["GET", "POST"])
+@post_needs(OPERATE)
 def model_config(request, active_model_id: int):
     """`/models/<id>/config/`: every per-model setting in one form, saved in place (hx-post answers the form)."""
     model = _model_or_404(active_model_id)

@@ -14,9 +14,11 @@ from django.views.decorators.http import require_GET, require_POST
 from modelregistry.models import ActiveModel
 from predictions import log_selectors, selectors, webhook_services
 from predictions.models import WebhookDelivery
+from pumpserver.scopes import OPERATE
 from web import charts
 from web.forms.predictions import WINDOW_CHOICES, CoinWindowForm, DeliveryFilterForm
 from web.views.base import Pager, page_login_required, partial_request
+from web.views.permissions import post_needs
 
 DELIVERIES_PER_PAGE = 50
 TAG_STYLE = {"negativ": ("#9ca3af", "circle"), "positiv": ("#2563eb", "circle"), "alert": ("#7c3aed", "triangle")}
@@ -152,6 +154,7 @@ def webhook_list(request):
 
 @page_login_required
 @require_POST
+@post_needs(OPERATE)
 def webhook_redeliver(request, delivery_id: uuid.UUID):
     """Queue a delivered or failed delivery again (same delivery_id, due now); answers its updated row."""
     count = webhook_services.redeliver(delivery_ids=[delivery_id])

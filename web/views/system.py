@@ -8,18 +8,19 @@ from datetime import timedelta
 from django.conf import settings
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from alerts.selectors import alert_statistics, models_alert_statistics
 from modelregistry.models import ActiveModel
 from predictions import selectors as prediction_selectors
 from pumpserver import config
-from pumpserver.tokens import issue_api_token, token_of
+from pumpserver.scopes import ADMIN
 from web import charts
 from web.forms.system import SettingsForm
 from web.selectors import QUEUE_DEPTH_CAP, health, heartbeat_stale_seconds, process_heartbeats, version_info
 from web.views.base import page_login_required, partial_request, verdict_chart
 from web.views.demo import demo_banner
+from web.views.permissions import post_needs
 
 DASHBOARD_MINUTES = 60
 DASHBOARD_MIN_MINUTES = 10  # the shortest per-minute chart, for a system that has just started
@@ -109,6 +110,7 @@ def dashboard(request):
 
 @page_login_required
 @require_http_methods(["GET", "POST"])
+@post_needs(ADMIN)
 def settings_page(request):
     """`/settings/`: the persisted configuration (pumpserver.config), saved in place."""
     saved = False
@@ -141,14 +143,9 @@ def settings_page(request):
     return render(request, f"{template}#settings_form" if partial_request(request) else template, context)
 
 
-def _token_context(request, *, new_key: str | None = None) -> dict:
-    return {"token": token_of(user=request.user), "new_key": new_key}
-
-
-def _info_context(request, *, new_key: str | None = None) -> dict:
+def _info_context(request) -> dict:
     return {
         **version_info(),
-        **_token_context(request, new_key=new_key),
         "heartbeats": process_heartbeats(),
         "stale_seconds": heartbeat_stale_seconds(),
         "base_url": request.build_absolute_uri("/").rstrip("/"),
@@ -168,15 +165,5 @@ def _info_context(request, *, new_key: str | None = None) -> dict:
 
 @page_login_required
 def info(request):
-    """`/info/`: version, processes and heartbeats, endpoints, MCP client configuration, API token."""
+    """`/info/`: version, processes and heartbeats, endpoints, MCP client configuration (tokens: /tokens/)."""
     return render(request, "pumpserver/info.html", _info_context(request))
-
-
-@page_login_required
-@require_POST
-def info_token(request):
-    """Create (or replace) the logged-in user's API token; the key is shown once, in the answer."""
-    token = issue_api_token(user=request.user)
-    context = _info_context(request, new_key=token.key)
-    template = "pumpserver/info.html"
-    return render(request, f"{template}#token" if partial_request(request) else template, context)

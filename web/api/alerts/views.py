@@ -6,6 +6,7 @@ from rest_framework.views import APIView
 from alerts import legacy_selectors, legacy_services, selectors
 from modelregistry.models import ActiveModel
 from predictions import log_selectors
+from pumpserver.scopes import ADMIN, READ
 from web.api.alerts.serializers import (
     AlertDetailsQuerySerializer,
     AlertDetailsSerializer,
@@ -29,6 +30,7 @@ from web.api.common import (
     query_data,
     validated,
 )
+from web.api.scopes import check_model
 from web.csv_export import csv_response
 
 MODEL_COUNTS_MAP_SCHEMA = {
@@ -49,6 +51,9 @@ def _model_or_404(active_model_id: int) -> None:
 class AlertStatisticsView(APIView):
     """Alert and verdict counts, rates and performance sums over `model_predictions` (all or one model)."""
 
+    required_scopes = {"GET": READ}
+    lists_every_model = True  # a model-limited token names its models (web.api.scopes)
+
     @extend_schema(
         operation_id="alerts_statistics",
         parameters=[AlertStatisticsQuerySerializer],
@@ -65,6 +70,9 @@ class AlertStatisticsView(APIView):
 
 class ModelsAlertStatisticsView(APIView):
     """Per-model alert counts, keyed by active model id (a string); every active model unless ids are given."""
+
+    required_scopes = {"GET": READ}
+    lists_every_model = True  # a model-limited token names its models (web.api.scopes)
 
     @extend_schema(
         operation_id="models_alert_statistics",
@@ -86,6 +94,8 @@ class ModelsAlertStatisticsView(APIView):
 class ModelStatisticsView(APIView):
     """One model's prediction statistics (every field present, also without predictions); reset its counters."""
 
+    required_scopes = {"GET": READ, "DELETE": ADMIN}
+
     @extend_schema(operation_id="model_statistics", responses={200: ModelStatisticsSerializer, 404: NOT_FOUND})
     def get(self, request, active_model_id: int):
         _model_or_404(active_model_id)
@@ -106,6 +116,9 @@ class ModelStatisticsView(APIView):
 class AlertsView(APIView):
     """Alerts (predictions tagged `alert`) in the legacy alert shape, with status counts over the same filters."""
 
+    required_scopes = {"GET": READ}
+    lists_every_model = True  # a model-limited token names its models (web.api.scopes)
+
     @extend_schema(
         operation_id="alerts_list",
         parameters=[AlertsQuerySerializer],
@@ -123,6 +136,8 @@ class AlertsView(APIView):
 class AlertDetailsView(APIView):
     """One alert with the coin's figures at alert and evaluation time, charts, other alerts and model figures."""
 
+    required_scopes = {"GET": READ}
+
     @extend_schema(
         operation_id="alerts_retrieve",
         parameters=[AlertDetailsQuerySerializer],
@@ -133,11 +148,14 @@ class AlertDetailsView(APIView):
         details = legacy_selectors.alert_details(alert_id=alert_id, **query)
         if details is None:
             raise NotFound(f"Alert {alert_id} not found")
+        check_model(request, details["alert"]["active_model_id"])
         return Response(AlertDetailsSerializer(details).data)
 
 
 class ModelAlertsView(APIView):
     """Delete one model's alerts (its predictions tagged `alert`)."""
+
+    required_scopes = {"DELETE": ADMIN}
 
     @extend_schema(operation_id="model_alerts_delete", responses={200: DeleteAlertsResponseSerializer, 404: NOT_FOUND})
     def delete(self, request, active_model_id: int):
@@ -150,6 +168,9 @@ class ModelAlertsView(APIView):
 
 class AlertsCsvView(CsvExportView):
     """Alerts as CSV (the alerts page's filters: model, verdict, coin, time), newest first, streamed without a cap."""
+
+    required_scopes = {"GET": READ}
+    lists_every_model = True  # a model-limited token names its models (web.api.scopes)
 
     @extend_schema(
         operation_id="alerts_csv",

@@ -28,8 +28,10 @@ from backtests import selectors, services
 from backtests.models import BacktestRun, RunState
 from modelregistry import selectors as registry_selectors
 from modelregistry.models import ActiveModel
+from pumpserver.scopes import OPERATE, READ
 from web.api.backtests import serializers as s
 from web.api.common import BAD_REQUEST, NOT_FOUND, PageQuerySerializer, query_data, validated
+from web.api.scopes import check_model
 
 TAGS = ["backtests"]
 INVALID_FIELDS = OpenApiResponse(description="Invalid fields, named in the body: {field: [message]}.")
@@ -76,12 +78,21 @@ class BacktestAPIView(APIView):
         return response
 
 
+def _run_of_allowed_model(request, run_id: int) -> BacktestRun:
+    """The run; 403 naming its model for a token limited to other models."""
+    run = selectors.get_run(run_id=run_id)
+    check_model(request, run.active_model_id)
+    return run
+
+
 def _run_answer(run: BacktestRun, *, status_code: int = status.HTTP_200_OK) -> Response:
     return Response(s.BacktestRunSerializer(run).data, status=status_code)
 
 
 class ModelBacktestsView(BacktestAPIView):
     """`POST /api/models/{id}/backtests` queues a run; `GET` lists the model's runs, newest first."""
+
+    required_scopes = {"GET": READ, "POST": OPERATE}
 
     @extend_schema(
         tags=TAGS,
@@ -118,11 +129,13 @@ class ModelBacktestsView(BacktestAPIView):
 class BacktestDetailView(BacktestAPIView):
     """`GET /api/backtests/{run_id}`: state, progress and (when done) summary; `DELETE` cancels."""
 
+    required_scopes = {"GET": READ, "DELETE": OPERATE}
+
     @extend_schema(tags=TAGS, operation_id="backtest_retrieve",
                    responses={200: s.BacktestRunSerializer, 404: NOT_FOUND})
     def get(self, request, run_id: int):
         """The run: state, progress (0..1, rows_done of rows_total), error, and its summary once done."""
-        return _run_answer(selectors.get_run(run_id=run_id))
+        return _run_answer(_run_of_allowed_model(request, run_id))
 
     @extend_schema(
         tags=TAGS,
@@ -137,6 +150,7 @@ class BacktestDetailView(BacktestAPIView):
     )
     def delete(self, request, run_id: int):
         """Cancel the run. It ends failed ("cancelled"), without results, and never looks complete."""
+        _run_of_allowed_model(request, run_id)
         run = services.request_cancel(run_id=run_id)
         stopping = run.state == RunState.RUNNING
         return _run_answer(run, status_code=status.HTTP_202_ACCEPTED if stopping else status.HTTP_200_OK)
@@ -145,6 +159,8 @@ class BacktestDetailView(BacktestAPIView):
 class BacktestRowsView(BacktestAPIView):
     """`GET /api/backtests/{run_id}/rows`: the replayed predictions in data-time order, paged as JSON, or every one
     streamed as CSV (`?format=csv` or `Accept: text/csv`)."""
+
+    required_scopes = {"GET": READ}
 
     renderer_classes = [JSONRenderer, CSVRenderer]
     content_negotiation_class = RowsNegotiation
@@ -163,7 +179,7 @@ class BacktestRowsView(BacktestAPIView):
     )
     def get(self, request, run_id: int):
         """The replayed predictions in data-time order: a page as JSON, or every row as CSV."""
-        run = selectors.get_run(run_id=run_id)
+        run = _run_of_allowed_model(request, run_id)
         if request.accepted_renderer.format == "csv":
             return _csv_response(request, run)
         query = validated(s.BacktestRowsQuerySerializer, query_data(request.query_params))

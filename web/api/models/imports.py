@@ -28,6 +28,7 @@ from modelregistry import selectors, services
 from modelregistry.models import ActiveModel, ModelArtifact
 from modelregistry.training_service import TrainingServiceClient, TrainingServiceError, available_model
 from pumpserver import limits
+from pumpserver.scopes import ADMIN, READ
 
 MAX_META_BYTES = 5 * 1024 * 1024
 
@@ -146,6 +147,8 @@ def _current_artifact(model: ActiveModel) -> ModelArtifact:
 class AvailableModelsView(APIView):
     """T1: READY models of the training service that are not imported yet."""
 
+    required_scopes = {"GET": READ}
+
     @extend_schema(
         operation_id="models_available_list",
         responses={200: AvailableModelListSerializer, **_SERVICE_ERRORS},
@@ -163,6 +166,8 @@ class AvailableModelsView(APIView):
 
 class AvailableModelView(APIView):
     """T2: one model of the training service, as AvailableModel."""
+
+    required_scopes = {"GET": READ}
 
     @extend_schema(
         operation_id="models_available_retrieve",
@@ -184,6 +189,8 @@ class AvailableModelView(APIView):
 
 class ImportModelView(APIView):
     """T3: download a model from the training service, check it and serve it."""
+
+    required_scopes = {"POST": ADMIN}
 
     @extend_schema(
         operation_id="models_import",
@@ -235,6 +242,8 @@ class ImportModelView(APIView):
 
 class UploadModelView(APIView):
     """Upload a model file with its record; pickles are refused."""
+
+    required_scopes = {"POST": ADMIN}
 
     parser_classes = [MultiPartParser, FormParser]
     body_limit = staticmethod(limits.model_upload_limit)  # not API_MAX_BODY_BYTES (pumpserver.limits)
@@ -319,6 +328,8 @@ def _meta(request) -> dict:
 
 class ModelVersionsView(APIView):
     """The stored versions of a model's file, newest first."""
+
+    required_scopes = {"GET": READ}
 
     @extend_schema(
         operation_id="models_versions_list",

@@ -18,8 +18,10 @@ from modelregistry import selectors, services
 from modelregistry.models import ActiveModel
 from modelregistry.training_service import TrainingServiceError
 from predictions import selectors as prediction_selectors
+from pumpserver.scopes import ADMIN, OPERATE, READ
 from web.api.common import validated
 from web.api.models import serializers as s
+from web.api.scopes import allows_model
 
 MODEL_NOT_FOUND = "Model not found"
 
@@ -78,15 +80,20 @@ def _action(message: str, active_model_id: int, **extra) -> Response:
 class ModelListView(ModelRegistryView):
     """M1 `GET /api/models` and M2 `GET /api/models/active` (the same list): active models, or all of them."""
 
+    required_scopes = {"GET": READ}
+
     @extend_schema(tags=TAGS, parameters=[s.ModelListQuerySerializer], responses={200: s.ModelListSerializer})
     def get(self, request):
         include_inactive = validated(s.ModelListQuerySerializer, request.query_params)["include_inactive"]
-        models = s.with_quality_state(list(prediction_selectors.list_models(include_inactive=include_inactive)))
+        listed = prediction_selectors.list_models(include_inactive=include_inactive)
+        models = s.with_quality_state([model for model in listed if allows_model(request, model.pk)])
         return Response(s.ModelListSerializer({"models": models, "total": len(models)}).data)
 
 
 class ModelDetailView(ModelRegistryView):
     """M3 `GET /api/models/{id}` (inactive models too) and M7 `DELETE /api/models/{id}`."""
+
+    required_scopes = {"GET": READ, "DELETE": ADMIN}
 
     @extend_schema(tags=TAGS, operation_id="api_models_detail", responses={200: s.ModelInfoSerializer, 404: NOT_FOUND})
     def get(self, request, active_model_id: int):
@@ -103,6 +110,8 @@ class ModelDetailView(ModelRegistryView):
 
 
 class ModelActivateView(ModelRegistryView):
+    required_scopes = {"POST": OPERATE}
+
     @extend_schema(
         tags=TAGS,
         request=None,
@@ -119,6 +128,8 @@ class ModelActivateView(ModelRegistryView):
 
 
 class ModelDeactivateView(ModelRegistryView):
+    required_scopes = {"POST": OPERATE}
+
     @extend_schema(tags=TAGS, request=None, responses={200: s.ModelActionSerializer, 404: NOT_FOUND})
     def post(self, request, active_model_id: int):
         """M5: no new predictions; pending ones are still evaluated."""
@@ -127,6 +138,8 @@ class ModelDeactivateView(ModelRegistryView):
 
 
 class ModelRenameView(ModelRegistryView):
+    required_scopes = {"PATCH": OPERATE}
+
     @extend_schema(
         tags=TAGS,
         request=s.RenameSerializer,
@@ -143,6 +156,8 @@ class ModelRenameView(ModelRegistryView):
 
 
 class ModelUpdateMetricsView(ModelRegistryView):
+    required_scopes = {"POST": OPERATE}
+
     @extend_schema(
         tags=TAGS,
         request=None,
@@ -164,6 +179,8 @@ class ModelUpdateMetricsView(ModelRegistryView):
 
 
 class AlertThresholdView(ModelRegistryView):
+    required_scopes = {"PATCH": OPERATE}
+
     @extend_schema(
         tags=TAGS,
         request=s.AlertThresholdSerializer,
@@ -181,6 +198,8 @@ class AlertThresholdView(ModelRegistryView):
 
 
 class N8nSettingsView(ModelRegistryView):
+    required_scopes = {"PATCH": OPERATE}
+
     @extend_schema(
         tags=TAGS,
         request=s.N8nSettingsSerializer,
@@ -199,6 +218,8 @@ class N8nSettingsView(ModelRegistryView):
 
 
 class AlertConfigView(ModelRegistryView):
+    required_scopes = {"PATCH": OPERATE}
+
     @extend_schema(
         tags=TAGS,
         request=s.AlertConfigSerializer,
@@ -227,6 +248,8 @@ class AlertConfigView(ModelRegistryView):
 class IgnoreSettingsView(ModelRegistryView):
     """C4/C5: seconds a coin is skipped by the model after a bad, positive or alert result."""
 
+    required_scopes = {"GET": READ, "PATCH": OPERATE}
+
     @extend_schema(tags=TAGS, responses={200: s.IgnoreSettingsSerializer, 404: NOT_FOUND})
     def get(self, request, active_model_id: int):
         return Response(s.IgnoreSettingsSerializer(selectors.get_model(active_model_id=active_model_id)).data)
@@ -247,6 +270,8 @@ class IgnoreSettingsView(ModelRegistryView):
 class MaxLogEntriesView(ModelRegistryView):
     """C6/C7: per coin and tag, how many pending predictions the model stores at most."""
 
+    required_scopes = {"GET": READ, "PATCH": OPERATE}
+
     @extend_schema(tags=TAGS, responses={200: s.MaxLogEntriesSerializer, 404: NOT_FOUND})
     def get(self, request, active_model_id: int):
         return Response(s.MaxLogEntriesSerializer(selectors.get_model(active_model_id=active_model_id)).data)
@@ -265,6 +290,8 @@ class MaxLogEntriesView(ModelRegistryView):
 
 
 class N8nStatusView(ModelRegistryView):
+    required_scopes = {"GET": READ}
+
     @extend_schema(tags=TAGS, responses={200: s.N8nStatusSerializer})
     def get(self, request, active_model_id: int):
         """C8: how the newest webhook POST to the model's URL went; 200 also for unknown ids (status unknown)."""

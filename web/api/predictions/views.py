@@ -7,6 +7,7 @@ from modelregistry import selectors as registry_selectors
 from modelregistry.models import ActiveModel
 from predictions import log_selectors, log_services
 from predictions.services import NoActiveModels, predict_coin
+from pumpserver.scopes import ADMIN, OPERATE, READ
 from web.api.common import (
     BAD_REQUEST,
     CSV_RESPONSES,
@@ -32,11 +33,14 @@ from web.api.predictions.serializers import (
     PredictRequestSerializer,
     PredictResponseSerializer,
 )
+from web.api.scopes import allowed_model_ids
 from web.csv_export import csv_response
 
 
 class PredictView(APIView):
     """Predict one coin now with every active model (or the given training-service ids); results are stored."""
+
+    required_scopes = {"POST": OPERATE}  # it stores the predictions (the MCP predict_coin dry run is read)
 
     @extend_schema(
         request=PredictRequestSerializer,
@@ -53,6 +57,7 @@ class PredictView(APIView):
             outcome = predict_coin(
                 coin_id=query.validated_data["coin_id"],
                 model_ids=query.validated_data.get("model_ids"),
+                active_model_ids=allowed_model_ids(request),
                 timestamp=query.validated_data.get("timestamp"),
             )
         except NoActiveModels as exc:
@@ -67,6 +72,9 @@ class PredictView(APIView):
 
 class ModelPredictionsView(APIView):
     """The prediction log (`model_predictions`), newest prediction first, with filters and the filtered total."""
+
+    required_scopes = {"GET": READ}
+    lists_every_model = True  # a model-limited token names its models (web.api.scopes)
 
     @extend_schema(
         operation_id="model_predictions_list",
@@ -86,6 +94,8 @@ class ModelPredictionsView(APIView):
 class ModelPredictionsDeleteView(APIView):
     """Delete every prediction of one model."""
 
+    required_scopes = {"DELETE": ADMIN}
+
     @extend_schema(
         operation_id="model_predictions_delete",
         responses={200: DeleteModelPredictionsResponseSerializer, 404: NOT_FOUND},
@@ -101,6 +111,8 @@ class ModelPredictionsDeleteView(APIView):
 class DeleteOldLogsView(APIView):
     """Reset one model's logs: delete its predictions (only its own; legacy counts are always 0)."""
 
+    required_scopes = {"DELETE": ADMIN}
+
     @extend_schema(operation_id="admin_delete_old_logs", responses={200: DeleteOldLogsResponseSerializer, 404: NOT_FOUND})
     def delete(self, request, active_model_id: int):
         try:
@@ -111,6 +123,8 @@ class DeleteOldLogsView(APIView):
 
 class CoinDetailsView(APIView):
     """Prices, predictions and verdicts of one coin for one model, around a prediction or in a time window."""
+
+    required_scopes = {"GET": READ}
 
     @extend_schema(
         operation_id="model_coin_details",
@@ -130,6 +144,9 @@ class CoinDetailsView(APIView):
 class PredictionsView(APIView):
     """Legacy prediction list, served from `model_predictions` (newest first)."""
 
+    required_scopes = {"GET": READ}
+    lists_every_model = True  # a model-limited token names its models (web.api.scopes)
+
     @extend_schema(
         operation_id="predictions_list",
         parameters=[PredictionsQuerySerializer],
@@ -147,6 +164,9 @@ class PredictionsView(APIView):
 class LatestPredictionView(APIView):
     """The newest prediction of a coin (optionally of one training-service model id)."""
 
+    required_scopes = {"GET": READ}
+    lists_every_model = True  # a model-limited token names its models (web.api.scopes)
+
     @extend_schema(
         operation_id="predictions_latest",
         parameters=[LatestPredictionQuerySerializer],
@@ -163,6 +183,8 @@ class LatestPredictionView(APIView):
 
 class ModelPredictionsCsvView(CsvExportView):
     """Every prediction of one model as CSV (the model page's filters), newest first, streamed without a cap."""
+
+    required_scopes = {"GET": READ}
 
     @extend_schema(
         operation_id="model_predictions_csv",

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from modelregistry.models import ActiveModel
 from modelregistry.selectors import get_model
+from pumpserver.scopes import OPERATE, READ
 from quality import selectors as quality_selectors
 from quality import services as quality_services
 from web.api.common import BAD_REQUEST, NOT_FOUND, query_data, validated
@@ -44,6 +45,8 @@ class QualityAPIView(APIView):
 class ModelQualityView(QualityAPIView):
     """`GET /api/models/{id}/quality?window=24h` (or `start` and `end`)."""
 
+    required_scopes = {"GET": READ}
+
     @extend_schema(
         tags=TAGS,
         operation_id="model_quality",
@@ -64,6 +67,9 @@ class ModelQualityView(QualityAPIView):
 class CompareView(QualityAPIView):
     """`GET /api/models/compare?ids=1,2&window=7d`."""
 
+    required_scopes = {"GET": READ}
+    model_list_parameter = "ids"  # the compared models, checked against a model-limited token (web.api.scopes)
+
     @extend_schema(
         tags=TAGS,
         operation_id="models_compare",
@@ -81,6 +87,8 @@ class CompareView(QualityAPIView):
 
 class QualitySettingsView(QualityAPIView):
     """`GET/PATCH /api/models/{id}/quality-settings`."""
+
+    required_scopes = {"GET": READ, "PATCH": OPERATE}
 
     @extend_schema(tags=TAGS, operation_id="model_quality_settings_retrieve",
                    responses={200: s.QualitySettingsSerializer, 404: NOT_FOUND})

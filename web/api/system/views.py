@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from alerts.selectors import system_stats
 from pumpserver import config
 from pumpserver.permissions import HealthPublic
+from pumpserver.scopes import ADMIN, READ
 from web import selectors
 from web.api.common import BAD_REQUEST, query_data, validated
 
@@ -76,6 +77,8 @@ class HealthView(APIView):
     Healthy means the database answers and a listener and a worker sent a heartbeat lately. For a check that
     fails while anything is down (load balancers, alerting) use ReadinessView.
     """
+
+    required_scopes = {"GET": READ}
 
     permission_classes = [HealthPublic]
     rate_limited = False  # health checks are never refused for rate (pumpserver.limits)
@@ -153,6 +156,8 @@ class SystemStatsSerializer(serializers.Serializer):
 class StatsView(APIView):
     """System-wide prediction and webhook figures."""
 
+    required_scopes = {"GET": READ}
+
     @extend_schema(operation_id="stats", responses={200: SystemStatsSerializer})
     def get(self, request):
         return Response(SystemStatsSerializer(system_stats()).data)
@@ -178,6 +183,8 @@ class LogsQuerySerializer(serializers.Serializer):
 
 class LogsView(APIView):
     """The last `tail` lines of LOG_FILE as text (or a one-line hint when no log file is configured)."""
+
+    required_scopes = {"GET": READ}
 
     renderer_classes = [JSONRenderer, PlainTextRenderer]
 
@@ -239,6 +246,8 @@ class ConfigUpdateResponseSerializer(ConfigResponseSerializer):
 
 class ConfigView(APIView):
     """The persisted UI configuration: read it, or shallow-merge changes into it (no restart needed)."""
+
+    required_scopes = {"GET": READ, "POST": ADMIN}
 
     @extend_schema(operation_id="config_retrieve", responses={200: ConfigResponseSerializer})
     def get(self, request):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alerts import legacy_selectors, legacy_services
 from alerts import selectors as alert_selectors
+from pumpserver.scopes import ADMIN
 from web.mcp.registry import (
     LIMIT,
     OFFSET,
@@ -92,7 +93,7 @@ def get_all_models_alert_statistics(args: dict) -> dict:
 
 @tool("delete_model_alerts", "Delete a model's alerts",
       "Delete a model's alerts (its predictions tagged alert). Cannot be undone.",
-      {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True)
+      {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True, scope=ADMIN)
 def delete_model_alerts(args: dict) -> dict:
     deleted = legacy_services.delete_model_alerts(active_model_id=args["active_model_id"])
     return {"message": f"{deleted} alerts deleted", "active_model_id": args["active_model_id"],

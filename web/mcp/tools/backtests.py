@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from backtests import selectors, services
 from backtests.models import BacktestRun
+from pumpserver.scopes import OPERATE
 from web.api.backtests.serializers import BacktestRunBriefSerializer, BacktestRunSerializer
 from web.mcp.registry import (
     LIMIT,
@@ -46,7 +47,7 @@ def _run(run_id: int) -> BacktestRun:
        "end": timestamp("Last data time replayed (inclusive); at most BACKTEST_MAX_RANGE_DAYS after start."),
        "threshold": number("Alert threshold the replayed rows are tagged by (above 0, at most 1); default: the "
                            "model's.", minimum=0, maximum=1)},
-      ("active_model_id", "start", "end"), read_only=False)
+      ("active_model_id", "start", "end"), read_only=False, scope=OPERATE)
 def run_backtest(args: dict) -> dict:
     model_or_error(args["active_model_id"])
     try:

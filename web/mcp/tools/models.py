@@ -8,6 +8,7 @@ from modelregistry import selectors as registry_selectors
 from modelregistry import services as registry_services
 from modelregistry import training_service
 from predictions import selectors as prediction_selectors
+from pumpserver.scopes import ADMIN, OPERATE
 from web.api.models.serializers import ModelInfoSerializer
 from web.mcp.registry import ToolError, active_model_id, boolean, integer, model_or_error, string, tool
 
@@ -59,7 +60,7 @@ def list_available_models(args: dict) -> dict:
       "new version of the imported model; its settings are kept).",
       {"model_id": integer("Training-service id of the model.", minimum=1),
        "new_version": boolean("Re-import an already imported model as a new version.", default=False)},
-      ("model_id",), read_only=False, open_world=True)
+      ("model_id",), read_only=False, open_world=True, scope=ADMIN)
 def import_model(args: dict) -> dict:
     model = registry_services.import_from_training_service(model_id=args["model_id"], allow_new_version=args["new_version"])
     return {
@@ -87,7 +88,7 @@ def get_model_details(args: dict) -> dict:
 @tool("activate_model", "Activate a model",
       "Activate a model so that it predicts new coin events. Its stored file is checked first; a model whose file "
       "does not load stays inactive and the error says why.",
-      {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False)
+      {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, scope=OPERATE)
 def activate_model(args: dict) -> dict:
     model = registry_services.activate_model(active_model_id=args["active_model_id"])
     return {"message": f"Model {model.display_name} activated", "active_model_id": model.pk}
@@ -95,7 +96,7 @@ def activate_model(args: dict) -> dict:
 
 @tool("deactivate_model", "Deactivate a model",
       "Pause a model: it makes no new predictions; its pending predictions are still evaluated.",
-      {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False)
+      {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, scope=OPERATE)
 def deactivate_model(args: dict) -> dict:
     model = registry_services.deactivate_model(active_model_id=args["active_model_id"])
     return {"message": f"Model {model.display_name} deactivated", "active_model_id": model.pk}
@@ -105,7 +106,7 @@ def deactivate_model(args: dict) -> dict:
       "Set a model's display name (shown in statistics, webhooks and pages). Surrounding spaces are trimmed; "
       "an empty name is refused.",
       {"active_model_id": active_model_id(), "new_name": string("The new display name.", min_length=1, max_length=255)},
-      ("active_model_id", "new_name"), read_only=False)
+      ("active_model_id", "new_name"), read_only=False, scope=OPERATE)
 def rename_model(args: dict) -> dict:
     name = args["new_name"].strip()
     try:
@@ -118,7 +119,7 @@ def rename_model(args: dict) -> dict:
 @tool("delete_model", "Delete a model",
       "Delete a model for good: its stored files, all its predictions and cache rows. Cannot be undone; "
       "deactivate_model only pauses.",
-      {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True)
+      {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True, scope=ADMIN)
 def delete_model(args: dict) -> dict:
     model = registry_services.delete_model(active_model_id=args["active_model_id"])
     return {
@@ -134,7 +135,7 @@ def delete_model(args: dict) -> dict:
       "simulated profit) from the training service and store them.",
       {"active_model_id": active_model_id(),
        "model_id": integer("Training-service id of the same model (as a check; must match the model).", minimum=1)},
-      ("active_model_id", "model_id"), read_only=False, open_world=True)
+      ("active_model_id", "model_id"), read_only=False, open_world=True, scope=OPERATE)
 def update_model_metrics(args: dict) -> dict:
     model = model_or_error(args["active_model_id"])
     if model.model_id != args["model_id"]:

@@ -9,6 +9,7 @@ from django.utils import timezone
 from alerts import legacy_services
 from predictions import log_selectors, log_services
 from predictions import services as prediction_services
+from pumpserver.scopes import ADMIN
 from web.api.predictions.serializers import ModelPredictionRowSerializer
 from web.mcp.registry import (
     LIMIT,
@@ -125,7 +126,7 @@ def get_model_predictions(args: dict) -> dict:
 
 @tool("delete_model_predictions", "Delete a model's predictions",
       "Delete every stored prediction of one model (its prediction log). Cannot be undone.",
-      {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True)
+      {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True, scope=ADMIN)
 def delete_model_predictions(args: dict) -> dict:
     deleted = log_services.delete_model_predictions(active_model_id=args["active_model_id"])
     return {
@@ -138,7 +139,7 @@ def delete_model_predictions(args: dict) -> dict:
 @tool("reset_model_statistics", "Reset a model's counters",
       "Reset a model's prediction counter (total_predictions) and last-prediction time. Stored predictions are kept "
       "(use delete_model_predictions to remove them).",
-      {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True)
+      {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True, scope=ADMIN)
 def reset_model_statistics(args: dict) -> dict:
     deleted = legacy_services.reset_model_statistics(active_model_id=args["active_model_id"])
     return {

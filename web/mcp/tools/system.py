@@ -12,6 +12,7 @@ from modelregistry.models import ActiveModel
 from predictions import log_services
 from predictions import selectors as prediction_selectors
 from pumpserver import config
+from pumpserver.scopes import ADMIN
 from web import selectors as system_selectors
 from web.mcp.registry import ToolError, active_model_id, integer, tool
 
@@ -104,7 +105,7 @@ def get_system_config(args: dict) -> dict:
                       "streamlit_port": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},
                       "database_url": {"type": ["string", "null"], "description": "Read-only; only the shown value."},
                   }}},
-      ("config",), read_only=False)
+      ("config",), read_only=False, scope=ADMIN)
 def update_configuration(args: dict) -> dict:
     if not args["config"]:
         raise ToolError("argument 'config': give at least one key to change")
@@ -125,7 +126,7 @@ def get_logs(args: dict) -> dict:
 @tool("restart_system", "Restart (not supported)",
       "Not supported here: processes are restarted by their supervisor (systemd, docker, Procfile runner). "
       "Configuration changes apply without a restart. Always returns an error.",
-      read_only=False)
+      read_only=False, scope=ADMIN)
 def restart_system(args: dict) -> dict:
     raise ToolError(
         "not supported: restart the process with your supervisor (systemd, docker compose, Procfile runner); "
@@ -135,7 +136,7 @@ def restart_system(args: dict) -> dict:
 
 @tool("delete_old_logs", "Reset a model's logs",
       "Delete every stored prediction of one model (the \"reset logs\" of the UI). Other models are not touched.",
-      {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True)
+      {"active_model_id": active_model_id()}, ("active_model_id",), read_only=False, destructive=True, scope=ADMIN)
 def delete_old_logs(args: dict) -> dict:
     result = log_services.delete_old_logs(active_model_id=args["active_model_id"])
     return {
@@ -155,7 +156,8 @@ def migrate_performance_metrics(args: dict) -> dict:
 
 
 @tool("debug_active_models", "Debug: active model rows",
-      "Read-only dump of the active models' stored rows (settings, target, training metrics, load errors).")
+      "Read-only dump of the active models' stored rows (settings, target, training metrics, load errors).",
+      scope=ADMIN)
 def debug_active_models(args: dict) -> dict:
     rows = [
         {field.attname: getattr(model, field.attname) for field in model._meta.concrete_fields}
@@ -165,6 +167,7 @@ def debug_active_models(args: dict) -> dict:
 
 
 @tool("debug_coin_metrics", "Debug: market data summary",
-      "Read-only summary of the coin_metrics table: rows, newest and oldest timestamp, distinct coins.")
+      "Read-only summary of the coin_metrics table: rows, newest and oldest timestamp, distinct coins.",
+      scope=ADMIN)
 def debug_coin_metrics(args: dict) -> dict:
     return prediction_selectors.coin_metrics_summary()
