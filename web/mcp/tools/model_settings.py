@@ -9,6 +9,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from alerts import selectors as alert_selectors
 from modelregistry import services as registry_services
 from predictions import selectors as prediction_selectors
+from pumpserver.scopes import OPERATE
 from web.mcp.registry import (
     IGNORE_MAX,
     LOG_CAP_MAX,
@@ -57,7 +58,7 @@ def _change_text(field: str, value) -> Any:
        "min_scan_interval_seconds": integer("Minimum seconds between two predictions of the same coin.",
                                             minimum=0, maximum=IGNORE_MAX),
        "send_ignored_to_n8n": boolean("Also send predictions that a max-log cap kept from being stored.")},
-      ("active_model_id",), read_only=False)
+      ("active_model_id",), read_only=False, scope=OPERATE)
 def update_alert_config(args: dict) -> dict:
     fields = ("n8n_webhook_url", "n8n_enabled", "n8n_send_mode", "alert_threshold", "coin_filter_mode",
               "coin_whitelist", "min_scan_interval_seconds", "send_ignored_to_n8n")
@@ -118,7 +119,7 @@ def get_ignore_settings(args: dict) -> dict:
        "ignore_positive_seconds": integer("Skip the coin this long after a positive prediction (0-86400).",
                                           maximum=IGNORE_MAX),
        "ignore_alert_seconds": integer("Skip the coin this long after an alert (0-86400).", maximum=IGNORE_MAX)},
-      ("active_model_id", *IGNORE_FIELDS), read_only=False)
+      ("active_model_id", *IGNORE_FIELDS), read_only=False, scope=OPERATE)
 def update_ignore_settings(args: dict) -> dict:
     model = _settings_update(args["active_model_id"], {field: args[field] for field in IGNORE_FIELDS})
     return {
@@ -142,7 +143,7 @@ def get_max_log_entries(args: dict) -> dict:
        "max_log_entries_per_coin_negative": integer("Cap for negativ rows (0-1000).", maximum=LOG_CAP_MAX),
        "max_log_entries_per_coin_positive": integer("Cap for positiv rows (0-1000).", maximum=LOG_CAP_MAX),
        "max_log_entries_per_coin_alert": integer("Cap for alert rows (0-1000).", maximum=LOG_CAP_MAX)},
-      ("active_model_id", *CAP_FIELDS), read_only=False)
+      ("active_model_id", *CAP_FIELDS), read_only=False, scope=OPERATE)
 def update_max_log_entries(args: dict) -> dict:
     model = _settings_update(args["active_model_id"], {field: args[field] for field in CAP_FIELDS})
     return {
