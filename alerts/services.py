@@ -72,6 +72,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from alerts.schedules import recurring_jobs
+from audit import services as audit_services
 from predictions.models import EvaluationResult, ModelPrediction, WebhookLog
 
 DEFAULT_EVALUATION_LIMIT = 100_000
@@ -360,10 +361,12 @@ def track_ath(*, now: datetime | None = None) -> int:
 @dataclass(frozen=True)
 class HousekeepingReport:
     webhook_log_deleted: int
+    audit_entries_deleted: int
 
 
 def housekeeping(*, now: datetime | None = None) -> HousekeepingReport:
-    """Delete webhook attempt logs older than `WEBHOOK_LOG_RETENTION_DAYS` (default 30).
+    """Delete webhook attempt logs older than `WEBHOOK_LOG_RETENTION_DAYS` (default 30), and audit entries older
+    than `AUDIT_RETENTION_DAYS` (default 365, in batches).
 
     django-q2 prunes its own success records to `Q_CLUSTER['save_limit']` each time it stores one, so they need
     nothing here.
@@ -371,7 +374,8 @@ def housekeeping(*, now: datetime | None = None) -> HousekeepingReport:
     now = now or timezone.now()
     days = getattr(settings, "WEBHOOK_LOG_RETENTION_DAYS", DEFAULT_WEBHOOK_LOG_RETENTION_DAYS)
     deleted, _by_model = WebhookLog.objects.filter(created_at__lt=now - timedelta(days=days)).delete()
-    return HousekeepingReport(webhook_log_deleted=deleted)
+    audit_deleted = audit_services.delete_older_than(days=settings.AUDIT_RETENTION_DAYS, now=now)
+    return HousekeepingReport(webhook_log_deleted=deleted, audit_entries_deleted=audit_deleted)
 
 
 def ensure_schedules(**_signal_kwargs) -> None:

@@ -43,5 +43,6 @@ def evaluate_and_track() -> dict:
 
 def housekeeping() -> dict:
     report = services.housekeeping()
-    logger.info("housekeeping: %d webhook log rows deleted", report.webhook_log_deleted)
-    return {"webhook_log_deleted": report.webhook_log_deleted}
+    logger.info("housekeeping: %d webhook log rows, %d audit entries deleted", report.webhook_log_deleted,
+                report.audit_entries_deleted)
+    return {"webhook_log_deleted": report.webhook_log_deleted, "audit_entries_deleted": report.audit_entries_deleted}

@@ -184,9 +184,9 @@ def record_refusal(*, door: str, user=None, token_hash: str = "", target: str, m
     return entry
 
 
-def delete_older_than(*, days: int, batch_size: int = DELETE_BATCH) -> int:
+def delete_older_than(*, days: int, now: datetime | None = None, batch_size: int = DELETE_BATCH) -> int:
     """Retention: delete entries older than `days` in batches (short statements, no long lock); the count deleted."""
-    cutoff = timezone.now() - timedelta(days=days)
+    cutoff = (now or timezone.now()) - timedelta(days=days)
     deleted = 0
     while True:
         ids = list(AuditEntry.objects.filter(at__lt=cutoff).order_by("id").values_list("id", flat=True)[:batch_size])

@@ -82,5 +82,5 @@ def test_housekeeping_deletes_webhook_logs_past_the_retention(settings):
         log = WebhookLog.objects.create(coin_id=f"age{age_days}", webhook_url="http://n8n/hook", response_status=200)
         WebhookLog.objects.filter(pk=log.pk).update(created_at=now - timedelta(days=age_days))
 
-    assert tasks.housekeeping() == {"webhook_log_deleted": 1}
+    assert tasks.housekeeping() == {"webhook_log_deleted": 1, "audit_entries_deleted": 0}
     assert list(WebhookLog.objects.values_list("coin_id", flat=True)) == ["age6"]

@@ -11,6 +11,7 @@ from web.api.errors import FALLBACK_NAME, api_not_found
 from web.api.system.views import RootHealthView
 from web.views import alerts as alert_pages
 from web.views import assets
+from web.views import audit as audit_pages
 from web.views import backtests as backtest_pages
 from web.views import models as model_pages
 from web.views import predictions as prediction_pages
@@ -68,6 +69,7 @@ api_routes = [
     path("", include("web.api.predictions.urls")),
     path("", include("web.api.alerts.urls")),
     path("", include("web.api.system.urls")),
+    path("", include("web.api.audit.urls")),
     path("", include("web.api.backtests.urls")),
     # Last: every other /api/ path answers JSON (404, naming the parameter for an id that is not a number).
     re_path(r"^(?P<unmatched>.*)$", api_not_found, name=FALLBACK_NAME),
@@ -83,6 +85,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("settings/", system_pages.settings_page, name="settings"),
     path("info/", system_pages.info, name="info"),
+    path("audit/", audit_pages.audit_list, name="audit"),
     path("tokens/", token_pages.token_list, name="tokens"),
     path("tokens/<int:token_id>/revoke/", token_pages.token_revoke, name="token-revoke"),
     path("", include((quality_routes, "quality"))),
