@@ -53,6 +53,7 @@ def main() -> None:
     from tests.benchmarks import (
         bench_backtest,
         bench_evaluation,
+        bench_limits,
         bench_listener,
         bench_listener_compare,
         bench_quality,
@@ -63,7 +64,7 @@ def main() -> None:
     selected = set(sys.argv[1:])
     benchmarks = {"trigger": bench_trigger, "listener": bench_listener, "listener-compare": bench_listener_compare,
                   "soak": bench_soak, "evaluation": bench_evaluation, "quality": bench_quality,
-                  "backtest": bench_backtest}
+                  "backtest": bench_backtest, "limits": bench_limits}
     sections = []
     for name, module in benchmarks.items():
         if selected and name not in selected:
