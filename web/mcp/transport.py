@@ -57,7 +57,6 @@ logger = logging.getLogger("web.mcp")
 SSE_PATH = "/mcp/sse"
 MESSAGES_PATH = "/mcp/messages/"
 STREAMABLE_PATH = "/mcp/"
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # the SDK's default body limit
 SSE_KEEPALIVE_SECONDS = 15  # comment lines keep proxies from closing an idle stream
 ACK_TIMEOUT_SECONDS = 5.0  # how long a POST waits for the stream's process to take its message
 SESSION_READ_BUFFER = 32  # client messages queued for one session before the relay waits
@@ -396,19 +395,10 @@ async def post_message(scope, receive, send) -> None:
         await _drain_body(receive)
         return await send_text(send, 400, "Invalid session ID")
 
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        chunks.append(message.get("body", b""))
-        size += len(chunks[-1])
-        if size > MAX_MESSAGE_BYTES:
-            await _drain_body(receive)
-            return await send_text(send, 413, "Payload Too Large")
-        if not message.get("more_body"):
-            break
-    body = b"".join(chunks).decode("utf-8", errors="replace")
+    message = await receive()  # the whole body in one message: `guarded` read it (up to API_MAX_BODY_BYTES)
+    if message["type"] == "http.disconnect":
+        return
+    body = message.get("body", b"").decode("utf-8", errors="replace")
     try:
         types.jsonrpc_message_adapter.validate_json(body, by_name=False)
     except ValidationError:
