@@ -10,15 +10,29 @@ from audit.models import AuditEntry
 from audit.services import record_deleted, record_deleted_many, record_object_change, snapshot
 
 
+def _with_relations(obj) -> dict:
+    """The stored fields and the many-to-many ids (a user's groups are their role)."""
+    values = snapshot(obj)
+    for field in obj._meta.many_to_many:
+        values[field.name] = sorted(getattr(obj, field.name).values_list("pk", flat=True))
+    return values
+
+
 class AuditedAdminMixin:
-    """Put before admin.ModelAdmin in the bases: every save and delete of the admin lands in the audit trail."""
+    """Put before admin.ModelAdmin in the bases: every save and delete of the admin lands in the audit trail.
+
+    A save is recorded once its many-to-many fields are saved too (save_related runs after save_model)."""
 
     def save_model(self, request, obj, form, change):
         stored = type(obj)._default_manager.filter(pk=obj.pk).first() if change and obj.pk is not None else None
-        before = snapshot(stored) if stored is not None else None
+        request._audit_before = _with_relations(stored) if stored is not None else None
         super().save_model(request, obj, form, change)
-        record_object_change(action="update" if before is not None else "create", obj=obj, before=before,
-                             after=snapshot(obj))
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        before = getattr(request, "_audit_before", None)
+        record_object_change(action="update" if before is not None else "create", obj=form.instance, before=before,
+                             after=_with_relations(form.instance))
 
     def delete_model(self, request, obj):
         record_deleted(obj)

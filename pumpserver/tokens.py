@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from pumpserver.changes import announce
 from pumpserver.models import ApiToken
 from pumpserver.scopes import ADMIN, check_scopes
 
@@ -79,7 +80,14 @@ def issue_api_token(*, user, scopes=(ADMIN,), name: str = "", expires_in: timede
         user=user, name=name.strip()[:100], key_hash=key_hash(key), prefix=key[:PREFIX_LENGTH], scopes=scopes,
         model_ids=model_ids, created_at=now, expires_at=now + expires_in if expires_in is not None else None,
     )
+    announce(action="create", object_type="pumpserver.apitoken", object_id=token.pk, after=_described(token))
     return IssuedToken(token=token, key=key)
+
+
+def _described(token: ApiToken) -> dict:
+    """A token as the audit trail shows it: never the key or its hash, only what identifies and limits it."""
+    return {"user": token.user.get_username(), "name": token.name, "prefix": token.prefix, "scopes": token.scopes,
+            "model_ids": token.model_ids, "expires_at": token.expires_at.isoformat() if token.expires_at else None}
 
 
 def revoke_token(*, token: ApiToken) -> ApiToken:
@@ -87,6 +95,8 @@ def revoke_token(*, token: ApiToken) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        announce(action="revoke", object_type="pumpserver.apitoken", object_id=token.pk, before={"revoked_at": None},
+                 after={"revoked_at": token.revoked_at.isoformat()})
     return token
 
 
@@ -96,7 +106,11 @@ def revoke_user_tokens(*, user, keep: ApiToken | None = None) -> int:
         tokens = ApiToken.objects.filter(user=user, revoked_at__isnull=True)
         if keep is not None:
             tokens = tokens.exclude(pk=keep.pk)
-        return tokens.update(revoked_at=timezone.now())
+        now = timezone.now()
+        for token_id in tokens.values_list("pk", flat=True):
+            announce(action="revoke", object_type="pumpserver.apitoken", object_id=token_id,
+                     before={"revoked_at": None}, after={"revoked_at": now.isoformat()})
+        return tokens.update(revoked_at=now)
 
 
 def token_for_key(*, key: str) -> ApiToken:

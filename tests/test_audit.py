@@ -21,9 +21,10 @@ from audit.context import Door, acting
 from audit.models import AuditEntry
 from audit.services import record_change
 from modelregistry.models import ActiveModel
+from pumpserver.account_services import reset_admin_password
 from pumpserver.role_services import set_role
 from pumpserver.scopes import ADMIN, READ
-from pumpserver.tokens import issue_api_token
+from pumpserver.tokens import issue_api_token, revoke_token
 from tests import parity
 from tests.conftest import run_manage, test_database_url
 from tests.test_mcp import Daphne, run_streamable
@@ -293,3 +294,21 @@ def test_a_deleted_user_keeps_their_name_in_the_trail(django_user_model):
     get_user_model().objects.filter(pk=user.pk).delete()
     entry = AuditEntry.objects.get()
     assert entry.user is None and entry.username == "leaver"
+
+
+@pytest.mark.django_db
+def test_kernel_writes_tokens_and_admin_password_are_recorded(django_user_model, settings, tmp_path):
+    """The kernel announces its writes (pumpserver.changes); the key, its hash and passwords never enter the trail."""
+    settings.VAR_DIR = tmp_path
+    owner = django_user_model.objects.create_user(username="agent-owner", password="a-long-test-password-6")
+    with acting(door=Door.COMMAND, username="ops"):
+        issued = issue_api_token(user=owner, scopes=[READ], name="observer")
+        revoke_token(token=issued.token)
+        reset_admin_password(username="boss")
+    created = only_entry(object_type="pumpserver.apitoken", action="create")
+    assert created.after["scopes"] == [READ] and created.after["user"] == "agent-owner"
+    assert issued.key not in json.dumps(created.after) and issued.token.key_hash not in json.dumps(created.after)
+    revoked = only_entry(object_type="pumpserver.apitoken", action="revoke")
+    assert revoked.before == {"revoked_at": None} and revoked.after["revoked_at"]
+    password = only_entry(object_type="auth.user")
+    assert password.door == "command" and password.after["password"] == "(reset)"
