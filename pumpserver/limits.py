@@ -14,7 +14,6 @@ takes larger bodies (model uploads: MODEL_UPLOAD_MAX_BYTES) says so with a `body
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
+
+from pumpserver.tokens import key_hash
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def presented_token(authorization: str | None) -> str | None:
 def rate_key(*, token: str | None, user_id: int | None = None, client_address: str | None = None) -> str:
     """Whom a request counts against: the token's SHA-256 hash, else the user, else the client address."""
     if token:
-        return "token:" + hashlib.sha256(token.encode()).hexdigest()
+        return "token:" + key_hash(token)  # as tokens are stored: the key itself is never written
     if user_id is not None:
         return f"user:{user_id}"
     return f"address:{client_address or 'unknown'}"
