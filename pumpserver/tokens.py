@@ -144,10 +144,3 @@ def tokens_of(*, user=None):
     tokens = ApiToken.objects.select_related("user")
     return tokens.filter(user=user) if user is not None else tokens
 
-
-def active_user_for_key(*, key: str):
-    """The user of a usable key, else None (kept for callers that need only the user)."""
-    try:
-        return token_for_key(key=key).user
-    except TokenRefused:
-        return None

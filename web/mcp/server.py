@@ -39,6 +39,7 @@ from modelregistry import training_service
 from predictions import log_selectors, log_services
 from predictions import services as prediction_services
 from pumpserver import config, metrics
+from web.mcp import scopes as mcp_scopes
 from web.mcp import tools  # noqa: F401  (importing the tool modules registers every tool)
 from web.mcp.registry import TOOLS, ToolError, validation_errors, with_defaults
 from web.mcp.tools.system import health_report
@@ -160,11 +161,14 @@ async def run_tool(name: str, arguments: dict | None, *, caller=None) -> types.C
     try:
         if spec is None:
             raise ToolError(f"Unknown tool: {name}. Call tools/list for the available tools.")
+        # The scope first: a tool the token may not call is refused whatever its arguments.
+        arguments = await in_thread(mcp_scopes.check_call, spec, arguments, caller)
         problems = validation_errors(name, arguments)
         if problems:
             raise ToolError("invalid arguments: " + "; ".join(problems))
         args = with_defaults(name, arguments)
         answer = await in_thread(_run_as_caller, spec, args, caller)
+        answer = await in_thread(mcp_scopes.check_answer, spec, answer, caller)
         assert "success" not in answer, f"{name} must not answer its own 'success' key"
         data = jsonable({"success": True, **answer})
         error = False
@@ -190,7 +194,9 @@ def _caller(ctx):
 
 
 async def _list_tools(ctx, params) -> types.ListToolsResult:
-    return types.ListToolsResult(tools=[spec.as_tool() for spec in TOOLS.values()])
+    """Only the tools the caller's token may call."""
+    caller = _caller(ctx)
+    return types.ListToolsResult(tools=[spec.as_tool() for spec in TOOLS.values() if mcp_scopes.visible(spec, caller)])
 
 
 async def _call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:

@@ -49,7 +49,8 @@ from audit.context import key_hash
 from audit.models import Door
 from audit.services import record_refusal
 from pumpserver import limits
-from pumpserver.tokens import active_user_for_key
+from pumpserver.scopes import Access, access_of_token
+from pumpserver.tokens import TokenRefused, token_for_key
 from web.mcp import server as mcp_server
 
 logger = logging.getLogger("web.mcp")
@@ -71,6 +72,8 @@ class Caller:
     user_id: int
     username: str
     token_hash: str = ""  # SHA-256 hex of the presented key: how the audit trail names the token
+    token_id: int | None = None  # an SSE session belongs to the token that opened it
+    access: Access | None = None  # the token's scopes and models (web.mcp.scopes)
 
 
 # --- small ASGI helpers -------------------------------------------------------------------------------------------
@@ -158,17 +161,20 @@ def _token_key(scope) -> str | None:
     return parts[1]
 
 
-def _caller_for_key(key: str) -> Caller | None:
-    user = active_user_for_key(key=key)
-    if user is None:
-        return None
-    return Caller(user_id=user.pk, username=user.get_username(), token_hash=key_hash(key))
+def _caller_for_key(key: str) -> Caller | str:
+    """The caller a key stands for, or why the key is refused (unknown, expired, revoked, inactive user)."""
+    try:
+        token = token_for_key(key=key)
+    except TokenRefused as exc:
+        return str(exc)
+    return Caller(user_id=token.user_id, username=token.user.get_username(), token_hash=token.key_hash,
+                  token_id=token.pk, access=access_of_token(token))
 
 
-async def authenticate(scope) -> Caller | None:
+async def authenticate(scope) -> Caller | str:
     key = _token_key(scope)
-    if not key or len(key) > 128:
-        return None
+    if not key:
+        return "Authentication required: send an API token as 'Authorization: Bearer <key>'."
     return await mcp_server.in_thread(_caller_for_key, key)
 
 
@@ -244,13 +250,11 @@ def guarded(app, *, methods: tuple[str, ...], public_setting: str | None = None,
         caller = None
         if not (public_setting and getattr(settings, public_setting, False)):
             caller = await authenticate(scope)
-            if caller is None:
+            if isinstance(caller, str):
                 await _drain_body(receive)
                 await _record_refusal(scope)
                 return await send_json(
-                    send, 401,
-                    {"detail": "Authentication required: send an API token as 'Authorization: Bearer <key>'."},
-                    headers=[(b"www-authenticate", b'Bearer realm="pump-server-mcp"')],
+                    send, 401, {"detail": caller}, headers=[(b"www-authenticate", b'Bearer realm="pump-server-mcp"')],
                 )
         if scope["method"] == "POST":
             receive = await _bounded_body(scope, receive, send)
@@ -338,8 +342,8 @@ class SseConsumer(AsyncHttpConsumer):
     async def mcp_message(self, event) -> None:
         """A client message relayed by a POST (possibly from another process); acknowledged on its reply channel."""
         reply = event.get("reply")
-        if self.session_id is None or event.get("user_id") != self.caller.user_id:
-            # Closed, or not the token's user that opened it: answer as if the session did not exist.
+        if self.session_id is None or event.get("token_id") != self.caller.token_id:
+            # Closed, or not the token that opened it (whose scopes the session has): as if it did not exist.
             status = 404
         else:
             try:
@@ -410,7 +414,7 @@ async def post_message(scope, receive, send) -> None:
         return await send_text(send, 404, "Could not find session")  # one process: nowhere else to look
     reply = await layer.new_channel(prefix="mcp-ack")
     await layer.group_send(
-        _group(session_id), {"type": "mcp.message", "body": body, "user_id": caller.user_id, "reply": reply}
+        _group(session_id), {"type": "mcp.message", "body": body, "token_id": caller.token_id, "reply": reply}
     )
     try:
         ack = await asyncio.wait_for(layer.receive(reply), ACK_TIMEOUT_SECONDS)
