@@ -153,7 +153,7 @@ def _cleaned(changes: dict) -> dict:
         if key == "database_url":
             target = getattr(settings, "DATABASE_TARGET", None)
             unchanged = {None, "", _database_url(), target.conninfo if target else None}
-            if value not in unchanged:
+            if not (value is None or isinstance(value, str)) or value not in unchanged:  # a list is unhashable
                 errors[key] = [
                     "database_url is read-only here: set the DATABASE_URL environment variable of every process "
                     "(web, listener, worker) and restart them."

@@ -111,6 +111,8 @@ def test_the_environment_wins_for_the_global_webhook(api_client, settings):
         ({"streamlit_port": "8501"}, "streamlit_port", "integer"),
         ({"api_port": True}, "api_port", "integer"),
         ({"restart": True}, "restart", "unknown"),
+        ({"database_url": {}}, "database_url", "DATABASE_URL"),
+        ({"database_url": ["postgresql://x"]}, "database_url", "DATABASE_URL"),
     ],
 )
 def test_bad_changes_are_400_naming_the_key_and_store_nothing(api_client, body, field, message):
@@ -123,6 +125,13 @@ def test_bad_changes_are_400_naming_the_key_and_store_nothing(api_client, body, 
 def test_body_must_be_an_object(api_client):
     response = api_client.post("/api/config", [1, 2], format="json")
     assert response.status_code == 400 and "non_field_errors" in response.json()
+
+
+def test_form_data_is_refused_as_unsupported_not_a_server_error(api_client):
+    response = api_client.post("/api/config", {"api_port": "8081", "database_url": ""}, format="multipart")
+    assert response.status_code == 415, response.content
+    assert "Unsupported media type" in response.json()["detail"]
+    assert not RuntimeSetting.objects.exists()
 
 
 def test_config_needs_authentication():

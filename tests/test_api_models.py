@@ -77,6 +77,25 @@ def test_list_is_active_first_then_newest_and_include_inactive_needs_the_text_tr
         assert ids(api_client.get(path, {"include_inactive": not_true})) == [new_active.pk, old_active.pk]
 
 
+def test_a_nul_in_include_inactive_is_the_documented_400(api_client):
+    response = api_client.get("/api/models", {"include_inactive": "tr\x00ue"})
+    assert response.status_code == 400 and "include_inactive" in response.json()
+    documented = api_client.get("/api/schema/?format=json").json()["paths"]["/api/models"]["get"]["responses"]
+    assert "400" in documented
+
+
+def test_schema_links_created_models_and_backtests_to_the_operations_taking_their_id(api_client):
+    paths = api_client.get("/api/schema/?format=json").json()["paths"]
+    imported = paths["/api/models/import"]["post"]["responses"]["201"]["links"]
+    assert imported["api_models_detail"] == {
+        "operationId": "api_models_detail", "parameters": {"active_model_id": "$response.body#/active_model_id"},
+    }
+    assert {"api_models_destroy", "model_backtests_create", "api_models_rename_partial_update"} <= set(imported)
+    queued = paths["/api/models/{active_model_id}/backtests"]["post"]["responses"]["202"]["links"]
+    assert set(queued) == {"backtest_retrieve", "backtest_cancel", "backtest_rows"}
+    assert queued["backtest_cancel"]["parameters"] == {"run_id": "$response.body#/id"}
+
+
 def test_model_info_has_every_field_and_counts_its_own_predictions(api_client):
     model = register_xgb()
     ActiveModel.objects.filter(pk=model.pk).update(

@@ -1,13 +1,19 @@
 """Property-based API testing: schemathesis generates requests from the served OpenAPI schema against a real
-server (daphne on the test database) and checks that nothing answers 5xx and every answer is documented.
+server (daphne on the test database), over every operation and method (GET, POST, PATCH, DELETE), first one
+operation at a time and then as stateful scenarios that follow the schema's links (create a backtest, then read
+and cancel it; import a model, then change and delete it). Nothing may answer 5xx, and every answer must be
+documented: its status code, content type and body schema.
 
-Read-only operations only (GET): destructive DELETEs would remove the data the others need, and POST /api/config
-would resolve generated host names (webhook URL validation). Those are covered by their own tests.
+Nothing leaves the machine: the training service is a local pytest-httpserver (a generated training-service URL
+in POST /api/config is pinned to it by tests/schemathesis_hooks.py), every other outgoing HTTP request goes to a
+closed local proxy port, and webhook URLs are checked with WEBHOOK_ALLOWED_HOSTS_ONLY (no DNS lookups).
 """
 
 from __future__ import annotations
 
+import collections
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,10 +25,12 @@ from pathlib import Path
 import pytest
 import requests
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from backtests import services as backtest_services
 from pumpserver.models import ProcessHeartbeat
+from pumpserver.scopes import ADMIN
+from pumpserver.tokens import issue_api_token
+from tests import parity
 from tests.conftest import PROJECT_DIR, test_database_url
 from tests.test_api_model_predictions import insert_prices, make_model, make_prediction
 from tests.test_listener import ROWS as LISTENER_ROWS
@@ -31,8 +39,10 @@ from tests.test_listener import insert, register_xgb
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SEED = 20260114
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = 8
+MIN_REQUESTS = 2000
 ST = Path(sys.executable).with_name("st")
+TRAINING_MODELS = {101: "model_xgb.pkl", 102: "model_rf.pkl"}  # the parity fixture's, importable
 
 CONFIG = f"""
 seed = {SEED}
@@ -44,13 +54,17 @@ max-examples = {MAX_EXAMPLES}
 mode = "all"
 
 [phases.stateful]
-enabled = false
+enabled = true
+max-steps = 10
+
+[phases.stateful.generation]
+max-examples = 250
 
 [checks]
 not_a_server_error.enabled = true
 status_code_conformance.enabled = true
 response_schema_conformance.enabled = true
-content_type_conformance.enabled = false
+content_type_conformance.enabled = true
 positive_data_acceptance.enabled = false
 negative_data_rejection.enabled = false
 missing_required_header.enabled = false
@@ -58,11 +72,6 @@ unsupported_method.enabled = false
 ignored_auth.enabled = false
 use_after_free.enabled = false
 ensure_resource_availability.enabled = false
-
-# The training-service catalogue needs the external service (503 while none is configured): tested on its own.
-[[operations]]
-include-path-regex = "^/api/models/available"
-enabled = false
 
 # C8 answers 200 for every integer id; a non-integer id is Django's 404 for a path that matches no route.
 [[operations]]
@@ -78,14 +87,36 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path):
+def training_service(httpserver):
+    """The training service at {url}/api: the parity models 101 and 102 (importable), 404 for any other path."""
+    records = [parity.meta(name) for name in ("xgb", "rf")]
+    httpserver.expect_request("/api/models").respond_with_json(records)
+    for record in records:
+        model_id = record["id"]
+        httpserver.expect_request(f"/api/models/{model_id}").respond_with_json(record)
+        httpserver.expect_request(f"/api/models/{model_id}/download").respond_with_data(
+            parity.artifact(TRAINING_MODELS[model_id]), content_type="application/octet-stream"
+        )
+    httpserver.expect_request(re.compile(".*")).respond_with_json({"detail": "no such model"}, status=404)
+    return httpserver.url_for("/api")
+
+
+@pytest.fixture
+def server(tmp_path, training_service):
     """daphne serving the project on the test database, on a free port; stopped afterwards."""
     port = _free_port()
     env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
         "DJANGO_SETTINGS_MODULE": "pumpserver.test_settings",
-        "TRAINING_SERVICE_API_URL": "",
+        "TRAINING_SERVICE_API_URL": training_service,
+        # Outgoing HTTP other than to this machine goes to a closed local port: refused at once, never sent.
+        "HTTP_PROXY": f"http://127.0.0.1:{_free_port()}",
+        "HTTPS_PROXY": f"http://127.0.0.1:{_free_port()}",
+        "NO_PROXY": "127.0.0.1,localhost",
+        # Generated webhook hosts are refused by the list alone: no DNS lookup can slow the run down.
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "WEBHOOK_ALLOWED_HOSTS_ONLY": "true",
     }
     log = (tmp_path / "daphne.log").open("wb")
     process = subprocess.Popen(
@@ -154,6 +185,9 @@ values = {run_ids}
 [dictionaries.row_ids]
 values = {row_ids}
 
+[dictionaries.training_ids]
+values = {list(TRAINING_MODELS)}
+
 [dictionaries.coins]
 values = ["CoinA", "CoinB"]
 
@@ -165,34 +199,49 @@ values = ["CoinA", "CoinB"]
 "query.active_model_id" = {{ dictionary = "model_ids", probability = 0.3 }}
 "query.prediction_id" = {{ dictionary = "row_ids", probability = 0.5 }}
 "query.coin_id" = {{ dictionary = "coins", probability = 0.3 }}
+"body.model_id" = {{ dictionary = "training_ids", probability = 0.5 }}
 """
 
 
-def test_generated_requests_get_no_server_error_and_documented_answers(server, market, tmp_path, django_user_model):
+def test_generated_requests_of_every_method_get_no_server_error_and_documented_answers(
+    server, training_service, market, tmp_path, django_user_model
+):
     if not ST.exists():
         pytest.fail(f"schemathesis CLI not found at {ST} (requirements/test.txt installs it)")
     bindings = seed_data(market)
-    user = django_user_model.objects.create_user(username="schemathesis")
-    token = Token.objects.create(user=user).key
+    admin = django_user_model.objects.create_superuser(username="schemathesis", password="unused-password-1")
+    token = issue_api_token(user=admin, scopes=(ADMIN,)).key
     config = tmp_path / "schemathesis.toml"
     config.write_text(CONFIG + bindings)
-    report = tmp_path / "report.xml"
+    calls = tmp_path / "calls.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_DIR),
+        "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+        "FUZZ_CALL_LOG": str(calls),
+        "FUZZ_TRAINING_SERVICE_URL": training_service,
+    }
 
     started = time.monotonic()
     result = subprocess.run(
         [
             str(ST), "--config-file", str(config), "--no-color", "run", f"{server}/api/schema/?format=json",
-            "--header", f"Authorization: Token {token}", "--include-method", "GET",
-            "--report", "junit", "--report-junit-path", str(report),
+            "--header", f"Authorization: Token {token}",
         ],
-        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400,
     )
     elapsed = time.monotonic() - started
 
     output = result.stdout + result.stderr
+    (tmp_path / "schemathesis.out").write_text(output)
     assert result.returncode == 0, output[-20000:]
-    generated = [line for line in output.splitlines() if "generated" in line and "Test cases" not in line]
-    assert elapsed < 120, f"the run took {elapsed:.0f} s"
-    summary = output[output.find("Test cases:"):]
-    count = int(summary.split("Test cases:")[1].split("generated")[0].strip()) if "Test cases:" in summary else 0
-    assert count >= 200, (count, generated, output[-3000:])
+    sent = [line.rsplit(" ", 2) for line in calls.read_text().splitlines()]
+    by_method = collections.Counter(method for method, _path, _status in sent)
+    server_errors = [line for line in sent if int(line[2]) >= 500]
+    assert not server_errors, server_errors[:20]
+    assert len(sent) >= MIN_REQUESTS, (len(sent), by_method, output[-3000:])
+    writes = sum(by_method[method] for method in ("POST", "PATCH", "DELETE"))  # PUT: no operation has it
+    assert {"GET", "POST", "PATCH", "DELETE"} <= set(by_method) and writes >= MIN_REQUESTS // 2, by_method
+    followed = re.search(r"API Links:\s+(\d+) covered", output)
+    assert followed and int(followed.group(1)) >= 10, "the stateful phase followed too few links: " + output[-3000:]
+    assert elapsed < 240, f"the run took {elapsed:.0f} s for {len(sent)} requests"

@@ -106,6 +106,15 @@ def test_list_import_activate_and_serve_the_parity_probabilities(api_client, mar
     assert checked >= 30
 
 
+@pytest.mark.parametrize("body", [{}, {"model_id": "abc"}, {"model_id": None}])
+def test_a_missing_or_bad_model_id_is_a_400_whose_detail_names_it(api_client, service, body):
+    response = api_client.post("/api/models/import", body, format="json")
+    assert response.status_code == 400, response.content
+    answer = response.json()
+    assert answer["detail"].startswith("model_id: ") and answer["model_id"]  # the documented detail, and the field
+    assert nothing_stored()
+
+
 def test_reimport_is_refused_unless_a_new_version_is_asked_for(api_client, service):
     first = api_client.post("/api/models/import", {"model_id": 101}, format="json")
     assert first.status_code == 201

@@ -38,6 +38,16 @@ class PageQuerySerializer(serializers.Serializer):
     offset = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, default=0)
 
 
+def field_errors(errors: dict) -> dict:
+    """DRF's {field: [message]} with a `detail` that names every field too, for endpoints whose documented errors
+    are `{"detail": …}`."""
+    summary = "; ".join(
+        f"{field}: {' '.join(map(str, messages if isinstance(messages, list) else [messages]))}"
+        for field, messages in errors.items()
+    )
+    return {"detail": summary, **errors}
+
+
 def validated(serializer_class, data) -> dict:
     """`data` checked by `serializer_class`; invalid data raises ValidationError (DRF answers 400 naming the fields)."""
     serializer = serializer_class(data=data)

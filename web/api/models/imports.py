@@ -29,6 +29,7 @@ from modelregistry.models import ActiveModel, ModelArtifact
 from modelregistry.training_service import TrainingServiceClient, TrainingServiceError, available_model
 from pumpserver import limits
 from pumpserver.scopes import ADMIN, READ
+from web.api.common import field_errors
 
 MAX_META_BYTES = 5 * 1024 * 1024
 
@@ -207,7 +208,8 @@ class ImportModelView(APIView):
     )
     def post(self, request):
         body = ModelImportSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        if not body.is_valid():
+            return Response(field_errors(body.errors), status=400)
         model_id = body.validated_data["model_id"]
         try:
             model = services.import_from_training_service(

@@ -82,7 +82,8 @@ class ModelListView(ModelRegistryView):
 
     required_scopes = {"GET": READ}
 
-    @extend_schema(tags=TAGS, parameters=[s.ModelListQuerySerializer], responses={200: s.ModelListSerializer})
+    @extend_schema(tags=TAGS, parameters=[s.ModelListQuerySerializer],
+                   responses={200: s.ModelListSerializer, 400: INVALID_FIELDS})
     def get(self, request):
         include_inactive = validated(s.ModelListQuerySerializer, request.query_params)["include_inactive"]
         listed = prediction_selectors.list_models(include_inactive=include_inactive)

@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotAuthenticated
+from rest_framework.parsers import JSONParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -248,6 +249,7 @@ class ConfigView(APIView):
     """The persisted UI configuration: read it, or shallow-merge changes into it (no restart needed)."""
 
     required_scopes = {"GET": READ, "POST": ADMIN}
+    parser_classes = [JSONParser]  # the keys' types (ports are integers) exist only in JSON; form data is all strings
 
     @extend_schema(operation_id="config_retrieve", responses={200: ConfigResponseSerializer})
     def get(self, request):
