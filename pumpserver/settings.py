@@ -149,6 +149,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # OpenAPI links between operations (web/api/links.py): clients and the stateful API tests follow them.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "web.api.links.add_links"],
 }
 
 # django-q2 on the same PostgreSQL (ORM broker): `python manage.py qcluster` is the worker process.
