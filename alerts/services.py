@@ -74,6 +74,7 @@ from django_q.models import Schedule
 from alerts.schedules import recurring_jobs
 from audit import services as audit_services
 from predictions.models import EvaluationResult, ModelPrediction, WebhookLog
+from predictions.services import CLASSIC_HORIZON
 
 DEFAULT_EVALUATION_LIMIT = 100_000
 DEFAULT_WEBHOOK_LOG_RETENTION_DAYS = 30
@@ -208,10 +209,11 @@ EVALUATE_DUE_SQL = f"""
 WITH claimed AS (
     -- Due rows, oldest horizon first (partial index predictions_due_idx). SKIP LOCKED: rows another worker is
     -- judging (or tracking) are left to it, so no row is judged twice and no worker waits for another.
+    -- The day partitions created ahead are pruned (a due row's data time is not after its horizon).
     SELECT id, coin_id, active_model_id, prediction, prediction_timestamp, evaluation_timestamp,
-           price_close_at_prediction
+           price_close_at_prediction, tag
       FROM model_predictions
-     WHERE status = 'aktiv' AND evaluation_timestamp <= %(now)s
+     WHERE status = 'aktiv' AND evaluation_timestamp <= %(now)s AND prediction_timestamp <= %(now)s
      ORDER BY evaluation_timestamp
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
@@ -235,7 +237,9 @@ judged AS (
            -- Final ATH merge with the close at the horizon; a NULL change (no snapshot) keeps what was tracked.
            {ath_merge_sql(high="v.change_pct", high_at="v.snapshot_at", low="v.change_pct", low_at="v.snapshot_at")}
       FROM verdicts v
-     WHERE p.id = v.id
+      JOIN claimed c ON c.id = v.id
+     WHERE p.id = c.id AND p.prediction_timestamp = c.prediction_timestamp AND p.tag = c.tag  -- one partition each
+       AND p.prediction_timestamp <= %(now)s
        AND p.status = 'aktiv'  -- never judge a row twice, even if it was claimed some other way
     RETURNING p.evaluation_result
 )
@@ -252,12 +256,13 @@ _FROM_MICROS = "(timestamptz 'epoch' + ({0})::bigint * interval '1 microsecond')
 
 TRACK_ATH_SQL = f"""
 WITH open_rows AS (
-    -- Pending rows still inside their horizon, with a start price to measure against.
-    SELECT id, coin_id, prediction_timestamp, price_close_at_prediction AS start_price
+    -- Pending rows still inside their horizon, with a start price to measure against. No such row is older than
+    -- the longest horizon, so only the partitions of the last days are read.
+    SELECT id, coin_id, prediction_timestamp, price_close_at_prediction AS start_price, tag
       FROM model_predictions
      WHERE status = 'aktiv'
        AND evaluation_timestamp > %(now)s
-       AND prediction_timestamp <= %(now)s
+       AND prediction_timestamp <= %(now)s AND prediction_timestamp >= %(since)s
        AND price_close_at_prediction > 0 AND price_close_at_prediction <> 'NaN'
 ),
 coin_windows AS (
@@ -296,10 +301,11 @@ candidates AS (
 moving AS (
     -- Only rows where a figure moves outward (highs positive, lows negative, as the CHECK constraints demand).
     -- SKIP LOCKED leaves rows an evaluator is closing to it: no waiting, no deadlock between the two jobs.
-    SELECT p.id
-      FROM model_predictions p
-      JOIN candidates c ON c.id = p.id
-     WHERE p.status = 'aktiv'
+    SELECT p.id, p.prediction_timestamp, p.tag
+      FROM open_rows o
+      JOIN model_predictions p ON p.id = o.id AND p.prediction_timestamp = o.prediction_timestamp AND p.tag = o.tag
+      JOIN candidates c ON c.id = o.id
+     WHERE p.status = 'aktiv' AND p.prediction_timestamp >= %(since)s AND p.prediction_timestamp <= %(now)s
        AND (c.highest_pct > coalesce(p.ath_highest_pct, 0) OR c.lowest_pct < coalesce(p.ath_lowest_pct, 0))
        FOR UPDATE OF p SKIP LOCKED
 )
@@ -308,7 +314,13 @@ UPDATE model_predictions p
        updated_at = now()
   FROM moving
   JOIN candidates c ON c.id = moving.id
- WHERE p.id = moving.id
+ WHERE p.id = moving.id AND p.prediction_timestamp = moving.prediction_timestamp AND p.tag = moving.tag
+   AND p.prediction_timestamp >= %(since)s AND p.prediction_timestamp <= %(now)s  -- planned with those partitions only
+"""
+
+# The longest horizon of any model (classic ones: CLASSIC_HORIZON): no open row is older than that.
+LONGEST_HORIZON_SQL = """
+SELECT greatest(max(future_minutes), %(classic)s) FROM prediction_active_models
 """
 
 
@@ -354,7 +366,9 @@ def track_ath(*, now: datetime | None = None) -> int:
     """Move the ATH figures of every pending row inside its horizon outward; returns the number of rows changed."""
     now = now or timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(TRACK_ATH_SQL, {"now": now})
+        cursor.execute(LONGEST_HORIZON_SQL, {"classic": CLASSIC_HORIZON // timedelta(minutes=1)})
+        (minutes,) = cursor.fetchone()
+        cursor.execute(TRACK_ATH_SQL, {"now": now, "since": now - timedelta(minutes=minutes)})
         return cursor.rowcount
 
 

@@ -8,6 +8,7 @@ import time
 from django.conf import settings
 
 from alerts import services
+from predictions import retention
 from pumpserver import metrics
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,13 @@ def evaluate_and_track() -> dict:
 
 
 def housekeeping() -> dict:
+    """Prediction partitions ahead and retention (predictions.retention), then old webhook and audit logs."""
+    storage = retention.maintain()
+    for line in retention.describe(storage):
+        logger.info("housekeeping: %s", line)
     report = services.housekeeping()
     logger.info("housekeeping: %d webhook log rows, %d audit entries deleted", report.webhook_log_deleted,
                 report.audit_entries_deleted)
-    return {"webhook_log_deleted": report.webhook_log_deleted, "audit_entries_deleted": report.audit_entries_deleted}
+    return {"webhook_log_deleted": report.webhook_log_deleted, "audit_entries_deleted": report.audit_entries_deleted,
+            "partitions_created": storage.created, "partitions_dropped": [fate.name for fate in storage.dropped],
+            "partitions_kept": {fate.name: fate.kept_because for fate in storage.kept}}

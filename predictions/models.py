@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -131,12 +132,18 @@ CHANGE_PCT = {"max_digits": 16, "decimal_places": 4, "null": True, "blank": True
 
 
 class ModelPrediction(models.Model):
-    """One prediction of one model for one coin event; later evaluated against the price at its horizon."""
+    """One prediction of one model for one coin event; later evaluated against the price at its horizon.
+
+    The table is partitioned by kind (alert / other) and UTC day of `prediction_timestamp` (predictions/partitions.py,
+    which holds its DDL); the database's primary key is (id, prediction_timestamp, tag), ids stay unique.
+    """
 
     coin_id = models.CharField(max_length=255)
     model_id = models.BigIntegerField(null=True, blank=True, help_text="Training-service id of the model.")
+    # No index of its own: the model-time index starts with it.
     active_model = models.ForeignKey(
-        ActiveModel, on_delete=models.CASCADE, db_column="active_model_id", related_name="predictions"
+        ActiveModel, on_delete=models.CASCADE, db_column="active_model_id", related_name="predictions",
+        db_index=False,
     )
     model_version = models.PositiveIntegerField(null=True, blank=True, help_text="Artifact version that predicted.")
     prediction = models.SmallIntegerField()
@@ -180,8 +187,6 @@ class ModelPrediction(models.Model):
         db_table = "model_predictions"
         ordering = ["-prediction_timestamp"]
         indexes = [
-            # Coin details and "predictions for this coin" lists, newest first.
-            models.Index(fields=["coin_id", "-prediction_timestamp"], name="predictions_coin_time_idx"),
             # A model's prediction log (pages, API, statistics per model), newest first.
             models.Index(fields=["active_model", "-prediction_timestamp"], name="predictions_model_time_idx"),
             # The evaluator: pending rows whose horizon has passed, oldest first; also ATH tracking.
@@ -196,13 +201,14 @@ class ModelPrediction(models.Model):
                 condition=Q(status="aktiv"),
                 name="predictions_pending_cap_idx",
             ),
-            # /api/stats windows (last hour/day/week) and housekeeping.
-            models.Index(fields=["created_at"], name="predictions_created_idx"),
+            # /api/stats windows (last hour/day/week): rows arrive in created_at order, so BRIN suffices.
+            BrinIndex(fields=["created_at"], name="predictions_created_idx"),
         ]
         constraints = [
-            # One prediction per model per coin row: a second listener or a replay cannot duplicate it.
+            # One prediction per model per coin row: a second listener or a replay cannot duplicate it. It includes
+            # the partition key (tag), as PostgreSQL demands, and serves a coin's predictions newest first.
             models.UniqueConstraint(
-                fields=["active_model", "coin_id", "prediction_timestamp"], name="predictions_once_per_row"
+                fields=["coin_id", "prediction_timestamp", "active_model", "tag"], name="predictions_once_per_row"
             ),
             models.CheckConstraint(condition=Q(prediction__in=[0, 1]), name="predictions_prediction_binary"),
             models.CheckConstraint(

@@ -218,6 +218,10 @@ API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 90, minimum=1, maximu
 # /api/health/ready answers 503.
 HEARTBEAT_STALE_SECONDS = env_int("HEARTBEAT_STALE_SECONDS", 30, minimum=5, maximum=3600)
 WEBHOOK_LOG_RETENTION_DAYS = env_int("WEBHOOK_LOG_RETENTION_DAYS", 30, minimum=1, maximum=3650)
+# Days model_predictions keeps non-alert predictions and alerts (unset: forever); whole day partitions are dropped
+# by the worker's hourly housekeeping (predictions/retention.py), never a row before it is judged and aggregated.
+PREDICTION_RETENTION_DAYS = env_number("PREDICTION_RETENTION_DAYS", None, minimum=1, maximum=36_500, integer=True)
+ALERT_RETENTION_DAYS = env_number("ALERT_RETENTION_DAYS", None, minimum=1, maximum=36_500, integer=True)
 # Days the audit trail keeps an entry; the worker's hourly housekeeping deletes older ones.
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=1, maximum=36_500)
 # Optional log file (also what /api/logs shows); without it logs go to stderr only.

@@ -9,6 +9,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from modelregistry.models import ActiveModel
+from predictions.retention import record_aggregated_until
 from quality import drift, services
 from quality.models import QualityHour
 
@@ -21,6 +22,8 @@ def refresh_and_check() -> dict:
     now = timezone.now()
     last = QualityHour.objects.aggregate(last=Max("updated_at"))["last"]
     hours = services.refresh_hours(since=None if last is None else last - OVERLAP)
+    # Every verdict written before now - OVERLAP is in the aggregates now: retention may drop its partition.
+    record_aggregated_until(until=now - OVERLAP)
     drift_hours = 0
     for model in ActiveModel.objects.filter(is_active=True):
         try:
