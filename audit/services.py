@@ -28,10 +28,12 @@ DELETE_BATCH = 5_000
 def plain(value):
     """A JSON value for before/after: ISO-8601 times, Decimals as numbers, everything unknown as text."""
     if isinstance(value, dict):
-        return {str(key): plain(item) for key, item in value.items()}
+        return {plain(str(key)): plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [plain(item) for item in value]
-    if value is None or isinstance(value, (bool, int, str)):
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")  # jsonb cannot hold U+0000 (a call's arguments may)
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None

@@ -86,6 +86,20 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def offline_environment(training_service_url: str) -> dict[str, str]:
+    """Environment of a server that generated writes cannot make reach the outside world."""
+    return {
+        "TRAINING_SERVICE_API_URL": training_service_url,
+        # Outgoing HTTP other than to this machine goes to a closed local port: refused at once, never sent.
+        "HTTP_PROXY": f"http://127.0.0.1:{_free_port()}",
+        "HTTPS_PROXY": f"http://127.0.0.1:{_free_port()}",
+        "NO_PROXY": "127.0.0.1,localhost",
+        # Generated webhook hosts are refused by the list alone: no DNS lookup can slow the run down.
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "WEBHOOK_ALLOWED_HOSTS_ONLY": "true",
+    }
+
+
 @pytest.fixture
 def training_service(httpserver):
     """The training service at {url}/api: the parity models 101 and 102 (importable), 404 for any other path."""
@@ -109,14 +123,7 @@ def server(tmp_path, training_service):
         **os.environ,
         "DATABASE_URL": test_database_url(),
         "DJANGO_SETTINGS_MODULE": "pumpserver.test_settings",
-        "TRAINING_SERVICE_API_URL": training_service,
-        # Outgoing HTTP other than to this machine goes to a closed local port: refused at once, never sent.
-        "HTTP_PROXY": f"http://127.0.0.1:{_free_port()}",
-        "HTTPS_PROXY": f"http://127.0.0.1:{_free_port()}",
-        "NO_PROXY": "127.0.0.1,localhost",
-        # Generated webhook hosts are refused by the list alone: no DNS lookup can slow the run down.
-        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "WEBHOOK_ALLOWED_HOSTS_ONLY": "true",
+        **offline_environment(training_service),
     }
     log = (tmp_path / "daphne.log").open("wb")
     process = subprocess.Popen(
@@ -145,9 +152,9 @@ def server(tmp_path, training_service):
         log.close()
 
 
-def seed_data(market) -> str:
-    """Rows for the generated requests to find (models, prices, predictions of every kind, live process
-    heartbeats), and the config lines that make generated ids hit them half of the time."""
+def seed_data(market) -> dict[str, list]:
+    """Rows for generated requests and tool calls to find (models, prices, predictions of every kind, backtests,
+    live process heartbeats); their ids by kind."""
     model = make_model(custom_name="Schemathesis")
     classic = make_model(price_change_percent=None, target_operator=">", target_value=Decimal("2"), target_direction=None)
     insert_prices(market, "CoinA", range(-15, 30))
@@ -172,34 +179,29 @@ def seed_data(market) -> str:
     done = backtest_services.create_run(active_model_id=replayed.pk, **window)
     backtest_services.execute_run(run_id=done.pk)
     queued = backtest_services.create_run(active_model_id=replayed.pk, **window)
-    model_ids = [model.pk, classic.pk, replayed.pk]
-    row_ids = [row.pk for row in rows]
-    run_ids = [done.pk, queued.pk]
-    return f"""
-[dictionaries.model_ids]
-values = {model_ids}
+    return {
+        "model_ids": [model.pk, classic.pk, replayed.pk],
+        "row_ids": [row.pk for row in rows],
+        "run_ids": [done.pk, queued.pk],
+        "training_ids": list(TRAINING_MODELS),
+        "coins": ["CoinA", "CoinB"],
+    }
 
-[dictionaries.run_ids]
-values = {run_ids}
 
-[dictionaries.row_ids]
-values = {row_ids}
-
-[dictionaries.training_ids]
-values = {list(TRAINING_MODELS)}
-
-[dictionaries.coins]
-values = ["CoinA", "CoinB"]
+def bindings(seeded: dict[str, list]) -> str:
+    """Config lines that make generated ids hit the seeded rows half of the time."""
+    dictionaries = "".join(f"[dictionaries.{name}]\nvalues = {values!r}\n\n" for name, values in seeded.items())
+    return dictionaries + """
 
 [parameters]
-"path.active_model_id" = {{ dictionary = "model_ids", probability = 0.5 }}
-"path.alert_id" = {{ dictionary = "row_ids", probability = 0.5 }}
-"path.run_id" = {{ dictionary = "run_ids", probability = 0.5 }}
-"path.coin_id" = {{ dictionary = "coins", probability = 0.5 }}
-"query.active_model_id" = {{ dictionary = "model_ids", probability = 0.3 }}
-"query.prediction_id" = {{ dictionary = "row_ids", probability = 0.5 }}
-"query.coin_id" = {{ dictionary = "coins", probability = 0.3 }}
-"body.model_id" = {{ dictionary = "training_ids", probability = 0.5 }}
+"path.active_model_id" = { dictionary = "model_ids", probability = 0.5 }
+"path.alert_id" = { dictionary = "row_ids", probability = 0.5 }
+"path.run_id" = { dictionary = "run_ids", probability = 0.5 }
+"path.coin_id" = { dictionary = "coins", probability = 0.5 }
+"query.active_model_id" = { dictionary = "model_ids", probability = 0.3 }
+"query.prediction_id" = { dictionary = "row_ids", probability = 0.5 }
+"query.coin_id" = { dictionary = "coins", probability = 0.3 }
+"body.model_id" = { dictionary = "training_ids", probability = 0.5 }
 """
 
 
@@ -208,11 +210,11 @@ def test_generated_requests_of_every_method_get_no_server_error_and_documented_a
 ):
     if not ST.exists():
         pytest.fail(f"schemathesis CLI not found at {ST} (requirements/test.txt installs it)")
-    bindings = seed_data(market)
+    seeded = seed_data(market)
     admin = django_user_model.objects.create_superuser(username="schemathesis", password="unused-password-1")
     token = issue_api_token(user=admin, scopes=(ADMIN,)).key
     config = tmp_path / "schemathesis.toml"
-    config.write_text(CONFIG + bindings)
+    config.write_text(CONFIG + bindings(seeded))
     calls = tmp_path / "calls.log"
     env = {
         **os.environ,

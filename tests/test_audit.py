@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 from alerts import tasks
 from audit.context import Door, acting
 from audit.models import AuditEntry
-from audit.services import record_change
+from audit.services import record_call, record_change
 from modelregistry.models import ActiveModel
 from pumpserver.account_services import reset_admin_password
 from pumpserver.role_services import set_role
@@ -187,6 +187,15 @@ def test_an_mcp_tool_call_is_recorded_with_its_arguments_and_the_change(mcp_serv
     refused = only_entry(allowed=False)
     assert (refused.door, refused.action, refused.token_hash, refused.target) == ("mcp", "refused", sha256(stranger),
                                                                                  "POST /mcp/")
+
+
+@pytest.mark.django_db
+def test_a_call_whose_arguments_hold_nul_characters_is_recorded(operator):
+    # jsonb refuses U+0000; an MCP call's arguments may hold it anywhere (found by tests/test_mcp_fuzz.py)
+    with acting(door=Door.MCP, user=operator):
+        record_call(tool="delete_old_logs", arguments={"active_model_id": 1, "no\x00te": ["a\x00b"]}, error="x")
+    call = only_entry(action="call")
+    assert call.after["arguments"] == {"active_model_id": 1, "no\ufffdte": ["a\ufffdb"]}
 
 
 # --- refusals, reading, retention ----------------------------------------------------------------------------------

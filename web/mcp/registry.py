@@ -165,7 +165,7 @@ def validation_errors(name: str, arguments: dict) -> list[str]:
             continue
         where = ".".join(str(part) for part in error.absolute_path)
         messages.append(f"argument '{where}': {error.message}" if where else error.message)
-    return messages
+    return list(dict.fromkeys(messages))  # every `required` error lists all missing keys: each once
 
 
 def parse_time(args: dict, key: str) -> datetime | None:
@@ -178,7 +178,12 @@ def parse_time(args: dict, key: str) -> datetime | None:
         parsed = None
     if parsed is None:
         raise ToolError(f"argument '{key}': {value!r} is not an ISO-8601 date-time (e.g. 2026-01-14T10:00:00Z)")
-    return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=dt_timezone.utc)
+    if timezone.is_naive(parsed):
+        return parsed.replace(tzinfo=dt_timezone.utc)
+    try:  # in UTC, as REST's fields do: PostgreSQL refuses offsets beyond ±15:59, which Python allows
+        return parsed.astimezone(dt_timezone.utc)
+    except OverflowError:
+        raise ToolError(f"argument '{key}': {value!r} is out of range once converted to UTC") from None
 
 
 def model_or_error(model_id: int):
