@@ -18,6 +18,9 @@ from inference.history import HistoryRequest, from_micros, read_history_rows
 
 # As-of histories are built in blocks of about this many rows (~230 bytes per row and copy).
 _BLOCK_ROWS = 300_000
+# features_as_of reads and computes the rows of at most this many coins at once: with full histories (1,000 rows of
+# 12 columns) about 20 MB per copy of a block's histories, however many rows a drift reference or a training asks for.
+_COINS_PER_BLOCK = 200
 # Coins computed at every row at once, in blocks of about this many rows (~1 kB per row while a block is built).
 _EVERY_ROW_BLOCK = 60_000
 
@@ -42,11 +45,42 @@ def features_as_of(
 ) -> np.ndarray:
     """The feature vector of each row k (coin `mints[coin[k]]`, timestamp `timestamps_us[k]` in µs since the epoch)
     as of that row: ``(len(coin), len(feature_names))``. Every row must exist in coin_metrics and pass the phase
-    filter, else RowNotFound."""
+    filter, else RowNotFound.
+
+    The rows are computed in blocks of at most _COINS_PER_BLOCK coins, so what is held at once (the histories read
+    and their copies) stays bounded however many coins are asked for; a row's vector depends on its own coin only.
+    """
     n = len(coin)
     X = np.zeros((n, len(feature_names)))
     if n == 0:
         return X
+    by_coin = np.argsort(coin, kind="stable")
+    sorted_coins = coin[by_coin]
+    coin_starts = np.flatnonzero(np.r_[True, sorted_coins[1:] != sorted_coins[:-1]])
+    block_starts = np.r_[coin_starts[::_COINS_PER_BLOCK], n]
+    for lo, hi in zip(block_starts[:-1], block_starts[1:]):
+        rows = by_coin[lo:hi]
+        X[rows] = _features_as_of_block(
+            mints=mints, coin=coin[rows], timestamps_us=timestamps_us[rows], feature_names=feature_names,
+            engineered=engineered, windows=windows, phases=phases, history_limit=history_limit,
+        )
+    return X
+
+
+def _features_as_of_block(
+    *,
+    mints: Sequence[str],
+    coin: np.ndarray,
+    timestamps_us: np.ndarray,
+    feature_names: Sequence[str],
+    engineered: bool,
+    windows: Sequence[int],
+    phases: Sequence[int] | None,
+    history_limit: int,
+) -> np.ndarray:
+    """features_as_of of rows of a few coins: their histories read at once (through a server-side cursor, in
+    slices: never one result set of Python tuples) and cut into as-of prefixes in bulk."""
+    n = len(coin)
     used, slot = np.unique(coin, return_inverse=True)
     firsts = np.full(len(used), np.iinfo(np.int64).max)
     lasts = np.full(len(used), np.iinfo(np.int64).min)
@@ -58,12 +92,12 @@ def features_as_of(
     before_first = [from_micros(first) - _ONE_MICROSECOND for first in firsts]
     earlier = read_history_rows(
         [HistoryRequest(mints[c], phase_filter, until=until) for c, until in zip(used, before_first)],
-        limit=history_limit - 1,
+        limit=history_limit - 1, server_side=True,
     )
     spanned = read_history_rows(
         [HistoryRequest(mints[c], phase_filter, after=after, until=from_micros(last))
          for c, after, last in zip(used, before_first, lasts)],
-        limit=None,
+        limit=None, server_side=True,
     )
     # Coin s's rows: bounds[s]:bounds[s + 1], ascending by time (its earlier rows, then its spanned ones).
     coin_of_row = np.r_[np.repeat(np.arange(len(used)), np.diff(earlier.bounds)),

@@ -164,6 +164,11 @@ Q_CLUSTER = {
     "catch_up": False,  # after downtime run a schedule once, not once per missed interval
     "poll": 0.5,  # seconds between ORM broker polls
     "save_limit": 1000,
+    # A worker is replaced by a fresh fork of the sentinel (which shares the imported libraries with it) after this
+    # many tasks, and after any task during which its resident size reached WORKER_MAX_RSS_MB: what a heavy task
+    # (drift references, a backtest) leaves behind in the heap is then returned whole. docs/operations.md, "Worker".
+    "recycle": env_int("WORKER_RECYCLE_TASKS", 500, minimum=1, maximum=1_000_000),
+    "max_rss": env_int("WORKER_MAX_RSS_MB", 400, minimum=0, maximum=1_000_000) * 1024 or None,  # KiB; 0: never
     "ack_failures": True,
     "label": "Task queue",
 }

@@ -149,3 +149,14 @@ def test_features_as_of_every_row_of_a_simulated_market(market):
                  stdout=StringIO())
     for phases, history_limit in [(None, 1000), ((1, 2), 60), (None, 35)]:
         assert_as_of_equals_windows(phases, history_limit)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_features_as_of_in_blocks_of_a_few_coins(market, monkeypatch):
+    """features_as_of reads and computes at most _COINS_PER_BLOCK coins at once (its memory stays bounded): 30 coins
+    in blocks of 7 (the last one short) answer bit for bit as each row's own window does."""
+    call_command("simulate_market", coins=30, rate=1_000_000, rows=3000, seed=11, start="2025-01-01T00:00:00Z",
+                 stdout=StringIO())
+    monkeypatch.setattr(as_of, "_COINS_PER_BLOCK", 7)
+    for phases, history_limit in [(None, 1000), ((1, 2), 60)]:
+        assert_as_of_equals_windows(phases, history_limit)

@@ -39,15 +39,14 @@ LATENCY_RATE, LOAD_RATE = 500, 1000
 STEP_SECONDS = 35
 
 
-def baseline_checkout() -> tuple[Path, str]:
-    """A detached worktree at BASELINE_REV (made afresh), and its full commit id."""
-    subprocess.run(["git", "worktree", "remove", "--force", str(BASELINE_DIR)], cwd=PROJECT_DIR,
+def baseline_checkout(rev: str = BASELINE_REV, directory: Path = BASELINE_DIR) -> tuple[Path, str]:
+    """A detached worktree at `rev` (made afresh), and its full commit id."""
+    subprocess.run(["git", "worktree", "remove", "--force", str(directory)], cwd=PROJECT_DIR, capture_output=True)
+    subprocess.run(["git", "worktree", "add", "--detach", str(directory), rev], cwd=PROJECT_DIR, check=True,
                    capture_output=True)
-    subprocess.run(["git", "worktree", "add", "--detach", str(BASELINE_DIR), BASELINE_REV], cwd=PROJECT_DIR,
-                   check=True, capture_output=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=BASELINE_DIR, check=True, capture_output=True,
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, check=True, capture_output=True,
                             text=True).stdout.strip()
-    return BASELINE_DIR, commit
+    return directory, commit
 
 
 def current_commit() -> str:

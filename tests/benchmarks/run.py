@@ -60,12 +60,14 @@ def main() -> None:
         bench_soak,
         bench_storage,
         bench_trigger,
+        bench_worker,
     )
 
     selected = set(sys.argv[1:])
     benchmarks = {"trigger": bench_trigger, "listener": bench_listener, "listener-compare": bench_listener_compare,
                   "soak": bench_soak, "evaluation": bench_evaluation, "quality": bench_quality,
-                  "backtest": bench_backtest, "limits": bench_limits, "storage": bench_storage}
+                  "backtest": bench_backtest, "limits": bench_limits, "storage": bench_storage,
+                  "worker": bench_worker}
     sections = []
     for name, module in benchmarks.items():
         if selected and name not in selected:
