@@ -19,8 +19,8 @@ from inference.history import HistoryRequest, from_micros, read_history_rows
 # As-of histories are built in blocks of about this many rows (~230 bytes per row and copy).
 _BLOCK_ROWS = 300_000
 # features_as_of reads and computes the rows of at most this many coins at once: with full histories (1,000 rows of
-# 12 columns) about 20 MB per copy of a block's histories, however many rows a drift reference or a training asks for.
-_COINS_PER_BLOCK = 200
+# 12 columns) about 10 MB per copy of a block's histories, however many rows a drift reference or a training asks for.
+_COINS_PER_BLOCK = 100
 # Coins computed at every row at once, in blocks of about this many rows (~1 kB per row while a block is built).
 _EVERY_ROW_BLOCK = 60_000
 

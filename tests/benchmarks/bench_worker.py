@@ -4,7 +4,7 @@ The benchmark registers the 10 models of the listener benchmark (real xgboost an
 worker's quality task loads them for feature drift as it does in production), writes prices for COINS coins into
 `coin_metrics` and 1,000,000 predictions that are all due (bulk SQL: the statements of the evaluation benchmark),
 then starts `python manage.py qcluster` and samples every process of the cluster once a second until no
-prediction is left to judge:
+prediction is left to judge and the quality task has finished (then once more: what the cluster keeps):
 
 * RSS (VmRSS) – what `ps` and `top` show; summed over processes it counts every page the forked processes share
   once per process, which is how the soak's "1.2 GB" came about;
@@ -54,7 +54,8 @@ HEAVY_LIBRARIES = {  # a file each library maps when imported
 # The worker before its memory was bounded (drift references read whole, no recycling by size, no gc.freeze).
 BASELINE_REV = os.environ.get("BENCH_WORKER_BASELINE_REV", "3ae6431")
 BASELINE_DIR = PROJECT_DIR / "var" / "bench-worker-baseline"
-TIMELINE_SECONDS = 30
+TIMELINE_SECONDS = 15
+SETTLE_SECONDS = 180  # after the last judgement, how long to wait for the quality task to finish
 
 
 def build_data(url: str, *, now: datetime) -> dict:
@@ -85,6 +86,12 @@ def store_due_predictions(url: str, *, start: datetime) -> int:
                                                 "minutes": PREDICTION_MINUTES}).rowcount
         conn.execute("VACUUM ANALYZE model_predictions")
     return stored
+
+
+def quality_done(conn: psycopg.Connection) -> bool:
+    """Has the quality task (drift references of every model) finished since the cluster started?"""
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM django_q_task WHERE func = 'quality.tasks.refresh_and_check')"
+                        ).fetchone()[0]
 
 
 def pending(conn: psycopg.Connection) -> int:
@@ -207,10 +214,12 @@ def measure(url: str, *, variant: str, code_dir: Path, code: str, start: datetim
                 print(f"{variant} {samples[-1].at:.0f} s: {left:,} due; PSS/USS MB "
                       + ", ".join(f"{role} {_mb(v['pss'])}/{_mb(v['uss'])}" for role, v in roles),
                       file=sys.stderr, flush=True)
-                if left == 0:
+                if left == 0 and seconds is None:
                     seconds = time.monotonic() - began
+                if seconds is not None and (quality_done(conn) or time.monotonic() - began > seconds + SETTLE_SECONDS):
                     break
             time.sleep(SAMPLE_SECONDS)
+    samples.append(sample(cluster, began, libraries, processes))  # after the last task: what the cluster keeps
     worker.terminate()
     worker.wait(timeout=120)
     return Measurement(variant, code, stored, seconds, stored - left, samples, libraries,
@@ -239,13 +248,14 @@ def report(measurements: list[Measurement], data: dict) -> str:
         "",
         f"{data['prices']:,} `coin_metrics` rows ({COINS:,} coins), 10 models (the listener benchmark's xgboost and "
         f"random-forest files), {measurements[0].predictions:,} due predictions; a real `qcluster` "
-        "(WORKER_PROCESSES=2) sampled every second until none was left. Peak of the sums over the cluster's "
+        "(WORKER_PROCESSES=2) sampled every second until none was left and the quality task (drift references of "
+        "the 10 models, in one worker while the other judges) had finished. Peak of the sums over the cluster's "
         "processes; PSS divides a shared page among the processes sharing it (the honest total), RSS counts it "
         "once per process.",
         "",
         "| variant (code) | judged | time to judge all | peak PSS total | peak RSS total | peak USS total "
-        "| largest RSS of one process | load 1 min |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| largest RSS of one process | PSS total at the end | load 1 min |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in measurements:
         took = (f"{m.seconds:.0f} s ({m.judged / m.seconds:,.0f}/s)" if m.seconds
@@ -253,6 +263,7 @@ def report(measurements: list[Measurement], data: dict) -> str:
         largest = max((s.largest_rss for s in m.samples), default=0)
         lines.append(f"| {m.variant} ({m.code}) | {m.judged:,} | {took} | {_mb(m.peak('pss'))} MB | "
                      f"{_mb(m.peak('rss'))} MB | {_mb(m.peak('uss'))} MB | {_mb(largest)} MB | "
+                     f"{_mb(m.samples[-1].total['pss'])} MB | "
                      f"{m.load[0]:.1f} → {m.load[1]:.1f} |")
     lines += ["", "Per process (summed over the processes of a role; count: processes seen, a recycled worker's "
                   "successor included):", "",
@@ -265,9 +276,10 @@ def report(measurements: list[Measurement], data: dict) -> str:
             libraries = ", ".join(sorted(m.libraries.get(role, ()))) or "none"
             lines.append(f"| {m.variant} | {role} ({m.processes[role]}) | {_mb(m.peak('pss', role))} MB | "
                          f"{_mb(m.peak('rss', role))} MB | {_mb(m.peak('uss', role))} MB | {libraries} |")
-    lines += ["", f"PSS total of the cluster every {TIMELINE_SECONDS} s (MB):", ""]
+    lines += ["", f"PSS total of the cluster every {TIMELINE_SECONDS} s, then at the end (MB):", ""]
     for m in measurements:
-        lines.append(f"* {m.variant}: " + ", ".join(_mb(s.total["pss"]) for s in every(m.samples, TIMELINE_SECONDS)))
+        timeline = every(m.samples[:-1], TIMELINE_SECONDS) + m.samples[-1:]
+        lines.append(f"* {m.variant}: " + ", ".join(_mb(s.total["pss"]) for s in timeline))
     current = measurements[-1]
     met = current.seconds is not None and current.peak("pss") <= TARGET_PSS_MB * 2**20
     lines += ["", f"Target: the worker (whole cluster, PSS) at most {TARGET_PSS_MB} MB while judging 1 M due "
