@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.db.models import Max
 from django.utils import timezone
 
+from inference.scoring import return_freed_memory
 from modelregistry.models import ActiveModel
 from predictions.retention import record_aggregated_until
 from quality import drift, services
@@ -31,6 +32,9 @@ def refresh_and_check() -> dict:
                 drift_hours += drift.count_hours(active_model_id=model.pk, now=now)
         except Exception:  # a model whose file cannot load (the listener reports it) must not stop the others
             logger.exception("quality: feature drift of model %s failed", model.pk)
+        # The model and its sample's histories are gone: give their heap back before the next model loads, so the
+        # worker's peak is one model's, not one model's on top of the last one's leftovers (docs/operations.md).
+        return_freed_memory()
     degraded = services.check_models(now=now)
     logger.info("quality: %d hour aggregates, %d drift hours, newly degraded: %s", hours, drift_hours,
                 degraded or "none")
