@@ -13,6 +13,8 @@ from django_q.models import OrmQ
 from backtests import services
 from backtests.models import BacktestRun, RunState
 from predictions.models import ModelPrediction
+from pumpserver.role_services import set_role
+from pumpserver.scopes import ADMIN
 from tests.test_listener import MINT, ROWS, insert, register_rf, register_xgb, rows_of, run_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,7 +28,9 @@ FORM = {"start": FIRST.strftime("%Y-%m-%dT%H:%M:%S"), "end": (LAST + timedelta(s
 @pytest.fixture
 def client(django_user_model) -> Client:
     client = Client()
-    client.force_login(django_user_model.objects.create_user(username="operator", password="a-long-test-password-1"))
+    user = django_user_model.objects.create_user(username="operator", password="a-long-test-password-1")
+    set_role(user=user, scope=ADMIN)
+    client.force_login(user)
     return client
 
 

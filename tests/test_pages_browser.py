@@ -18,6 +18,8 @@ from django.utils import timezone
 
 from modelregistry.models import ActiveModel
 from predictions.models import ModelPrediction
+from pumpserver.role_services import set_role
+from pumpserver.scopes import ADMIN
 from tests.conftest import PROJECT_DIR, test_database_url, wait_until_serving
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -94,7 +96,10 @@ def browser():
 
 @pytest.fixture
 def operator(django_user_model):
-    return django_user_model.objects.create_user(username="operator", password=PASSWORD)
+    """A user in the admin group: the page tests click every action."""
+    user = django_user_model.objects.create_user(username="operator", password=PASSWORD)
+    set_role(user=user, scope=ADMIN)
+    return user
 
 
 def make_model(name: str) -> ActiveModel:

@@ -15,6 +15,8 @@ from django.utils import timezone
 from backtests.models import BacktestRun, RunState
 from modelregistry.models import ActiveModel
 from predictions.models import ModelPrediction
+from pumpserver.role_services import set_role
+from pumpserver.scopes import ADMIN
 from quality import selectors, services, stats
 from quality.models import DriftHour, FeatureReference, QualitySettings
 from tests.test_quality import predict
@@ -25,7 +27,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def client(django_user_model) -> Client:
     client = Client()
-    client.force_login(django_user_model.objects.create_user(username="operator", password="a-long-test-password-1"))
+    user = django_user_model.objects.create_user(username="operator", password="a-long-test-password-1")
+    set_role(user=user, scope=ADMIN)
+    client.force_login(user)
     return client
 
 
