@@ -8,7 +8,6 @@ worker's schedules) has no actor, and its writes are not recorded.
 from __future__ import annotations
 
 import getpass
-import hashlib
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -72,17 +71,3 @@ def operator_name() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no name for the uid (e.g. some containers)
         return ""
-
-
-def key_hash(key: str | None) -> str:
-    """SHA-256 hex of a presented API key: how the trail names a token without keeping it."""
-    return hashlib.sha256(key.encode()).hexdigest() if key else ""
-
-
-def presented_key(authorization: str | None) -> str | None:
-    """The key of an `Authorization: Token <key>` or `Bearer <key>` header, else None."""
-    parts = (authorization or "").split()
-    if len(parts) == 2 and parts[0].lower() in ("token", "bearer"):
-        return parts[1]
-    return None
-

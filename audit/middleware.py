@@ -3,9 +3,10 @@ refused API call (401/403) is recorded."""
 
 from __future__ import annotations
 
-from audit.context import acting, key_hash, presented_key
+from audit.context import acting
 from audit.models import Door
 from audit.services import record_refusal
+from pumpserver.tokens import key_hash, presented_key
 
 REFUSED = (401, 403)
 

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
 
-from pumpserver.tokens import key_hash
+from pumpserver.tokens import key_hash, presented_key
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +59,6 @@ class RateDecision:
 class BodyLimit:
     max_bytes: int
     setting: str  # the environment variable that sets it, named in the 413 answer
-
-
-def presented_token(authorization: str | None) -> str | None:
-    """The key of an `Authorization: Token <key>` or `Bearer <key>` header, as presented (not checked)."""
-    parts = (authorization or "").split()
-    if len(parts) == 2 and parts[0].lower() in ("token", "bearer"):
-        return parts[1]
-    return None
 
 
 def rate_key(*, token: str | None, user_id: int | None = None, client_address: str | None = None) -> str:
@@ -173,7 +165,7 @@ class ApiLimitsMiddleware:
 
     @staticmethod
     def key(request) -> str:
-        token = presented_token(request.META.get("HTTP_AUTHORIZATION"))
+        token = presented_key(request.META.get("HTTP_AUTHORIZATION"))
         user = getattr(request, "user", None)
         user_id = user.pk if token is None and user is not None and user.is_authenticated else None
         return rate_key(token=token, user_id=user_id, client_address=request.META.get("REMOTE_ADDR"))

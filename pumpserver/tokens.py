@@ -44,8 +44,17 @@ class IssuedToken:
     key: str
 
 
-def key_hash(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+def key_hash(key: str | None) -> str:
+    """SHA-256 hex of a key: how tokens are stored, rate-counted and named in the audit trail ("" for no key)."""
+    return hashlib.sha256(key.encode()).hexdigest() if key else ""
+
+
+def presented_key(authorization: str | None) -> str | None:
+    """The key of an `Authorization: Token <key>` or `Bearer <key>` header, as presented (not checked), else None."""
+    parts = (authorization or "").split()
+    if len(parts) == 2 and parts[0].lower() in ("token", "bearer"):
+        return parts[1]
+    return None
 
 
 def parse_expiry(text: str) -> timedelta | None:

@@ -45,12 +45,11 @@ from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from audit.context import key_hash
 from audit.models import Door
 from audit.services import record_refusal
 from pumpserver import limits
 from pumpserver.scopes import Access, access_of_token
-from pumpserver.tokens import TokenRefused, token_for_key
+from pumpserver.tokens import TokenRefused, key_hash, presented_key, token_for_key
 from web.mcp import server as mcp_server
 
 logger = logging.getLogger("web.mcp")
@@ -152,13 +151,7 @@ def origin_allowed(scope) -> bool:
 
 
 def _token_key(scope) -> str | None:
-    value = _header(scope, b"authorization")
-    if not value:
-        return None
-    parts = value.split()
-    if len(parts) != 2 or parts[0].lower() not in ("bearer", "token"):
-        return None
-    return parts[1]
+    return presented_key(_header(scope, b"authorization"))
 
 
 def _caller_for_key(key: str) -> Caller | str:
