@@ -52,6 +52,7 @@ def main() -> None:
     django.setup()
     from tests.benchmarks import (
         bench_backtest,
+        bench_consistency,
         bench_evaluation,
         bench_limits,
         bench_listener,
@@ -67,7 +68,7 @@ def main() -> None:
     benchmarks = {"trigger": bench_trigger, "listener": bench_listener, "listener-compare": bench_listener_compare,
                   "soak": bench_soak, "evaluation": bench_evaluation, "quality": bench_quality,
                   "backtest": bench_backtest, "limits": bench_limits, "storage": bench_storage,
-                  "worker": bench_worker}
+                  "worker": bench_worker, "consistency": bench_consistency}
     sections = []
     for name, module in benchmarks.items():
         if selected and name not in selected:
