@@ -18,11 +18,16 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
 from django.conf import settings
 from django.db import connection
+
+from predictions.selectors import queue_depth
+
+_YIELD_POLL_SECONDS = 0.1
 
 
 class _Done:
@@ -39,7 +44,7 @@ class Pipeline:
     def __init__(self, *, threaded: bool = True):
         self.threaded = threaded and not connection.in_atomic_block
         self._pools = {
-            name: ThreadPoolExecutor(1, thread_name_prefix=f"backtest-{name}", initializer=_lower_priority)
+            name: ThreadPoolExecutor(1, thread_name_prefix=f"backtest-{name}", initializer=lower_priority)
             for name in ("read", "compute", "store")
         } if self.threaded else {}
         self._storing: Future | _Done | None = None
@@ -65,6 +70,18 @@ class Pipeline:
             self._storing = _Done(fn, args, kwargs)
             return
         self._storing = self._pools["store"].submit(fn, *args, **kwargs)
+
+    def yield_to_live(self) -> float:
+        """Wait while the listener's queue holds at least BACKTEST_YIELD_QUEUE_ROWS rows, for at most
+        BACKTEST_YIELD_MAX_SECONDS; returns the seconds waited. A deep queue means live rows are waiting for CPU the
+        backtest would take; priorities alone do not stop work already in flight."""
+        deep, longest = settings.BACKTEST_YIELD_QUEUE_ROWS, settings.BACKTEST_YIELD_MAX_SECONDS
+        if not deep or not longest:
+            return 0.0
+        began = time.monotonic()
+        while queue_depth() >= deep and time.monotonic() - began < longest:
+            time.sleep(_YIELD_POLL_SECONDS)
+        return time.monotonic() - began
 
     def wait_stored(self) -> None:
         if self._storing is not None:
@@ -93,12 +110,48 @@ def _close_connection() -> None:
     connection.close()  # this thread's own connection (the proxy resolves it in the thread that calls it)
 
 
-def _lower_priority() -> None:
-    """This thread at BACKTEST_NICE (where allowed). PostgreSQL's backends keep their priority: a backend descheduled
-    while it holds one of the server's shared locks would hold up the listener's backends (priority inversion)."""
+def lower_priority() -> None:
+    """This thread, and the PostgreSQL backend of its connection where that is a process of this machine we may
+    renice, at BACKTEST_NICE: a backtest takes the CPU the listener leaves.
+
+    Both sides matter: about half of a run's CPU is its backends' (reading, storing, the summary). A backend that is
+    descheduled while it holds one of the server's shared locks delays others for a moment, not for the run: the
+    scheduler still gives a niced process its turn within milliseconds (measured in docs/benchmarks.md)."""
     nice = settings.BACKTEST_NICE
-    if nice:
+    if not nice:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (OSError, AttributeError):  # not Linux, or not allowed: full priority
+        pass
+    backend = _local_backend_pid()
+    if backend is not None:
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-        except (OSError, AttributeError):  # not Linux, or not allowed: full priority
+            os.setpriority(os.PRIO_PROCESS, backend, nice)
+        except OSError:  # another user's process (PostgreSQL runs as its own user): it keeps its priority
             pass
+
+
+_LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
+# The backend's pid and start time: the pid names a process of this machine only if the server runs here, and only if
+# that process started when the backend did (else the pid is another machine's, or a container's).
+_BACKEND_SQL = """
+SELECT pg_backend_pid(), extract(epoch FROM backend_start)::float8
+  FROM pg_stat_activity WHERE pid = pg_backend_pid()
+"""
+
+
+def _local_backend_pid() -> int | None:
+    host = str(connection.settings_dict.get("HOST") or "")
+    if not (host.startswith("/") or host in _LOCAL_HOSTS):
+        return None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_BACKEND_SQL)
+            pid, started = cursor.fetchone()
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        boot = next(float(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime "))
+        process_started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, TypeError, StopIteration):
+        return None
+    return pid if abs(process_started - started) < 2.0 else None

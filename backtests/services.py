@@ -145,13 +145,12 @@ def execute_run(*, run_id: int, progress: Callable[[BacktestRun], None] | None =
         return run
     started = time.perf_counter()
     try:
-        rows_read, judged_until = _replay_and_store(run, progress)
-        data_end = _newest_market_time()
-        if data_end is not None and data_end != judged_until:  # the market grew during the run
-            judge_later(run_id=run.pk, model_id=run.active_model_id, data_end=data_end)
-        summary = summarize(run=run, rows_replayed=rows_read, data_end=data_end,
-                            duration_s=time.perf_counter() - started)
-        summary["live"] = live_comparison(run=run)
+        with Pipeline() as pipeline:
+            rows_read, judged_until, yielded = _replay_and_store(run, progress, pipeline)
+            # On a pipeline thread: the summary's statements run at the backtest's priority too.
+            summary = pipeline.compute(_conclude, run=run, rows_read=rows_read, judged_until=judged_until,
+                                       started=started)
+        summary["yielded_s"] = round(yielded, 3)
     except RunCancelled:
         _discard(run, error="cancelled")
     except Exception as exc:  # any failure ends the run failed, with the reason, and never half-complete
@@ -195,9 +194,20 @@ def coin_groups(counts: dict[str, int], *, group_rows: int = GROUP_ROWS) -> list
     return groups
 
 
-def _replay_and_store(run: BacktestRun, progress, *, threaded: bool = True) -> tuple[int, datetime | None]:
-    """Replay and store every group; returns the rows of the range and the market time the rows were judged up to.
-    The next group is read and the previous one stored while the current one is computed (backtests.pipeline)."""
+def _conclude(*, run: BacktestRun, rows_read: int, judged_until: datetime | None, started: float) -> dict:
+    """Judge what the market reached during the run, then the summary with the live comparison."""
+    data_end = _newest_market_time()
+    if data_end is not None and data_end != judged_until:  # the market grew during the run
+        judge_later(run_id=run.pk, model_id=run.active_model_id, data_end=data_end)
+    summary = summarize(run=run, rows_replayed=rows_read, data_end=data_end, duration_s=time.perf_counter() - started)
+    summary["live"] = live_comparison(run=run)
+    return summary
+
+
+def _replay_and_store(run: BacktestRun, progress, pipeline: Pipeline) -> tuple[int, datetime | None, float]:
+    """Replay and store every group; returns the rows of the range, the market time the rows were judged up to and
+    the seconds it waited for the listener. The next group is read and the previous one stored while the current one
+    is computed (backtests.pipeline)."""
     model = served_model_by_id(active_model_id=run.active_model_id)
     ready = model_cache(size=1).get(model)
     counts = history.window_counts(since=run.start, until=run.end)  # coins in the order of their first row
@@ -224,32 +234,33 @@ def _replay_and_store(run: BacktestRun, progress, *, threaded: bool = True) -> t
         if progress is not None:
             progress(run)
 
-    with Pipeline(threaded=threaded) as pipeline:
-        reading = pipeline.read(read, groups[0][1]) if groups else None
-        previous = None
-        for k, (mints, wanted) in enumerate(groups):
-            if BacktestRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
-                raise RunCancelled()
-            rows = reading.result()
-            if k + 1 < len(groups):
-                reading = pipeline.read(read, groups[k + 1][1])
-            if rows is not None:
-                replayed = pipeline.compute(replay, model=model, ready=ready, rows=rows, mints=wanted,
-                                            since_us=history.to_micros(run.start), rules=rules,
-                                            threshold=run.threshold, history_limit=settings.FEATURE_HISTORY_SIZE)
-                pipeline.store(store_judged, run_id=run.pk, model_id=run.active_model_id, mints=wanted,
-                               replayed=replayed, horizon_us=horizon_us, data_end=data_end)
-                del rows, replayed
-                return_freed_memory()  # a group's temporaries: back to the system, in every thread's heap
-            else:
-                pipeline.wait_stored()
-            if previous is not None:
-                stored(previous)
-            previous = mints
-        pipeline.wait_stored()
+    yielded = 0.0
+    reading = pipeline.read(read, groups[0][1]) if groups else None
+    previous = None
+    for k, (mints, wanted) in enumerate(groups):
+        if BacktestRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
+            raise RunCancelled()
+        yielded += pipeline.yield_to_live()
+        rows = reading.result()
+        if k + 1 < len(groups):
+            reading = pipeline.read(read, groups[k + 1][1])
+        if rows is not None:
+            replayed = pipeline.compute(replay, model=model, ready=ready, rows=rows, mints=wanted,
+                                        since_us=history.to_micros(run.start), rules=rules,
+                                        threshold=run.threshold, history_limit=settings.FEATURE_HISTORY_SIZE)
+            pipeline.store(store_judged, run_id=run.pk, model_id=run.active_model_id, mints=wanted,
+                           replayed=replayed, horizon_us=horizon_us, data_end=data_end)
+            del rows, replayed
+            return_freed_memory()  # a group's temporaries: back to the system, in every thread's heap
+        else:
+            pipeline.wait_stored()
         if previous is not None:
             stored(previous)
-    return run.rows_total, data_end
+        previous = mints
+    pipeline.wait_stored()
+    if previous is not None:
+        stored(previous)
+    return run.rows_total, data_end, yielded
 
 
 def _newest_market_time() -> datetime | None:

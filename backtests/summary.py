@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from sklearn.metrics import auc
 
 from backtests.models import BacktestRun
+from backtests.pipeline import lower_priority
 from inference.history import float8_matrix
 
 THRESHOLDS = tuple(round(0.50 + 0.05 * k, 2) for k in range(10))  # 0.50 … 0.95
@@ -93,7 +94,8 @@ def summarize(*, run: BacktestRun, rows_replayed: int, data_end: datetime | None
     """The run's figures. Alerts are the rows tagged by the run's threshold; success rates are fractions."""
     # The ROC read runs on a connection of its own meanwhile (each statement keeps one core busy); not inside a
     # transaction, whose rows another connection would not see.
-    side = None if connection.in_atomic_block else ThreadPoolExecutor(1, thread_name_prefix="backtest-summary")
+    side = None if connection.in_atomic_block else ThreadPoolExecutor(1, thread_name_prefix="backtest-summary",
+                                                                        initializer=lower_priority)
     try:
         roc = side.submit(_roc_points, run.pk) if side else None
         with connection.cursor() as cursor:

@@ -84,14 +84,21 @@ class Access:
         return highest(self.scopes)
 
     def missing_scope_message(self, scope: str, *, action: str) -> str:
-        holder = "this token" if self.via == "token" else "your account"
-        held = self.scope or "no scope"
-        return f"{action} needs the '{scope}' scope; {holder} has '{held}'."
+        return f"{action} needs the '{scope}' scope; {self.holder} has '{self.scope or 'no scope'}'."
+
+    @property
+    def holder(self) -> str:
+        return "this token" if self.via == "token" else "your account"
+
+    def model_list(self) -> str:
+        return ", ".join(str(model_id) for model_id in sorted(self.model_ids or ())) or "none"
 
     def model_message(self, model_id) -> str:
-        holder = "this token" if self.via == "token" else "your account"
-        allowed = ", ".join(str(model_id) for model_id in sorted(self.model_ids or ())) or "none"
-        return f"model {model_id} is not among the models {holder} may use ({allowed})."
+        return f"model {model_id} is not among the models {self.holder} may use ({self.model_list()})."
+
+    def server_wide_message(self, *, action: str) -> str:
+        """Why a model-limited caller may not see figures or logs that cover every model."""
+        return f"{action} covers every model; {self.holder} is limited to models {self.model_list()}."
 
 
 NO_ACCESS = Access(scopes=frozenset(), via="session")

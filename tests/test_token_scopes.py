@@ -109,6 +109,10 @@ def test_a_model_limited_token_touches_only_its_models(django_user_model):
     assert client.get(f"/api/alerts?active_model_id={mine.pk}").status_code == 200
     assert client.get(f"/api/alerts?active_model_id={other.pk}").status_code == 403
     assert client.get(f"/api/models/compare?ids={mine.pk},{other.pk}").status_code == 403
+    for path in ("/api/stats", "/api/logs"):  # figures and log lines of every model
+        refused = client.get(path)
+        assert refused.status_code == 403
+        assert refused.json()["detail"] == f"GET {path} covers every model; this token is limited to models {mine.pk}."
 
 
 # --- MCP over both transports -----------------------------------------------------------------------------------------
@@ -173,12 +177,16 @@ def test_mcp_model_limited_token(server, django_user_model):  # noqa: F811
         listed = await agent.ok("list_active_models", {"include_inactive": True})
         refused = await agent.error("deactivate_model", {"active_model_id": other.pk})
         allowed = await agent.ok("get_model_statistics", {"active_model_id": mine.pk})
-        return listed, refused, allowed
+        tools = {tool.name for tool in (await agent.session.list_tools()).tools}
+        server_wide = await agent.error("get_stats", {})
+        return listed, refused, allowed, tools, server_wide
 
-    listed, refused, allowed = anyio.run(run_streamable, server["base"], key, work)
+    listed, refused, allowed, tools, server_wide = anyio.run(run_streamable, server["base"], key, work)
     assert [model["id"] for model in listed["models"]] == [mine.pk]
     assert refused == f"model {other.pk} is not among the models this token may use ({mine.pk})."
     assert allowed["active_model_id"] == mine.pk
+    assert "get_model_statistics" in tools and not tools & {"get_stats", "get_logs"}
+    assert server_wide == f"get_stats covers every model; this token is limited to models {mine.pk}."
 
 
 # --- pages follow the user's groups ----------------------------------------------------------------------------------

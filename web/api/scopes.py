@@ -77,10 +77,12 @@ class HasDeclaredScope(BasePermission):
         named = _named_models(request, view)
         for model_id in named:
             check_model(request, model_id)
-        if access.model_ids is not None and not named and getattr(view, "lists_every_model", False):
-            allowed = ", ".join(str(model_id) for model_id in sorted(access.model_ids))
+        if access.model_ids is not None and getattr(view, "server_wide", False):
             refuse(request, missing="model",
-                   message=f"this token is limited to models {allowed}: name one with active_model_id.")
+                   message=access.server_wide_message(action=f"{request.method} {request.path}"))
+        if access.model_ids is not None and not named and getattr(view, "lists_every_model", False):
+            refuse(request, missing="model",
+                   message=f"this token is limited to models {access.model_list()}: name one with active_model_id.")
         return True
 
 

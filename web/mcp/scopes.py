@@ -24,6 +24,8 @@ ANSWER_MODEL = {"get_alert_details": ("alert", "alert", "active_model_id"), "get
 # Lists over every model with an optional `active_model_id` filter: a model-limited token must name one of its
 # models (a token limited to one model gets it filled in).
 FILTERED_LISTS = ("get_alerts", "get_predictions", "get_model_predictions", "get_alert_statistics")
+# Figures and logs over every model at once: hidden from, and refused to, a model-limited token.
+SERVER_WIDE = ("get_stats", "get_logs")
 
 
 def access_of_caller(caller) -> Access | None:
@@ -32,7 +34,9 @@ def access_of_caller(caller) -> Access | None:
 
 def visible(spec: ToolSpec, caller) -> bool:
     access = access_of_caller(caller)
-    return access is not None and access.allows(spec.scope)
+    if access is None or not access.allows(spec.scope):
+        return False
+    return access.model_ids is None or spec.name not in SERVER_WIDE
 
 
 class ToolRefused(ToolError):
@@ -57,6 +61,8 @@ def check_call(spec: ToolSpec, args: dict, caller) -> dict:
                message=f"{spec.name} needs the '{spec.scope}' scope; this token has '{held or 'no scope'}'.")
     if access.model_ids is None:
         return args
+    if spec.name in SERVER_WIDE:
+        refuse(caller, tool=spec.name, missing="model", message=access.server_wide_message(action=spec.name))
     args = dict(args)
     named = [args[key] for key in ("active_model_id", MODEL_ID_ARGUMENTS.get(spec.name)) if key and key in args]
     list_key = MODEL_LIST_ARGUMENTS.get(spec.name)
@@ -68,7 +74,7 @@ def check_call(spec: ToolSpec, args: dict, caller) -> dict:
     if spec.name in FILTERED_LISTS and not named:
         if len(access.model_ids) != 1:
             refuse(caller, tool=spec.name, missing="model",
-                   message=f"this token is limited to models {_ids(access)}: name one with active_model_id.")
+                   message=f"this token is limited to models {access.model_list()}: name one with active_model_id.")
         args["active_model_id"] = next(iter(access.model_ids))
     for model_id in named:
         if not access.allows_model(model_id):
@@ -95,7 +101,3 @@ def check_answer(spec: ToolSpec, answer: dict, caller) -> dict:
         if not access.allows_model(model_id):
             refuse(caller, tool=spec.name, missing=f"model {model_id}", message=access.model_message(model_id))
     return answer
-
-
-def _ids(access: Access) -> str:
-    return ", ".join(str(model_id) for model_id in sorted(access.model_ids or ()))

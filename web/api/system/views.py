@@ -158,6 +158,7 @@ class StatsView(APIView):
     """System-wide prediction and webhook figures."""
 
     required_scopes = {"GET": READ}
+    server_wide = True  # every model's figures: refused to a model-limited token (web.api.scopes)
 
     @extend_schema(operation_id="stats", responses={200: SystemStatsSerializer})
     def get(self, request):
@@ -186,6 +187,7 @@ class LogsView(APIView):
     """The last `tail` lines of LOG_FILE as text (or a one-line hint when no log file is configured)."""
 
     required_scopes = {"GET": READ}
+    server_wide = True  # every model's log lines: refused to a model-limited token (web.api.scopes)
 
     renderer_classes = [JSONRenderer, PlainTextRenderer]
 
