@@ -7,7 +7,7 @@ from django.apps import apps
 from django.contrib import admin
 
 from audit.models import AuditEntry
-from audit.services import record_deleted, record_deleted_many, record_object_change, snapshot
+from audit.services import MASK, record_change, record_deleted, record_deleted_many, record_object_change, snapshot
 
 
 def _with_relations(obj) -> dict:
@@ -33,6 +33,14 @@ class AuditedAdminMixin:
         before = getattr(request, "_audit_before", None)
         record_object_change(action="update" if before is not None else "create", obj=form.instance, before=before,
                              after=_with_relations(form.instance))
+
+    def user_change_password(self, request, id, form_url=""):
+        """The user admin's own password form (it saves without save_model): recorded as a masked change."""
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:  # saved; a refused form answers 200
+            record_change(action="update", object_type="auth.user", object_id=id, before={"password": MASK},
+                          after={"password": "(changed)"})
+        return response
 
     def delete_model(self, request, obj):
         record_deleted(obj)

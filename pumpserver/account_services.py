@@ -47,7 +47,9 @@ def ensure_admin_user(*, username: str, password: str | None = None) -> AdminLog
             return AdminLogin(username=username, created=False, password=None, generated=False)
         generated = not password
         password = password or _new_password()
-        users.objects.create_superuser(username=username, email="", password=password)
+        user = users.objects.create_superuser(username=username, email="", password=password)
+        announce(action="create", object_type="auth.user", object_id=user.pk,
+                 after={**_admin_flags(user), "password": "(set)"})
         if generated:
             _keep(password)
     return AdminLogin(username=username, created=True, password=password, generated=generated)

@@ -21,7 +21,7 @@ from audit.context import Door, acting
 from audit.models import AuditEntry
 from audit.services import record_call, record_change
 from modelregistry.models import ActiveModel
-from pumpserver.account_services import reset_admin_password
+from pumpserver.account_services import ensure_admin_user, reset_admin_password
 from pumpserver.role_services import set_role
 from pumpserver.scopes import ADMIN, READ
 from pumpserver.tokens import issue_api_token, revoke_token
@@ -119,6 +119,25 @@ def test_a_django_admin_change_form_is_recorded_with_door_admin(django_user_mode
     assert (entry.door, entry.user, entry.action) == ("admin", admin_user, "update")
     assert entry.before["alert_threshold"] == 0.7 and entry.after["alert_threshold"] == 0.9
     assert "updated_at" in entry.after and "features" not in entry.after  # only what changed is kept
+
+
+@pytest.mark.django_db
+def test_a_password_set_in_the_admin_is_recorded_masked(django_user_model):
+    admin_user = django_user_model.objects.create_superuser(username="root", password="a-long-test-password-2")
+    someone = django_user_model.objects.create_user(username="someone", password="a-long-test-password-3")
+    client = Client()
+    client.force_login(admin_user)
+    url = f"/admin/auth/user/{someone.pk}/password/"
+    refused = client.post(url, {"password1": "short", "password2": "other", "usable_password": "true"})
+    assert refused.status_code == 200 and not AuditEntry.objects.filter(object_type="auth.user").exists()
+
+    new_password = "another-long-password-7"
+    saved = client.post(url, {"password1": new_password, "password2": new_password, "usable_password": "true"})
+    assert saved.status_code == 302
+    entry = only_entry(object_type="auth.user", object_id=str(someone.pk))
+    assert (entry.door, entry.user, entry.action) == ("admin", admin_user, "update")
+    assert entry.before == {"password": "***"} and entry.after == {"password": "(changed)"}
+    assert new_password not in json.dumps(entry.after)
 
 
 def _form_data(form) -> dict:
@@ -321,3 +340,7 @@ def test_kernel_writes_tokens_and_admin_password_are_recorded(django_user_model,
     assert revoked.before == {"revoked_at": None} and revoked.after["revoked_at"]
     password = only_entry(object_type="auth.user")
     assert password.door == "command" and password.after["password"] == "(reset)"
+    with acting(door=Door.COMMAND, username="ops"):
+        ensure_admin_user(username="first-admin", password="given-long-password-8")
+    first = only_entry(object_type="auth.user", object_id=str(django_user_model.objects.get(username="first-admin").pk))
+    assert first.after["username"] == "first-admin" and first.after["password"] == "(set)"
