@@ -1,5 +1,6 @@
 """Storing a group of replayed rows, judged: one binary COPY into a staging table and one INSERT that judges every row
-with the worker's verdict rule (`alerts.services.VERDICT_RULE_CTES`) as it stores it.
+with the worker's verdict rule (`alerts.services.VERDICT_RULE_CTES`) as it stores it, and answers the partial
+summary figures of the rows it stored (`backtests.summary.PARTIAL_SELECT`).
 
 The facts the rule needs are gathered set-wise, coin by coin, instead of two index reads per row: one window over
 the group's coin_metrics rows gives each row the newest row of its coin within its horizon (the evaluation
@@ -17,6 +18,7 @@ import numpy as np
 from django.db import connection, transaction
 
 from alerts.services import VERDICT_CTES, VERDICT_RULE_CTES
+from backtests.summary import PARTIAL_SELECT, part_cte, partial_params
 from inference import history
 from inference.replay import ReplayedRows
 
@@ -79,14 +81,18 @@ facts AS (
       JOIN unnest(%(mints)s::text[]) WITH ORDINALITY AS c(mint, i) ON c.i = s.coin
       LEFT JOIN prices p ON p.id = s.metric_id
 ),
-{VERDICT_RULE_CTES}
-INSERT INTO backtest_rows (run_id, coin_id, prediction_timestamp, evaluation_timestamp, probability, prediction, tag,
-                           evaluation_result, actual_price_change_pct)
-SELECT %(run)s, v.coin_id, v.at, v.evaluation_at, v.probability, v.prediction, (%(tags)s::text[])[v.tag + 1],
-       CASE WHEN v.judged THEN v.result END, CASE WHEN v.judged THEN v.change_pct END
-  FROM verdicts v
- ORDER BY v.id
-"""
+{VERDICT_RULE_CTES},
+stored AS (
+    INSERT INTO backtest_rows (run_id, coin_id, prediction_timestamp, evaluation_timestamp, probability, prediction,
+                               tag, evaluation_result, actual_price_change_pct)
+    SELECT %(run)s, v.coin_id, v.at, v.evaluation_at, v.probability, v.prediction, (%(tags)s::text[])[v.tag + 1],
+           CASE WHEN v.judged THEN v.result END, CASE WHEN v.judged THEN v.change_pct END
+      FROM verdicts v
+     ORDER BY v.id
+    RETURNING probability, prediction, tag, evaluation_result, actual_price_change_pct
+),
+{part_cte("stored")}
+{PARTIAL_SELECT}"""
 
 # Rows stored unjudged whose horizon the recorded data has reached since (the market grew during the run): the
 # worker's verdict SQL as it is, row by row.
@@ -118,11 +124,11 @@ class RunGone(LookupError):
 def store_judged(
     *, run_id: int, model_id: int, mints: list[str], replayed: ReplayedRows, horizon_us: int,
     data_end: datetime | None,
-) -> None:
+) -> tuple | None:
     """Store the replayed rows of one group (coin k is `mints[k]`) in their order, judging those whose horizon ends
-    at or before `data_end`."""
+    at or before `data_end`; returns their partial summary figures (a row for `backtests.summary.Figures.add`)."""
     if len(replayed) == 0:
-        return
+        return None
     used, coin = np.unique(replayed.coin, return_inverse=True)
     at = np.asarray(replayed.timestamps_us, dtype=np.int64)
     staged = np.empty(len(replayed), dtype=_STAGING_LAYOUT)
@@ -141,7 +147,7 @@ def store_judged(
     params = {
         "mints": [mints[k] for k in used], "first": history.from_micros(int(at.min())),
         "last": min(last, data_end) if data_end is not None else last, "horizon_us": horizon_us,
-        "model": model_id, "data_end": data_end, "run": run_id, "tags": list(TAGS),
+        "model": model_id, "data_end": data_end, "run": run_id, "tags": list(TAGS), **partial_params(),
     }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL work_mem = '64MB'")  # the window's sort of the group's rows stays in memory
@@ -156,6 +162,7 @@ def store_judged(
         with cursor.cursor.copy("COPY backtest_staging FROM STDIN (FORMAT BINARY)") as copy:
             copy.write(_COPY_HEADER + staged.tobytes() + _COPY_TRAILER)
         cursor.execute(STORE_JUDGED_SQL, params)
+        return cursor.fetchone()
 
 
 def judge_later(*, run_id: int, model_id: int, data_end: datetime) -> None:

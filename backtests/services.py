@@ -26,7 +26,7 @@ from audit.services import record_created, record_object_change, snapshot
 from backtests.models import FINAL_STATES, BacktestRow, BacktestRun, RunState
 from backtests.pipeline import Pipeline
 from backtests.row_services import judge_later, store_judged
-from backtests.summary import live_comparison, summarize
+from backtests.summary import Figures, live_comparison, summarize
 from inference import history
 from inference.replay import ScanRules, replay
 from inference.scoring import ServedModel, return_freed_memory
@@ -146,10 +146,10 @@ def execute_run(*, run_id: int, progress: Callable[[BacktestRun], None] | None =
     started = time.perf_counter()
     try:
         with Pipeline() as pipeline:
-            rows_read, judged_until, yielded = _replay_and_store(run, progress, pipeline)
+            rows_read, judged_until, figures, yielded = _replay_and_store(run, progress, pipeline)
             # On a pipeline thread: the summary's statements run at the backtest's priority too.
             summary = pipeline.compute(_conclude, run=run, rows_read=rows_read, judged_until=judged_until,
-                                       started=started)
+                                       figures=figures, started=started)
         summary["yielded_s"] = round(yielded, 3)
     except RunCancelled:
         _discard(run, error="cancelled")
@@ -194,19 +194,23 @@ def coin_groups(counts: dict[str, int], *, group_rows: int = GROUP_ROWS) -> list
     return groups
 
 
-def _conclude(*, run: BacktestRun, rows_read: int, judged_until: datetime | None, started: float) -> dict:
-    """Judge what the market reached during the run, then the summary with the live comparison."""
+def _conclude(*, run: BacktestRun, rows_read: int, judged_until: datetime | None, figures: Figures | None,
+              started: float) -> dict:
+    """Judge what the market reached during the run, then the summary (from the stored groups' figures, or read
+    again if rows were judged since) with the live comparison."""
     data_end = _newest_market_time()
     if data_end is not None and data_end != judged_until:  # the market grew during the run
         judge_later(run_id=run.pk, model_id=run.active_model_id, data_end=data_end)
-    summary = summarize(run=run, rows_replayed=rows_read, data_end=data_end, duration_s=time.perf_counter() - started)
+        figures = None
+    summary = summarize(run=run, rows_replayed=rows_read, data_end=data_end, duration_s=time.perf_counter() - started,
+                        figures=figures)
     summary["live"] = live_comparison(run=run)
     return summary
 
 
-def _replay_and_store(run: BacktestRun, progress, pipeline: Pipeline) -> tuple[int, datetime | None, float]:
-    """Replay and store every group; returns the rows of the range, the market time the rows were judged up to and
-    the seconds it waited for the listener. The next group is read and the previous one stored while the current one
+def _replay_and_store(run: BacktestRun, progress, pipeline: Pipeline) -> tuple[int, datetime | None, Figures, float]:
+    """Replay and store every group; returns the rows of the range, the market time the rows were judged up to, the
+    summary figures of the stored rows and the seconds it waited for the listener. The next group is read and the previous one stored while the current one
     is computed (backtests.pipeline)."""
     model = served_model_by_id(active_model_id=run.active_model_id)
     ready = model_cache(size=1).get(model)
@@ -218,7 +222,7 @@ def _replay_and_store(run: BacktestRun, progress, pipeline: Pipeline) -> tuple[i
         microseconds=1)
     data_end = _newest_market_time()
     groups = [(mints, [mint for mint in mints if model.whitelist is None or mint in model.whitelist])
-              for mints in coin_groups(counts)]
+              for mints in coin_groups(counts, group_rows=GROUP_ROWS)]
 
     def read(wanted: list[str]):
         if not wanted:
@@ -234,6 +238,13 @@ def _replay_and_store(run: BacktestRun, progress, pipeline: Pipeline) -> tuple[i
         if progress is not None:
             progress(run)
 
+    figures = Figures()
+
+    def store(**kwargs) -> None:  # on the store thread, one group after the other
+        partial = store_judged(**kwargs)
+        if partial is not None:
+            figures.add(partial)
+
     yielded = 0.0
     reading = pipeline.read(read, groups[0][1]) if groups else None
     previous = None
@@ -248,7 +259,7 @@ def _replay_and_store(run: BacktestRun, progress, pipeline: Pipeline) -> tuple[i
             replayed = pipeline.compute(replay, model=model, ready=ready, rows=rows, mints=wanted,
                                         since_us=history.to_micros(run.start), rules=rules,
                                         threshold=run.threshold, history_limit=settings.FEATURE_HISTORY_SIZE)
-            pipeline.store(store_judged, run_id=run.pk, model_id=run.active_model_id, mints=wanted,
+            pipeline.store(store, run_id=run.pk, model_id=run.active_model_id, mints=wanted,
                            replayed=replayed, horizon_us=horizon_us, data_end=data_end)
             del rows, replayed
             return_freed_memory()  # a group's temporaries: back to the system, in every thread's heap
@@ -260,7 +271,7 @@ def _replay_and_store(run: BacktestRun, progress, pipeline: Pipeline) -> tuple[i
     pipeline.wait_stored()
     if previous is not None:
         stored(previous)
-    return run.rows_total, data_end, yielded
+    return run.rows_total, data_end, figures, yielded
 
 
 def _newest_market_time() -> datetime | None:

@@ -124,3 +124,18 @@ def test_summary_figures_equal_scikit_learn_and_the_per_threshold_join(market, s
     assert [(t["threshold"], t["alerts"], t["success"], t["failed"], t["avg_price_change_pct"])
             for t in figures["thresholds"]] == [(t, n, hit, miss, None if change is None else float(change))
                                                for t, n, hit, miss, change in by_threshold]
+
+
+def test_the_summary_added_up_group_by_group_equals_one_read_of_the_stored_rows(market, monkeypatch):
+    """The store adds up the figures of each group it stores; with one coin per group, they equal the figures read
+    from the run's stored rows at once (counts, exact sums and averages, ROC points and AUC)."""
+    monkeypatch.setattr(services, "GROUP_ROWS", 1)  # every coin a group of its own
+    insert(market, ROWS)
+    model = register_xgb()
+    run = backtest(model)
+    groups = BacktestRow.objects.filter(run=run).values("coin_id").distinct().count()
+    assert groups > 1 and run.summary["alerts"] > 0 and run.summary["roc_auc"] is not None
+    again = summary.summarize(run=run, rows_replayed=run.summary["rows_replayed"],
+                              data_end=datetime.fromisoformat(run.summary["data_end"]),
+                              duration_s=run.summary["duration_s"])
+    assert again == {key: value for key, value in run.summary.items() if key not in ("live", "yielded_s")}
