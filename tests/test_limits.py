@@ -256,3 +256,16 @@ def test_mcp_bodies_over_the_limit_get_413(limited_server, django_user_model):
 
     small = requests.post(f"{base}/mcp", json=LIST_TOOLS, headers={**STREAMABLE_HEADERS, **auth(key)}, timeout=10)
     assert small.status_code == 200 and small.json()["result"]["tools"]
+
+
+def test_the_schema_documents_the_limits_answers():
+    from drf_spectacular.generators import SchemaGenerator
+
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    assert "429" not in paths["/api/health"]["get"]["responses"]  # never rate-limited
+    assert "Retry-After" in paths["/api/stats"]["get"]["responses"]["429"]["headers"]
+    assert "413" in paths["/api/config"]["post"]["responses"] and "413" not in paths["/api/config"]["get"]["responses"]
+    unlimited = {(path, method) for path, item in paths.items() for method, operation in item.items()
+                 if "429" not in operation["responses"]}
+    assert unlimited == {("/api/health", "get"), ("/api/health/ready", "get"), ("/api/metrics", "get"),
+                         ("/health", "get"), ("/metrics", "get")}
