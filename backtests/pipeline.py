@@ -78,10 +78,11 @@ class Pipeline:
         deep, longest = settings.BACKTEST_YIELD_QUEUE_ROWS, settings.BACKTEST_YIELD_MAX_SECONDS
         if not deep or not longest:
             return 0.0
-        began = time.monotonic()
-        while queue_depth() >= deep and time.monotonic() - began < longest:
+        began = waited = time.monotonic()
+        while queue_depth() >= deep and waited - began < longest:
             time.sleep(_YIELD_POLL_SECONDS)
-        return time.monotonic() - began
+            waited = time.monotonic()
+        return waited - began
 
     def wait_stored(self) -> None:
         if self._storing is not None:

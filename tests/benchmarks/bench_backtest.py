@@ -5,8 +5,10 @@
   (BENCH_BACKTEST_BASELINE_REV, run from a `git worktree`) and of the working tree, on the same database in one run.
 * Memory: peak RSS of the backtest process (its rusage at exit: VmHWM, every thread included), at 1 M rows and after
   the market has grown to each further step of BENCH_BACKTEST_ROWS (default 1 M and 3 M; 10 M when time allows).
-* The listener's latency while a backtest runs: a 500 rows/s step of the listener benchmark (10 models) without and
-  then with backtests running back to back, and the ratio.
+* The listener's latency while a backtest runs: a 500 rows/s step of the listener benchmark (10 models) alone, then
+  with backtests running back to back at full priority (BACKTEST_NICE=0, no pauses: how a backtest ran before it
+  yielded to live work), then with backtests at the default settings (BACKTEST_NICE, BACKTEST_YIELD_QUEUE_ROWS), and
+  the ratios to the step alone.
 * The live path: the newest rows of the market taken out and put back batch by batch (one row per coin per batch, in
   time order), each batch through `process_pending_batch` with the listener's history cache and only the backtested
   model active: claim, histories, features, score, store. Seconds per row over the batches after a warm-up,
@@ -39,7 +41,6 @@ from tests.benchmarks.bench_listener import (
     _cpu_seconds,
     _env,
     _machine_busy_seconds,
-    _manage,
     _mb,
     _phase_line,
     _postgres_pids,
@@ -57,6 +58,9 @@ LISTENER_RATE, LISTENER_SECONDS = 500, 35
 LIVE_SAMPLE_ROWS = int(os.environ.get("BENCH_BACKTEST_LIVE_ROWS", "30000"))
 LIVE_WARMUP_BATCHES = 3
 LOG_DIR = PROJECT_DIR / "var"
+# The speed runs take the whole machine (no listener runs then): the backtest's own priority and pauses are measured
+# in the listener steps.
+FULL_PRIORITY = {"BACKTEST_NICE": "0", "BACKTEST_YIELD_QUEUE_ROWS": "0"}
 
 
 # --- the backtest process ----------------------------------------------------------------------------------------
@@ -67,7 +71,7 @@ class BacktestProcess:
     PostgreSQL's backends sampled while it runs (they come and go with its connections)."""
 
     def __init__(self, bench: Bench, model_id: int, start: datetime, end: datetime, *, code_dir: Path = PROJECT_DIR,
-                 name: str = "current"):
+                 name: str = "current", env: dict | None = None):
         self.bench, self.name = bench, name
         self.json_path = LOG_DIR / f"bench-backtest-{name}.json"
         self.log_path = LOG_DIR / f"bench-backtest-{name}.log"
@@ -75,9 +79,11 @@ class BacktestProcess:
         self.log = open(self.log_path, "w")
         self.began = time.monotonic()
         self.machine_began = _machine_busy_seconds()[0]
-        self.process = _manage(bench.url, "backtest", str(model_id), "--start", start.isoformat(), "--end",
-                               end.isoformat(), "--json", str(self.json_path), code_dir=code_dir, stdout=self.log,
-                               stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "backtest", str(model_id), "--start", start.isoformat(), "--end",
+             end.isoformat(), "--json", str(self.json_path)],
+            cwd=code_dir, env={**_env(bench.url), **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT,
+        )
         self.postgres: dict[int, tuple[float, float]] = {}  # pid -> (first seen, last seen) CPU seconds
 
     def _sample_postgres(self) -> None:
@@ -108,6 +114,7 @@ class BacktestProcess:
             "peak_rss": usage.ru_maxrss * 1024, "cpu_process": process_cpu, "cpu_postgres": postgres_cpu,
             "cpu_other": max(machine - process_cpu - postgres_cpu, 0.0), "roc_auc": summary["roc_auc"],
             "alerts": summary["alerts"], "success": summary["success"], "failed": summary["failed"],
+            "yielded_s": summary.get("yielded_s", 0.0),
         }
 
 
@@ -170,9 +177,10 @@ def run_live_sample(bench: Bench, active_model_id: int) -> dict:
 class BacktestLoop(threading.Thread):
     """Backtests back to back until stopped (the one running then is let finish)."""
 
-    def __init__(self, bench: Bench, active_model_id: int, start: datetime, end: datetime):
+    def __init__(self, bench: Bench, active_model_id: int, start: datetime, end: datetime, *, env: dict | None,
+                 name: str):
         super().__init__(daemon=True)
-        self.bench, self.args = bench, (active_model_id, start, end)
+        self.bench, self.args, self.env, self.name = bench, (active_model_id, start, end), env, name
         self.stopping = threading.Event()
         self.results: list[dict] = []
         self.error: BaseException | None = None
@@ -180,13 +188,16 @@ class BacktestLoop(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stopping.is_set():
-                process = BacktestProcess(self.bench, *self.args, name=f"during-listener-{len(self.results)}")
+                process = BacktestProcess(self.bench, *self.args, name=f"{self.name}-{len(self.results)}",
+                                          env=self.env)
                 self.results.append(process.wait())
         except BaseException as exc:  # reported by the main thread
             self.error = exc
 
 
-def listener_steps(bench: Bench, active_model_id: int, start: datetime, end: datetime) -> tuple[Phase, Phase, list]:
+def listener_steps(bench: Bench, active_model_id: int, start: datetime, end: datetime) -> tuple[Phase, list]:
+    """The step alone, then during backtests at full priority, then during backtests at the default settings: each
+    as (phase, the backtests that ran during it)."""
     bench.start_listener()
     bench.watcher = Watcher(bench.url)
     bench.watcher.start()
@@ -195,20 +206,23 @@ def listener_steps(bench: Bench, active_model_id: int, start: datetime, end: dat
         print(f"backtest bench: listener alone at {LISTENER_RATE} rows/s", flush=True)
         alone = bench.run_phase(Phase(LISTENER_RATE, LISTENER_SECONDS, FIXED_WARMUP))
         print("  " + _phase_line(alone), flush=True)
-        print(f"backtest bench: listener at {LISTENER_RATE} rows/s while backtests run", flush=True)
-        loop = BacktestLoop(bench, active_model_id, start, end)
-        loop.start()
-        time.sleep(2.0)  # the first backtest is starting up (Django, model) while the step warms up
-        busy = bench.run_phase(Phase(LISTENER_RATE, LISTENER_SECONDS, FIXED_WARMUP))
-        loop.stopping.set()
-        loop.join()
-        print("  " + _phase_line(busy), flush=True)
-        if loop.error:
-            raise loop.error
+        during = []
+        for name, env in (("full-priority", FULL_PRIORITY), ("yielding", None)):
+            print(f"backtest bench: listener at {LISTENER_RATE} rows/s while backtests run ({name})", flush=True)
+            loop = BacktestLoop(bench, active_model_id, start, end, env=env, name=name)
+            loop.start()
+            time.sleep(2.0)  # the first backtest is starting up (Django, model) while the step warms up
+            busy = bench.run_phase(Phase(LISTENER_RATE, LISTENER_SECONDS, FIXED_WARMUP))
+            loop.stopping.set()
+            loop.join()
+            print("  " + _phase_line(busy), flush=True)
+            if loop.error:
+                raise loop.error
+            during.append((name, busy, loop.results))
     finally:
         bench.stop_listener()
         bench.watcher.stop()
-    return alone, busy, loop.results
+    return alone, during
 
 
 # --- the benchmark -------------------------------------------------------------------------------------------------
@@ -232,13 +246,13 @@ def run(url: str) -> str:
         print(f"backtest bench: baseline {baseline_commit[:12]} over {total:,} rows", flush=True)
         try:
             runs.append({**BacktestProcess(bench, active_model_id, first, last, code_dir=baseline_dir,
-                                           name="baseline").wait(), "code": "before"})
+                                           name="baseline", env=FULL_PRIORITY).wait(), "code": "before"})
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(baseline_dir)], cwd=PROJECT_DIR,
                            capture_output=True)
         print(f"  {_run_line(runs[-1])}", flush=True)
     print(f"backtest bench: working tree over {total:,} rows", flush=True)
-    runs.append({**BacktestProcess(bench, active_model_id, first, last).wait(), "code": "after"})
+    runs.append({**BacktestProcess(bench, active_model_id, first, last, env=FULL_PRIORITY).wait(), "code": "after"})
     print(f"  {_run_line(runs[-1])}", flush=True)
 
     # The live path on the newest rows of the market (never predicted yet: the listener has not run).
@@ -246,7 +260,7 @@ def run(url: str) -> str:
     live = run_live_sample(bench, active_model_id)
     print(f"  {live}", flush=True)
 
-    alone, busy, during = listener_steps(bench, active_model_id, first, last)
+    alone, during = listener_steps(bench, active_model_id, first, last)
 
     for target in ROW_STEPS[1:]:
         missing = target - market_range(bench)[2]
@@ -256,11 +270,11 @@ def run(url: str) -> str:
         simulated.append(grow_market(bench, missing))
         first, last, total = market_range(bench)
         print(f"backtest bench: working tree over {total:,} rows", flush=True)
-        runs.append({**BacktestProcess(bench, active_model_id, first, last, name=f"after-{total}").wait(),
-                     "code": "after"})
+        runs.append({**BacktestProcess(bench, active_model_id, first, last, name=f"after-{total}",
+                                       env=FULL_PRIORITY).wait(), "code": "after"})
         print(f"  {_run_line(runs[-1])}", flush=True)
     bench.conn.close()
-    return _report(runs=runs, alone=alone, busy=busy, during=during, live=live, baseline_commit=baseline_commit,
+    return _report(runs=runs, alone=alone, during=during, live=live, baseline_commit=baseline_commit,
                    simulated=simulated, load=(load_before, os.getloadavg()), elapsed=time.monotonic() - began)
 
 
@@ -270,7 +284,7 @@ def _run_line(r: dict) -> str:
             f"{r['cpu_postgres']:.0f} s, other {r['cpu_other']:.0f} s")
 
 
-def _report(*, runs, alone, busy, during, live, baseline_commit, simulated, load, elapsed) -> str:
+def _report(*, runs, alone, during, live, baseline_commit, simulated, load, elapsed) -> str:
     before = next((r for r in runs if r["code"] == "before"), None)
     after = next(r for r in runs if r["code"] == "after")
     largest = max((r for r in runs if r["code"] == "after"), key=lambda r: r["rows"])
@@ -283,7 +297,8 @@ def _report(*, runs, alone, busy, during, live, baseline_commit, simulated, load
         "all phases, minimum scan interval 0: every stored row is predicted) over the whole stored market of "
         f"`simulate_market --coins {COINS} --seed {SEED}` (from {START:%Y-%m-%d}), and judges every prediction as the "
         "worker would. *Rows/s* = rows of the range / the run's own duration (claim to summary: read, features, "
-        "score, store judged, summary); *process* = the command's wall time (Django start and model load included). "
+        "score, store judged, summary; at full priority: BACKTEST_NICE=0, no pauses, as no listener runs then); "
+        "*process* = the command's wall time (Django start and model load included). "
         "Peak RSS = the process's maximum resident size (rusage at exit, all threads). CPU = seconds of the backtest "
         "process, of PostgreSQL's backends and of everything else on the machine while it ran (other users' jobs). "
         f"Before = `{(baseline_commit or 'n/a')[:12]}` (BENCH_BACKTEST_BASELINE_REV: the committed backtest core, "
@@ -304,25 +319,41 @@ def _report(*, runs, alone, busy, during, live, baseline_commit, simulated, load
     slope = ((sized[-1]["peak_rss"] - sized[0]["peak_rss"]) / ((sized[-1]["rows"] - sized[0]["rows"]) / 1e6)
              if len(sized) > 1 and sized[-1]["rows"] > sized[0]["rows"] else None)
     at_10m = (sized[0]["peak_rss"] + slope * (10 - sized[0]["rows"] / 1e6)) if slope is not None else None
-    p = {q: (alone.percentile(q), busy.percentile(q)) for q in (50, 95, 99)}
-    during_rates = ", ".join(f"{r['rows_per_s']:,.0f}" for r in during)
     memory = ", ".join(f"{_mb(r['peak_rss'])} at {r['rows'] / 1e6:.1f} M rows" for r in sized)
     same = before is not None and all(before[k] == after[k] for k in ("predictions", "alerts", "success", "failed",
                                                                       "roc_auc"))
+    labels = {"full-priority": "while a backtest runs at full priority (BACKTEST_NICE=0, no pauses)",
+              "yielding": "while a backtest runs, default settings (yields to live work)"}
+    alone_p = {q: alone.percentile(q) for q in (50, 95, 99)}
+    listener_rows = [f"| alone | {alone_p[50]:,.0f} | {alone_p[95]:,.0f} | {alone_p[99]:,.0f} | | "
+                     f"{alone.claimed:,.0f} | {'yes' if alone.sustained else '**no**'} | |"]
+    notes = []
+    for name, busy, results in during:
+        busy_p = {q: busy.percentile(q) for q in (50, 95, 99)}
+        ratios = " / ".join(f"{busy_p[q] / alone_p[q]:.2f}" for q in (50, 95, 99))
+        rates = ", ".join(f"{r['rows_per_s']:,.0f}" for r in results)
+        listener_rows.append(
+            f"| {labels[name]} | {busy_p[50]:,.0f} | {busy_p[95]:,.0f} | {busy_p[99]:,.0f} | {ratios} | "
+            f"{busy.claimed:,.0f} | {'yes' if busy.sustained else '**no**'} | {len(results)}: {rates} rows/s |")
+        notes.append(f"{name}: {sum(r['yielded_s'] for r in results):.1f} s paused in {len(results)} backtest(s), "
+                     f"CPU {sum(r['cpu_process'] for r in results):.0f} s backtest, "
+                     f"{sum(r['cpu_postgres'] for r in results):.0f} s PostgreSQL")
+    yielding = dict((name, busy) for name, busy, _results in during)["yielding"]
+    p99_ratio = yielding.percentile(99) / alone_p[99]
     lines += [
         "",
         "Listener at the same time (the listener benchmark's 10 models, 500 rows/s; latency = INSERT commit → "
-        "prediction commit, see the listener benchmark): alone, then with backtests running back to back "
-        f"({len(during)} ran during the step, {during_rates} rows/s).",
+        "prediction commit, see the listener benchmark): alone, then with backtests running back to back at full "
+        "priority (as before backtests yielded), then with backtests at the default settings (threads and their "
+        "PostgreSQL backends at BACKTEST_NICE, pauses while the queue holds BACKTEST_YIELD_QUEUE_ROWS rows). Ratios "
+        "are to the step alone, in the same run.",
         "",
-        "| listener at 500 rows/s | p50 ms | p95 ms | p99 ms | claimed rows/s | sustained |",
-        "|---|---:|---:|---:|---:|---|",
-        f"| alone | {p[50][0]:,.0f} | {p[95][0]:,.0f} | {p[99][0]:,.0f} | {alone.claimed:,.0f} | "
-        f"{'yes' if alone.sustained else '**no**'} |",
-        f"| while a backtest runs | {p[50][1]:,.0f} | {p[95][1]:,.0f} | {p[99][1]:,.0f} | {busy.claimed:,.0f} | "
-        f"{'yes' if busy.sustained else '**no**'} |",
-        f"| ratio (with / alone) | {p[50][1] / p[50][0]:.2f} | {p[95][1] / p[95][0]:.2f} | {p[99][1] / p[99][0]:.2f} "
-        "| | |",
+        "| listener at 500 rows/s | p50 ms | p95 ms | p99 ms | ratio p50 / p95 / p99 | claimed rows/s | sustained | "
+        "backtests during the step: rows/s |",
+        "|---|---:|---:|---:|---|---:|---|---|",
+        *listener_rows,
+        "",
+        "Backtests during the steps: " + "; ".join(notes) + ".",
         "",
         f"- Live path: the newest {live['rows']:,} rows put back in {live['batches']} batches of one row per coin, "
         f"each through `process_pending_batch` (history cache, only this model active); the {live['timed_batches']} "
@@ -345,7 +376,8 @@ def _report(*, runs, alone, busy, during, live, baseline_commit, simulated, load
            f"{largest['rows'] / 1e6:.1f} M rows)" if largest["rows"] >= 9_500_000 else
            f"not measured at 10 M rows ({_mb(largest['peak_rss'])} at {largest['rows'] / 1e6:.1f} M"
            + (f", ~{_mb(at_10m)} extrapolated" if at_10m is not None else "") + ")")
-        + f"; listener p99 while a backtest runs {p[99][1] / p[99][0]:.2f}× its p99 alone.",
+        + f"; listener p99 while a backtest runs (default settings) {p99_ratio:.2f}× its p99 alone "
+        f"({_verdict(p99_ratio <= 2.0)} against ≤ 2×).",
         f"- Load average (1/5/15 min) at the start {' / '.join(f'{x:.1f}' for x in load[0])}, at the end "
         f"{' / '.join(f'{x:.1f}' for x in load[1])} (other users' tests share the 2 cores); whole benchmark "
         f"{elapsed / 60:.1f} min.",
