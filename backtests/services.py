@@ -28,6 +28,7 @@ from backtests.pipeline import Pipeline
 from backtests.row_services import judge_later, store_judged
 from backtests.summary import Figures, live_comparison, summarize
 from inference import history
+from inference.as_of import columns_read
 from inference.replay import ScanRules, replay
 from inference.scoring import ServedModel, return_freed_memory
 from modelregistry.models import ActiveModel
@@ -224,11 +225,13 @@ def _replay_and_store(run: BacktestRun, progress, pipeline: Pipeline) -> tuple[i
     groups = [(mints, [mint for mint in mints if model.whitelist is None or mint in model.whitelist])
               for mints in coin_groups(counts, group_rows=GROUP_ROWS)]
 
+    columns = columns_read(feature_names=ready.input_names, engineered=model.engineered, windows=model.windows)
+
     def read(wanted: list[str]):
         if not wanted:
             return None
         return history.replay_rows(mints=wanted, phases=model.phases, since=run.start, until=run.end,
-                                   earlier=settings.FEATURE_HISTORY_SIZE - 1)
+                                   earlier=settings.FEATURE_HISTORY_SIZE - 1, columns=columns)
 
     def stored(mints: list[str]) -> None:  # after a group's rows are in
         run.rows_done += sum(counts[mint] for mint in mints)

@@ -79,6 +79,7 @@ class HistoryRows:
     timestamps_ns: np.ndarray
     values: np.ndarray
     ids: np.ndarray | None = None  # coin_metrics ids of the rows (replay_rows only)
+    columns: tuple[str, ...] = VALUE_COLUMNS  # the columns of `values`, in its order (replay_rows may read fewer)
 
     def histories(self, mints: Sequence[str], first: int = 0) -> CoinHistories:
         """Requests `first ..` (one per mint, labelled with it) as a CoinHistories; requests without rows are left
@@ -91,7 +92,7 @@ class HistoryRows:
             mints=[mints[i] for i in present],
             offsets=np.r_[0, np.cumsum(lengths[present])].astype(np.int64),
             timestamps_ns=self.timestamps_ns[rows],
-            columns={name: self.values[j, rows] for j, name in enumerate(VALUE_COLUMNS)},
+            columns={name: self.values[j, rows] for j, name in enumerate(self.columns)},
         )
 
 
@@ -214,31 +215,35 @@ def window_counts(*, since: datetime, until: datetime) -> dict[str, int]:
 # float8 (ids are exact below 2**53; NULL is sent as NaN), in one array (see float8_matrix). The time is sent as
 # seconds since the epoch (date_part: the exact microseconds divided by 10**6, correctly rounded, so that rounding it
 # times 10**6 gives them back exactly until 2106), which costs the server a fraction of EPOCH_MICROS_SQL's numerics.
-_NAN_FLOAT8 = ", ".join(f"coalesce({value}, 'NaN') AS v{j}"
-                        for j, value in enumerate(float8_select(VALUE_COLUMNS).split(", ")))
 _EPOCH_SECONDS_SQL = "date_part('epoch', m.\"timestamp\")"
 _PHASE_FILTER = "(%(phases)s::int[] IS NULL OR m.phase_id_at_time = ANY (%(phases)s::int[]))"
-REPLAY_ROWS_SQL = f"""
-SELECT array_agg(ARRAY[r.i::float8, r.id::float8, r.seconds,
-                       {", ".join(f"r.v{j}" for j in range(len(VALUE_COLUMNS)))}])
+
+
+def _replay_rows_sql(columns: Sequence[str]) -> str:
+    values = "".join(f", coalesce({float8_select([column])}, 'NaN') AS v{j}" for j, column in enumerate(columns))
+    return f"""
+SELECT array_agg(ARRAY[r.i::float8, r.id::float8, r.seconds{"".join(f", r.v{j}" for j in range(len(columns)))}])
   FROM (
        SELECT req.i, h.*
          FROM unnest(%(mints)s::text[]) WITH ORDINALITY AS req(mint, i)
         CROSS JOIN LATERAL (
-              SELECT m.id, {_EPOCH_SECONDS_SQL} AS seconds, {_NAN_FLOAT8}
+              SELECT m.id, {_EPOCH_SECONDS_SQL} AS seconds{values}
                 FROM coin_metrics m
                WHERE m.mint = req.mint AND m."timestamp" < %(since)s AND {_PHASE_FILTER}
                ORDER BY m."timestamp" DESC
                LIMIT %(earlier)s
         ) h
        UNION ALL
-       SELECT req.i, m.id, {_EPOCH_SECONDS_SQL}, {_NAN_FLOAT8}
+       SELECT req.i, m.id, {_EPOCH_SECONDS_SQL}{values}
          FROM coin_metrics m
          JOIN unnest(%(mints)s::text[]) WITH ORDINALITY AS req(mint, i) ON req.mint = m.mint
         WHERE m.mint = ANY (%(mints)s::text[]) AND m."timestamp" >= %(since)s AND m."timestamp" <= %(until)s
           AND {_PHASE_FILTER}
   ) r
 """
+
+
+REPLAY_ROWS_SQL = _replay_rows_sql(VALUE_COLUMNS)
 _COPY_HEADER_BYTES = 19
 _ARRAY_ELEMENT = np.dtype([("size", ">i4"), ("value", ">f8")])
 
@@ -265,13 +270,16 @@ def float8_matrix(sql: str, params, width: int) -> np.ndarray:
 
 
 def replay_rows(
-    *, mints: Sequence[str], phases: Sequence[int] | None, since: datetime, until: datetime, earlier: int
+    *, mints: Sequence[str], phases: Sequence[int] | None, since: datetime, until: datetime, earlier: int,
+    columns: Sequence[str] = VALUE_COLUMNS,
 ) -> HistoryRows:
     """Per coin of `mints` (request k = mints[k]): its newest `earlier` rows before `since` and every row with
-    since <= timestamp <= until, passing the phase filter, ascending by time."""
+    since <= timestamp <= until, passing the phase filter, ascending by time; of the VALUE_COLUMNS only `columns`."""
     params = {"mints": list(mints), "phases": None if not phases else list(phases), "since": since, "until": until,
               "earlier": earlier}
-    rows = float8_matrix(REPLAY_ROWS_SQL, params, 3 + len(VALUE_COLUMNS))
+    columns = tuple(columns)
+    sql = REPLAY_ROWS_SQL if columns == VALUE_COLUMNS else _replay_rows_sql(columns)
+    rows = float8_matrix(sql, params, 3 + len(columns))
     request = rows[:, 0].astype(np.int64) - 1
     micros = np.rint(rows[:, 2] * 1e6).astype(np.int64)
     order = np.lexsort((micros, request))  # by request, then time ascending
@@ -280,6 +288,7 @@ def replay_rows(
         timestamps_ns=micros[order] * 1000,
         values=np.ascontiguousarray(rows[order, 3:].T),
         ids=rows[order, 1].astype(np.int64),
+        columns=columns,
     )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -17,7 +17,6 @@ import numpy as np
 
 from inference.as_of import features_of_loaded_rows
 from inference.engine import ignore_rule
-from inference.features import VALUE_COLUMNS
 from inference.history import HistoryRows
 from inference.scoring import ReadyModel, ServedModel
 
@@ -91,7 +90,7 @@ def replay(
     picked = np.flatnonzero(replayed)
     coin = coin_of_row[picked]
     X = features_of_loaded_rows(
-        row_ts=timestamps_us, values={name: rows.values[j] for j, name in enumerate(VALUE_COLUMNS)},
+        row_ts=timestamps_us, values={name: rows.values[j] for j, name in enumerate(rows.columns)},
         bounds=rows.bounds, slot=coin, ends=picked + 1, feature_names=ready.input_names, engineered=model.engineered,
         windows=model.windows, history_limit=history_limit,
     )

@@ -13,6 +13,7 @@ from alerts.services import evaluate_due
 from backtests import services
 from backtests.models import BacktestRow, BacktestRun, RunState
 from backtests.services import BacktestError, coin_groups
+from inference.as_of import columns_read
 from modelregistry.models import ActiveModel
 from modelregistry.serving import model_cache
 from predictions.models import ModelPrediction
@@ -209,3 +210,12 @@ def test_coin_groups_bound_the_rows_of_one_step_and_never_split_a_coin():
     groups = coin_groups(counts, group_rows=60)
     assert groups == [["a", "b"], ["c", "d"]]
     assert coin_groups({"big": 500}, group_rows=60) == [["big"]]
+
+
+def test_a_replay_reads_only_the_columns_its_features_read():
+    """columns_read finds what the feature builders ask for, in VALUE_COLUMNS order; the replays above (bit for bit
+    the listener's) read only those."""
+    assert columns_read(feature_names=["volume_sol", "price_close"], engineered=False,
+                        windows=(5, 10, 15)) == ("price_close", "volume_sol")
+    assert columns_read(feature_names=["whale_dominance", "price_close"], engineered=True, windows=(5, 10, 15)) == (
+        "price_close", "volume_sol", "whale_buy_volume_sol", "whale_sell_volume_sol")  # whale share of the volume
