@@ -6,9 +6,11 @@ database connection) while a third computes the current group, so that on a two-
 Values do not change: every group goes through the same steps in the same order, and stores are one at a time, in
 group order.
 
-The listener shares the machine: the pipeline's threads run at the lower CPU priority BACKTEST_NICE (Linux: a
-thread's own nice value), so that the backtest's Python work takes what the listener leaves; alone, it runs at full
-speed. The thread that calls the pipeline (a worker's task thread, say) keeps its priority.
+The listener shares the machine: the pipeline's threads, and the PostgreSQL backends of their connections where the
+server runs here, run at the lower CPU priority BACKTEST_NICE (Linux: a thread's own nice value), so that the
+backtest takes what the listener leaves; alone, it runs at full speed. The runner does its last steps (the summary)
+on the compute thread too. The thread that calls the pipeline (a worker's task thread, say) keeps its priority; it
+only waits, and between groups it pauses while the listener's queue is deep (`yield_to_live`).
 
 Off inside a transaction (other connections would not see its rows) or when asked: every step then runs in the
 caller's thread, in order, at the caller's priority.
