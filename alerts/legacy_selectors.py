@@ -186,7 +186,8 @@ def alerts_page(*, filters: dict, unique_coins: bool = True, limit: int = 100, o
         expired=Count("id", filter=NOT_APPLICABLE),
     )
     if unique_coins:
-        page = list(rows.order_by("coin_id", "-prediction_timestamp", "-id").distinct("coin_id")[offset: offset + limit])
+        page = list(rows.readable().order_by("coin_id", "-prediction_timestamp", "-id")
+                    .distinct("coin_id")[offset: offset + limit])
         total = rows.order_by().values("coin_id").distinct().count() if counts["total_rows"] else 0
         per_coin = dict(
             ModelPrediction.objects.filter(ALERT, coin_id__in=[row.coin_id for row in page])
@@ -197,7 +198,7 @@ def alerts_page(*, filters: dict, unique_coins: bool = True, limit: int = 100, o
         )
         alerts = [alert_row(row, now=now, other_alerts_count=max(0, per_coin.get(row.coin_id, 1) - 1)) for row in page]
     else:
-        page = list(rows.order_by("-prediction_timestamp", "-id")[offset: offset + limit])
+        page = list(rows.readable().order_by("-prediction_timestamp", "-id")[offset: offset + limit])
         total = counts["total_rows"]
         alerts = [alert_row(row, now=now) for row in page]
     return {
@@ -230,7 +231,7 @@ def _coin_values(*, coin_id: str, at: datetime | None, fallback: ModelPrediction
 
 def alert_details(*, alert_id: int, chart_before_minutes: int = 10, chart_after_minutes: int = 10) -> dict | None:
     """`GET /api/alerts/{id}` (spec A2) for an alert row; None if there is no alert with that id."""
-    row = ModelPrediction.objects.filter(ALERT, pk=alert_id).select_related("active_model").first()
+    row = ModelPrediction.objects.readable().filter(ALERT, pk=alert_id).select_related("active_model").first()
     if row is None:
         return None
     now = timezone.now()
@@ -246,7 +247,7 @@ def alert_details(*, alert_id: int, chart_before_minutes: int = 10, chart_after_
         ]
     )
     others = (
-        ModelPrediction.objects.filter(ALERT, coin_id=row.coin_id)
+        ModelPrediction.objects.readable().filter(ALERT, coin_id=row.coin_id)
         .exclude(pk=row.pk)
         .select_related("active_model")
         .order_by("-prediction_timestamp", "-id")[:OTHER_ALERTS_MAX]

@@ -35,11 +35,11 @@ ATH figures never change a verdict: only the close at the horizon counts, as in 
 `not_applicable`, in the order checked: no snapshot in [prediction, horizon]; model deleted; classic value missing;
 no `price_change_percent` (and not classic); start or evaluation close missing or zero.
 
-Each judged row gets `status='inaktiv'`, `evaluated_at` (the run's `now`), the result, Δ, a short English note, the
-snapshot's prices, market cap, `volume_sol` and phase, and the final ATH merge: a positive Δ beyond
-`ath_highest_pct` (or a negative one beyond `ath_lowest_pct`) replaces it, with the snapshot time as its timestamp
-(the existing server left the timestamp pointing at the older, smaller extreme). Without a snapshot the ATH figures
-are kept (the existing server overwrote them with NULL).
+Each judged row gets `status='inaktiv'`, `evaluated_at` (the run's `now`), the result, Δ, a short English note (not
+stored where a reader derives it again: predictions/notes.py), the snapshot's prices, market cap, `volume_sol` and
+phase, and the final ATH merge: a positive Δ beyond `ath_highest_pct` (or a negative one beyond `ath_lowest_pct`)
+replaces it, with the snapshot time as its timestamp (the existing server left the timestamp pointing at the older,
+smaller extreme). Without a snapshot the ATH figures are kept (the existing server overwrote them with NULL).
 
 Rows are claimed with `FOR UPDATE SKIP LOCKED` and the update re-checks `status='aktiv'`, so concurrent workers
 never judge a row twice and never wait for each other (weakness 7). A run takes at most `limit` rows, oldest horizon
@@ -73,6 +73,7 @@ from django_q.models import Schedule
 
 from alerts.schedules import recurring_jobs
 from audit import services as audit_services
+from predictions import notes
 from predictions.models import EvaluationResult, ModelPrediction, WebhookLog
 from predictions.services import CLASSIC_HORIZON
 
@@ -178,13 +179,17 @@ outcomes AS (
            END AS happened
       FROM measured m
 ),
-verdicts AS (
+judged_outcomes AS (
     -- Prediction 1 is right when the event happened, prediction 0 when it did not.
     SELECT o.*,
            CASE WHEN o.snapshot_at IS NULL OR NOT o.model_exists OR o.happened IS NULL THEN 'not_applicable'
                 WHEN o.happened = (o.prediction = 1) THEN 'success'
                 ELSE 'failed'
-           END AS result,
+           END AS result
+      FROM outcomes o
+),
+verdicts AS (
+    SELECT o.*,
            CASE WHEN o.snapshot_at IS NULL THEN 'no metrics between prediction and evaluation time'
                 WHEN NOT o.model_exists THEN 'model deleted'
                 WHEN o.is_classic AND o.classic_value IS NULL
@@ -195,12 +200,10 @@ verdicts AS (
                           || CASE WHEN o.happened THEN 'met' ELSE 'not met' END || ', predicted ' || o.prediction
                 WHEN o.target_pct IS NULL THEN 'model has no price target (price_change_percent not set)'
                 WHEN o.change_pct IS NULL THEN 'price data unavailable (start or evaluation price missing or zero)'
-                ELSE 'change ' || CASE WHEN o.change_pct > 0 THEN '+' ELSE '' END || round(o.change_pct, 2)
-                     || ' %% (target ' || CASE WHEN o.direction = 'down' THEN '<= -' ELSE '>= +' END
-                     || trim_scale(o.target_pct) || ' %%, ' || o.direction || '): '
-                     || CASE WHEN o.happened THEN 'reached' ELSE 'not reached' END || ', predicted ' || o.prediction
+                -- The one note a reader can derive again (predictions/notes.py).
+                ELSE prediction_note(o.change_pct, o.target_pct, o.direction, o.result, o.prediction)
            END AS note
-      FROM outcomes o
+      FROM judged_outcomes o
 )
 """
 VERDICT_CTES = f"{VERDICT_FACTS_CTE},\n{VERDICT_RULE_CTES}"
@@ -225,7 +228,9 @@ judged AS (
            evaluated_at = %(now)s,
            updated_at = now(),
            evaluation_result = v.result,
-           evaluation_note = v.note,
+           -- Not stored where a reader derives it (predictions/notes.py): NULL when equal to prediction_note().
+           evaluation_note = nullif(v.note, prediction_note(v.change_pct, v.target_pct, v.direction, v.result,
+                                                            v.prediction)),
            actual_price_change_pct = v.change_pct,
            price_close_at_evaluation = v.price_close,
            price_open_at_evaluation = v.price_open,
@@ -350,6 +355,9 @@ def evaluate_due(*, now: datetime | None = None, limit: int | None = None) -> Ev
     now = now or timezone.now()
     limit = DEFAULT_EVALUATION_LIMIT if limit is None else limit
     with transaction.atomic(), connection.cursor() as cursor:
+        # A model's target change waits for this run (its notes are derived from the target it reads), or this run
+        # for the change (predictions/notes.py).
+        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [notes.TARGET_LOCK])
         cursor.execute(EVALUATE_DUE_SQL, {"now": now, "limit": limit})
         counts = dict(cursor.fetchall())
         cursor.execute(MORE_DUE_SQL, {"now": now})

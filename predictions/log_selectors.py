@@ -119,7 +119,7 @@ def model_predictions_page(*, filters: dict, limit: int, offset: int) -> Predict
     filters by model).
     """
     queryset = ModelPrediction.objects.filter(model_predictions_filter(**filters))
-    rows = list(queryset.order_by("-prediction_timestamp", "-id")[offset: offset + limit])
+    rows = list(queryset.readable().order_by("-prediction_timestamp", "-id")[offset: offset + limit])
     total = queryset.count() if rows or offset else 0
     model = None
     if filters.get("active_model_id") is not None:
@@ -299,7 +299,7 @@ def export_rows(*, filters: dict) -> Iterator[tuple]:
     display_name = Coalesce(NullIf(F("active_model__custom_name"), Value("")), F("active_model__model_name"),
                             output_field=CharField())
     return (
-        ModelPrediction.objects.filter(model_predictions_filter(**filters))
+        ModelPrediction.objects.readable().filter(model_predictions_filter(**filters))
         .annotate(model_name=display_name)
         .order_by("-prediction_timestamp", "-id")
         .values_list(*EXPORT_COLUMNS)

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.db.models.functions import Now
 
 from modelregistry.models import ActiveModel
+from predictions import notes
 
 
 class CoinPhase(models.Model):
@@ -131,6 +132,12 @@ SNAPSHOT_VOLUME = {"max_digits": 20, "decimal_places": 6, "null": True, "blank":
 CHANGE_PCT = {"max_digits": 16, "decimal_places": 4, "null": True, "blank": True}
 
 
+class PredictionQuerySet(models.QuerySet):
+    def readable(self) -> "PredictionQuerySet":
+        """Rows as users read them: with `evaluation_note`, stored or derived (predictions/notes.py)."""
+        return self.annotate(evaluation_note=notes.note_expression())
+
+
 class ModelPrediction(models.Model):
     """One prediction of one model for one coin event; later evaluated against the price at its horizon.
 
@@ -173,7 +180,8 @@ class ModelPrediction(models.Model):
 
     actual_price_change_pct = models.DecimalField(**CHANGE_PCT)
     evaluation_result = models.CharField(max_length=20, choices=EvaluationResult.choices, null=True, blank=True)
-    evaluation_note = models.TextField(null=True, blank=True)
+    # NULL where the note can be derived: read `evaluation_note` through `ModelPrediction.objects.readable()`.
+    stored_note = models.TextField(null=True, blank=True, db_column="evaluation_note")
 
     ath_highest_pct = models.DecimalField(**CHANGE_PCT)
     ath_lowest_pct = models.DecimalField(**CHANGE_PCT)
@@ -182,6 +190,8 @@ class ModelPrediction(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+
+    objects = PredictionQuerySet.as_manager()
 
     class Meta:
         db_table = "model_predictions"

@@ -187,7 +187,7 @@ def newest_alerts(*, limit: int = 10) -> list:
     models), so a backfill of old data does not hide what just came in.
     """
     recent = list(
-        ModelPrediction.objects.filter(tag="alert").select_related("active_model")
+        ModelPrediction.objects.readable().filter(tag="alert").select_related("active_model")
         .order_by("-created_at", "-id")[: limit * 5]
     )
     recent.sort(key=lambda row: (row.prediction_timestamp, row.pk), reverse=True)

@@ -4,7 +4,10 @@ Predictions are written by the listener's own INSERT (`predictions.services.INSE
 from `coin_metrics` in the statement) and judged by the worker's `evaluate_due`, on realistic values: 44-character
 base58 mints, prices with 9 decimals as collectors store them, 5 models. The size is the sum of
 `pg_total_relation_size` over every partition of `model_predictions` divided by its rows: once right after the
-inserts (pending) and once after every row is judged and `VACUUM FULL` has compacted the table (judged).
+inserts (pending) and once after every row is judged and `VACUUM FULL` has compacted the table (judged). For the
+judged rows it also reports the average stored bytes of each column group (`pg_column_size`; a NULL costs only its
+bit in the null bitmap), so the next saving can be chosen from a measurement. Evaluation notes that readers derive
+(predictions/notes.py) are not stored, and count as the NULLs they are.
 
 The EXPLAIN section shows which partitions the evaluation's and ATH tracking's scans of `model_predictions` visit
 when 30 days of partitions exist.
@@ -108,6 +111,32 @@ def _bytes(cursor) -> dict:
     return {"total": int(total), "rows": rows, "per_row": int(total) / rows, "indexes": indexes}
 
 
+# Average stored bytes per judged row of each group of columns (the tuple header and alignment not included).
+COLUMN_GROUPS = {
+    "coin_id": ["coin_id"],
+    "evaluation_note": ["evaluation_note"],
+    "snapshot at prediction (7)": ["price_close_at_prediction", "price_open_at_prediction", "price_high_at_prediction",
+                                   "price_low_at_prediction", "market_cap_at_prediction", "volume_at_prediction",
+                                   "phase_id_at_prediction"],
+    "snapshot at evaluation (7)": ["price_close_at_evaluation", "price_open_at_evaluation", "price_high_at_evaluation",
+                                   "price_low_at_evaluation", "market_cap_at_evaluation", "volume_at_evaluation",
+                                   "phase_id_at_evaluation"],
+    "verdict figures (3)": ["actual_price_change_pct", "ath_highest_pct", "ath_lowest_pct"],
+}
+
+
+def _column_bytes(cursor) -> dict:
+    cursor.execute("SELECT attname FROM pg_attribute WHERE attrelid = 'model_predictions'::regclass AND attnum > 0 "
+                   "AND NOT attisdropped")
+    present = {name for (name,) in cursor.fetchall()}
+    sums = {group: " + ".join(f"coalesce(pg_column_size({c}), 0)" for c in columns if c in present) or "0"
+            for group, columns in COLUMN_GROUPS.items()}
+    cursor.execute("SELECT avg(pg_column_size(p.*)), " + ", ".join(f"avg({expr})" for expr in sums.values())
+                   + " FROM model_predictions p")
+    whole, *groups = cursor.fetchone()
+    return {"row": float(whole), **{group: float(value) for group, value in zip(sums, groups)}}
+
+
 def _scanned_partitions(cursor, sql: str, params: dict) -> list[str]:
     cursor.execute("EXPLAIN " + sql, params)
     plan = "\n".join(line for (line,) in cursor.fetchall())
@@ -142,6 +171,7 @@ def measure() -> dict:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM FULL model_predictions")
         judged = _bytes(cursor)
+        columns = _column_bytes(cursor)
         # Measured above without them: an empty partition's fixed pages are no cost per row.
         if partitions.is_partitioned(cursor):
             partitions.ensure_partitions(cursor, today=START.date() - timedelta(days=25), days_ahead=30)
@@ -154,6 +184,7 @@ def measure() -> dict:
         cursor.execute(LEAVES_CTE + " SELECT count(*) FROM leaves")
         (leaves,) = cursor.fetchone()
     return {"inserted": inserted, "judged_rows": report.evaluated, "pending": pending, "judged": judged,
+            "columns": columns,
             "pruning": pruning, "leaf_partitions": leaves}
 
 
@@ -178,6 +209,10 @@ def run(url: str) -> str:
         "|---|---:|---:|---|",
         f"| pending, after insert | {pending['rows']:,} | {pending['per_row']:.0f} | {breakdown(pending)} |",
         f"| judged, after VACUUM FULL | {judged['rows']:,} | {judged['per_row']:.0f} | {breakdown(judged)} |",
+        "",
+        "Stored bytes per judged row by column group (pg_column_size averages; the row as a datum "
+        f"{figures['columns']['row']:.0f}): "
+        + ", ".join(f"{group} {size:.0f}" for group, size in figures["columns"].items() if group != "row") + ".",
         "",
         f"Target: at most {TARGET_BYTES} bytes per stored prediction: "
         + ("met." if max(pending["per_row"], judged["per_row"]) <= TARGET_BYTES else "**not met**."),

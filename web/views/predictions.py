@@ -115,7 +115,7 @@ def coin_detail(request, active_model_id: int, coin_id: str):
         end = max(min(start + timedelta(minutes=window), newest), start + timedelta(minutes=2))
         window_range = (start, end)
         reference_time, reference = (history[0]["timestamp"] if history else start), "first price"
-    by_id = {row.pk: row for row in model.predictions.filter(pk__in=[p["id"] for p in details["predictions"]])}
+    by_id = {row.pk: row for row in model.predictions.readable().filter(pk__in=[p["id"] for p in details["predictions"]])}
     rows = [by_id[p["id"]] for p in details["predictions"] if p["id"] in by_id]
     context.update(_coin_charts(details, rows, anchor_time=reference_time, markers=markers, window=window_range,
                                 reference=reference))

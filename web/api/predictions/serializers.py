@@ -72,14 +72,22 @@ class ModelPredictionsQuerySerializer(PageQuerySerializer):
     evaluation_time_to = serializers.DateTimeField(required=False, help_text="ISO-8601; evaluation_timestamp <= it.")
 
 
+def _row_fields() -> list[str]:
+    """Every column in table order, the note as users read it in place of the stored one."""
+    names = [field.name for field in ModelPrediction._meta.concrete_fields if field.name not in ("id", "active_model")]
+    return ["id", "active_model_id", *("evaluation_note" if name == "stored_note" else name for name in names)]
+
+
 class ModelPredictionRowSerializer(serializers.ModelSerializer):
     """A `model_predictions` row, every column; NUMERIC columns as JSON numbers."""
 
     active_model_id = serializers.IntegerField()
+    # The note as readers see it (rows come from ModelPrediction.objects.readable(): stored or derived).
+    evaluation_note = serializers.CharField(allow_null=True, allow_blank=True, required=False)
 
     class Meta:
         model = ModelPrediction
-        exclude = ["active_model"]
+        fields = _row_fields()
 
     def build_standard_field(self, field_name, model_field):
         if isinstance(model_field, db_models.DecimalField):
