@@ -59,6 +59,16 @@ class ModelPredictionAdmin(ReadOnlyAdmin):
     date_hierarchy = "prediction_timestamp"
     list_select_related = ["active_model"]
     show_full_result_count = False
+    # The note as every other reader shows it: stored, or derived (predictions/notes.py).
+    exclude = ["stored_note"]
+    readonly_fields = ["evaluation_note"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).readable()
+
+    @admin.display(description="evaluation note")
+    def evaluation_note(self, obj):
+        return obj.evaluation_note
 
 
 @admin.register(CoinScanCache)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 from django.db import OperationalError, connection, transaction
+from django.urls import reverse
+from django.utils.html import escape
 
 from alerts import legacy_selectors
 from alerts.services import evaluate_due
@@ -42,6 +44,17 @@ def test_a_derivable_note_is_not_stored_and_every_reader_shows_it(market):
                 for r in log_selectors.export_rows(filters={"active_model_id": model.pk})}
     assert exported["up"] == REACHED
     assert legacy_selectors.alert_details(alert_id=row.pk)["alert"]["evaluation_note"] == REACHED
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_the_derived_note(market, admin_client):
+    row = predict(time_model(percent=10), coin="up")
+    path(market, "up", 1.15)
+    evaluate_due(now=AFTER_HORIZON)
+
+    page = admin_client.get(reverse("admin:predictions_modelprediction_change", args=[row.pk]))
+
+    assert page.status_code == 200 and escape(REACHED) in page.content.decode()
 
 
 @pytest.mark.django_db
