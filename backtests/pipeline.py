@@ -6,11 +6,11 @@ database connection) while a third computes the current group, so that on a two-
 Values do not change: every group goes through the same steps in the same order, and stores are one at a time, in
 group order.
 
-The listener shares the machine: the pipeline's threads, and the PostgreSQL backends of their connections where the
-server runs here, run at the lower CPU priority BACKTEST_NICE (Linux: a thread's own nice value), so that the
-backtest takes what the listener leaves; alone, it runs at full speed. The runner does its last steps (the summary)
-on the compute thread too. The thread that calls the pipeline (a worker's task thread, say) keeps its priority; it
-only waits, and between groups it pauses while the listener's queue is deep (`yield_to_live`).
+The listener shares the machine: the pipeline's threads run at the lower CPU priority BACKTEST_NICE (Linux: a
+thread's own nice value), so that the backtest's Python work takes what the listener leaves; alone, it runs at full
+speed. The runner does its last steps (the summary) on the compute thread too. Reads and stores start only while the
+listener has no work waiting (`yield_to_live`): PostgreSQL work cannot be deprioritised safely. The thread that calls
+the pipeline (a worker's task thread, say) keeps its priority; it only waits.
 
 Off inside a transaction (other connections would not see its rows) or when asked: every step then runs in the
 caller's thread, in order, at the caller's priority.
@@ -28,8 +28,11 @@ from django.conf import settings
 from django.db import connection
 
 from predictions.selectors import queue_depth
+from pumpserver import heartbeat
+from pumpserver.models import ProcessKind
 
-_YIELD_POLL_SECONDS = 0.1
+_YIELD_POLL_SECONDS = 0.05
+_LISTENER_CHECK_SECONDS = 5.0  # how long a look at the listeners' heartbeats holds
 
 
 class _Done:
@@ -51,9 +54,12 @@ class Pipeline:
         } if self.threaded else {}
         self._storing: Future | _Done | None = None
         self._reading: Future | None = None  # the read in flight (finished reads are the caller's to keep)
+        self.yielded = 0.0  # seconds paused for the listener (yield_to_live)
+        self._listening: tuple[float, bool] | None = None  # (when looked, a listener alive)
 
     def read(self, fn: Callable, *args, **kwargs):
-        """Start a read; `.result()` gives its value (or raises its error)."""
+        """Start a read (once the listener has no work waiting); `.result()` gives its value (or raises its error)."""
+        self.yielded += self.yield_to_live()
         if not self.threaded:
             return _Done(fn, args, kwargs)
         self._reading = self._pools["read"].submit(fn, *args, **kwargs)
@@ -66,8 +72,10 @@ class Pipeline:
         return self._pools["compute"].submit(fn, *args, **kwargs).result()
 
     def store(self, fn: Callable, *args, **kwargs) -> None:
-        """Store after the previous store has finished (its error is raised here)."""
+        """Store after the previous store has finished (its error is raised here) and once the listener has no work
+        waiting."""
         self.wait_stored()
+        self.yielded += self.yield_to_live()
         if not self.threaded:
             self._storing = _Done(fn, args, kwargs)
             return
@@ -75,16 +83,24 @@ class Pipeline:
 
     def yield_to_live(self) -> float:
         """Wait while the listener's queue holds at least BACKTEST_YIELD_QUEUE_ROWS rows, for at most
-        BACKTEST_YIELD_MAX_SECONDS; returns the seconds waited. A deep queue means live rows are waiting for CPU the
-        backtest would take; priorities alone do not stop work already in flight."""
+        BACKTEST_YIELD_MAX_SECONDS; returns the seconds waited. Queued rows (claimed ones stay queued until their batch
+        commits) mean the listener has work: a read or a store started then would compete with it in PostgreSQL,
+        where priorities do not help (see lower_priority)."""
         deep, longest = settings.BACKTEST_YIELD_QUEUE_ROWS, settings.BACKTEST_YIELD_MAX_SECONDS
-        if not deep or not longest:
+        if not deep or not longest or not self._listener_alive():
             return 0.0
         began = waited = time.monotonic()
         while queue_depth() >= deep and waited - began < longest:
             time.sleep(_YIELD_POLL_SECONDS)
             waited = time.monotonic()
         return waited - began
+
+    def _listener_alive(self) -> bool:
+        """A queue nobody works off (no listener running) is no reason to wait."""
+        now = time.monotonic()
+        if self._listening is None or now - self._listening[0] > _LISTENER_CHECK_SECONDS:
+            self._listening = (now, heartbeat.alive(ProcessKind.LISTENER))
+        return self._listening[1]
 
     def wait_stored(self) -> None:
         if self._storing is not None:
@@ -114,12 +130,14 @@ def _close_connection() -> None:
 
 
 def lower_priority() -> None:
-    """This thread, and the PostgreSQL backend of its connection where that is a process of this machine we may
-    renice, at BACKTEST_NICE: a backtest takes the CPU the listener leaves.
+    """This thread at BACKTEST_NICE: a backtest's Python work takes the CPU the listener leaves. With
+    BACKTEST_NICE_BACKENDS also the PostgreSQL backend of its connection, where that is a process of this machine we
+    may renice.
 
-    Both sides matter: about half of a run's CPU is its backends' (reading, storing, the summary). A backend that is
-    descheduled while it holds one of the server's shared locks delays others for a moment, not for the run: the
-    scheduler still gives a niced process its turn within milliseconds (measured in docs/benchmarks.md)."""
+    Off by default, measured (docs/benchmarks.md): a niced backend that the scheduler leaves waiting while it holds a
+    WAL insertion slot or a buffer lock holds up the listener's backends (a commit waits for every WAL insertion
+    before it), and the listener's p99 grew instead of shrinking. The pauses of Pipeline.yield_to_live keep the
+    backends' work out of the listener's way instead."""
     nice = settings.BACKTEST_NICE
     if not nice:
         return
@@ -127,7 +145,7 @@ def lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
     except (OSError, AttributeError):  # not Linux, or not allowed: full priority
         pass
-    backend = _local_backend_pid()
+    backend = _local_backend_pid() if settings.BACKTEST_NICE_BACKENDS else None
     if backend is not None:
         try:
             os.setpriority(os.PRIO_PROCESS, backend, nice)

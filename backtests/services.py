@@ -248,13 +248,11 @@ def _replay_and_store(run: BacktestRun, progress, pipeline: Pipeline) -> tuple[i
         if partial is not None:
             figures.add(partial)
 
-    yielded = 0.0
     reading = pipeline.read(read, groups[0][1]) if groups else None
     previous = None
     for k, (mints, wanted) in enumerate(groups):
         if BacktestRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
             raise RunCancelled()
-        yielded += pipeline.yield_to_live()
         rows = reading.result()
         if k + 1 < len(groups):
             reading = pipeline.read(read, groups[k + 1][1])
@@ -274,7 +272,7 @@ def _replay_and_store(run: BacktestRun, progress, pipeline: Pipeline) -> tuple[i
     pipeline.wait_stored()
     if previous is not None:
         stored(previous)
-    return run.rows_total, data_end, figures, yielded
+    return run.rows_total, data_end, figures, pipeline.yielded
 
 
 def _newest_market_time() -> datetime | None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import time
+from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from pumpserver.models import ProcessHeartbeat
@@ -41,3 +43,9 @@ class Heartbeat:
 
     def stop(self) -> None:
         ProcessHeartbeat.objects.filter(name=self.name).delete()
+
+
+def alive(kind: str) -> bool:
+    """Whether a process of `kind` (a ProcessKind) has beaten within HEARTBEAT_STALE_SECONDS."""
+    since = timezone.now() - timedelta(seconds=settings.HEARTBEAT_STALE_SECONDS)
+    return ProcessHeartbeat.objects.filter(kind=kind, last_seen__gte=since).exists()

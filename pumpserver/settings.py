@@ -190,12 +190,15 @@ MODEL_CACHE_SIZE = env_int("MODEL_CACHE_SIZE", 50, minimum=1, maximum=10_000)
 # counts as crashed (failed).
 BACKTEST_MAX_RANGE_DAYS = env_int("BACKTEST_MAX_RANGE_DAYS", 31, minimum=1, maximum=3650)
 BACKTEST_STALE_SECONDS = env_int("BACKTEST_STALE_SECONDS", 600, minimum=30, maximum=86_400)
-# CPU priority (Linux nice value) of a running backtest's threads and, where PostgreSQL runs on this machine, of their
-# backends: the listener goes first while both run. 0 keeps the normal priority.
+# CPU priority (Linux nice value) of a running backtest's threads (with BACKTEST_NICE_BACKENDS also of their
+# PostgreSQL backends where the server runs on this machine): the listener goes first while both run. 0 keeps the
+# normal priority.
 BACKTEST_NICE = env_int("BACKTEST_NICE", 19, minimum=0, maximum=19)
-# A running backtest pauses between coin groups while the listener's queue holds at least this many rows (0: never),
-# for at most BACKTEST_YIELD_MAX_SECONDS per group, so that it still progresses under a queue that never empties.
-BACKTEST_YIELD_QUEUE_ROWS = env_int("BACKTEST_YIELD_QUEUE_ROWS", 250, minimum=0, maximum=100_000)
+BACKTEST_NICE_BACKENDS = env_bool("BACKTEST_NICE_BACKENDS", False)
+# A running backtest starts a read or a store only while the listener's queue holds fewer rows than this (0: never
+# waits), waiting at most BACKTEST_YIELD_MAX_SECONDS each time, so that it still progresses under a queue that never
+# empties.
+BACKTEST_YIELD_QUEUE_ROWS = env_int("BACKTEST_YIELD_QUEUE_ROWS", 1, minimum=0, maximum=100_000)
 BACKTEST_YIELD_MAX_SECONDS = env_int("BACKTEST_YIELD_MAX_SECONDS", 10, minimum=0, maximum=3600)
 EVALUATION_INTERVAL_SECONDS = env_int("EVALUATION_INTERVAL_SECONDS", 30, minimum=1, maximum=3600)
 WEBHOOK_SECRET = env_str("WEBHOOK_SECRET")
