@@ -337,16 +337,16 @@ def _report(*, runs, alone, during, live, baseline_commit, simulated, load, elap
             f"{busy.claimed:,.0f} | {'yes' if busy.sustained else '**no**'} | {len(results)}: {rates} rows/s |")
         notes.append(f"{name}: {sum(r['yielded_s'] for r in results):.1f} s paused in {len(results)} backtest(s), "
                      f"CPU {sum(r['cpu_process'] for r in results):.0f} s backtest, "
-                     f"{sum(r['cpu_postgres'] for r in results):.0f} s PostgreSQL")
+                     f"{sum(r['cpu_postgres'] for r in results):.0f} s PostgreSQL (all backends, the listener's too)")
     yielding = dict((name, busy) for name, busy, _results in during)["yielding"]
     p99_ratio = yielding.percentile(99) / alone_p[99]
     lines += [
         "",
         "Listener at the same time (the listener benchmark's 10 models, 500 rows/s; latency = INSERT commit → "
         "prediction commit, see the listener benchmark): alone, then with backtests running back to back at full "
-        "priority (as before backtests yielded), then with backtests at the default settings (threads and their "
-        "PostgreSQL backends at BACKTEST_NICE, pauses while the queue holds BACKTEST_YIELD_QUEUE_ROWS rows). Ratios "
-        "are to the step alone, in the same run.",
+        "priority (as before backtests yielded), then with backtests at the default settings (threads at "
+        "BACKTEST_NICE, each read and store waiting while the listener's queue holds BACKTEST_YIELD_QUEUE_ROWS rows, "
+        "BACKTEST_NICE_BACKENDS as set). Ratios are to the step alone, in the same run.",
         "",
         "| listener at 500 rows/s | p50 ms | p95 ms | p99 ms | ratio p50 / p95 / p99 | claimed rows/s | sustained | "
         "backtests during the step: rows/s |",
