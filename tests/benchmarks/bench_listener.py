@@ -283,7 +283,8 @@ class Bench:
         self.url = url
         self.conn = psycopg.connect(url, autocommit=True)
         self.postmaster = _postmaster_pid(self.conn)
-        self.listener: subprocess.Popen | None = None
+        self.listeners: list[subprocess.Popen] = []
+        self.logs: list = []
         self.watcher: Watcher | None = None
         self.log_path = PROJECT_DIR / "var" / "bench-listener.log"
 
@@ -304,7 +305,7 @@ class Bench:
         go, so its figure is per process: {pid: seconds}."""
         return {
             "wall": time.monotonic(),
-            "listener": _cpu_seconds([self.listener.pid]),
+            "listener": _cpu_seconds([listener.pid for listener in self.listeners]),
             "generator": _cpu_seconds([generator.pid]),
             "postgres": {pid: _cpu_seconds([pid]) for pid in _postgres_pids(self.postmaster)},
             "watcher": time.process_time(),
@@ -380,28 +381,40 @@ class Bench:
             and phase.offered >= 0.85 * phase.rate  # else the generator (starved of CPU) did not offer the rate
         )
 
-    def start_listener(self, code_dir: Path = PROJECT_DIR) -> None:
-        """One `listen_events` process, running the code in `code_dir` (another checkout, to compare revisions)."""
-        self.log = open(self.log_path, "w")
-        self.listener = _manage(self.url, "listen_events", code_dir=code_dir, stdout=self.log, stderr=subprocess.STDOUT)
+    def start_listener(self, code_dir: Path = PROJECT_DIR, *, processes: int = 1) -> None:
+        """`processes` `listen_events` processes against the one database (their CPU is counted together), running
+        the code in `code_dir` (another checkout, to compare revisions). The first logs to log_path, the others
+        beside it."""
+        paths = [self.log_path] + [self.log_path.with_name(f"{self.log_path.stem}-{n}.log")
+                                   for n in range(2, processes + 1)]
+        self.logs = [open(path, "w") for path in paths]
+        self.listeners = [_manage(self.url, "listen_events", code_dir=code_dir, stdout=log, stderr=subprocess.STDOUT)
+                          for log in self.logs]
 
     def stop_listener(self) -> tuple[int | None, int | None]:
-        peak, current = _vm(self.listener.pid, "VmHWM"), _vm(self.listener.pid, "VmRSS")
-        self.listener.send_signal(signal.SIGTERM)
-        try:
-            self.listener.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.listener.kill()
-            self.listener.wait()
-        self.log.close()
-        return peak, current
+        """Stops every listener; returns the largest peak RSS (VmHWM) and the largest RSS at the end of any one."""
+        peaks = [_vm(listener.pid, "VmHWM") for listener in self.listeners]
+        currents = [_vm(listener.pid, "VmRSS") for listener in self.listeners]
+        for listener in self.listeners:
+            listener.send_signal(signal.SIGTERM)
+        for listener in self.listeners:
+            try:
+                listener.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                listener.kill()
+                listener.wait()
+        for log in self.logs:
+            log.close()
+        self.listeners, self.logs = [], []
+        return (max((v for v in peaks if v is not None), default=None),
+                max((v for v in currents if v is not None), default=None))
 
 
-def prepare(url: str) -> tuple[Bench, float, str]:
-    """The 10 models registered and PREFILL_ROWS of history stored; returns the bench, setup seconds and the
-    prefill's summary line."""
+def prepare(url: str, *, bench_type: type[Bench] = Bench) -> tuple[Bench, float, str]:
+    """The 10 models registered and PREFILL_ROWS of history stored; returns the bench (a `bench_type`), setup
+    seconds and the prefill's summary line."""
     began = time.monotonic()
-    bench = Bench(url)
+    bench = bench_type(url)
     print("listener bench: training and registering 10 models", flush=True)
     subprocess.run([sys.executable, "-m", "tests.benchmarks.bench_listener", "register"], cwd=PROJECT_DIR,
                    env=_env(url), check=True)

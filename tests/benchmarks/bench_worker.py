@@ -75,15 +75,16 @@ def build_data(url: str, *, now: datetime) -> dict:
     return {"start": start, "prices": prices}
 
 
-def store_due_predictions(url: str, *, start: datetime) -> int:
-    """The 1,000,000 due predictions, and the worker's state as before its first start: every schedule due now, no
-    queued task, no drift reference, no quality aggregate (so each variant does the same work)."""
+def store_due_predictions(url: str, *, start: datetime, minutes: list[int] = PREDICTION_MINUTES) -> int:
+    """The due predictions (one per model, coin and minute: 1,000,000 by default), and the worker's state as before
+    its first start: every schedule due now, no queued task, no drift reference, no quality aggregate (so each
+    variant does the same work)."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE model_predictions, model_feature_references, model_drift_hours, model_quality_hours, "
                      "django_q_ormq, django_q_task")
         conn.execute("UPDATE django_q_schedule SET next_run = now()")
         stored = conn.execute(PREDICTIONS_SQL, {"start": start, "horizon": HORIZON_MINUTES, "coins": COINS,
-                                                "minutes": PREDICTION_MINUTES}).rowcount
+                                                "minutes": minutes}).rowcount
         conn.execute("VACUUM ANALYZE model_predictions")
     return stored
 

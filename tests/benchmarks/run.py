@@ -57,7 +57,9 @@ def main() -> None:
         bench_limits,
         bench_listener,
         bench_listener_compare,
+        bench_memory,
         bench_quality,
+        bench_scaleout,
         bench_soak,
         bench_storage,
         bench_trigger,
@@ -68,7 +70,8 @@ def main() -> None:
     benchmarks = {"trigger": bench_trigger, "listener": bench_listener, "listener-compare": bench_listener_compare,
                   "soak": bench_soak, "evaluation": bench_evaluation, "quality": bench_quality,
                   "backtest": bench_backtest, "limits": bench_limits, "storage": bench_storage,
-                  "worker": bench_worker, "consistency": bench_consistency}
+                  "worker": bench_worker, "consistency": bench_consistency, "memory": bench_memory,
+                  "scaleout": bench_scaleout}
     sections = []
     for name, module in benchmarks.items():
         if selected and name not in selected:
