@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Sequence
 
-import joblib
 import numpy as np
-import skops.io
-import xgboost
-from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
+
+from inference.ml_imports import forest_classes as _forest_classes
+from inference.ml_imports import skops_io as _skops_io
+from inference.ml_imports import tree_classes as _tree_classes
+from inference.ml_imports import xgboost as _xgboost
 
 FORMAT_XGBOOST_JSON = "xgboost_json"
 FORMAT_XGBOOST_UBJ = "xgboost_ubj"
@@ -83,8 +83,6 @@ _SKOPS_NODE_LOADERS = frozenset(
     }
 )
 
-_FOREST_CLASSES = (RandomForestClassifier, ExtraTreesClassifier)
-_TREE_CLASSES = (DecisionTreeClassifier, ExtraTreeClassifier)
 
 _PICKLE_EXTENSIONS = {".pkl", ".pickle", ".joblib"}
 _EXTENSION_FORMATS = {
@@ -101,13 +99,15 @@ class ModelLoadError(Exception):
 
 @dataclass
 class LoadedModel:
-    estimator: object  # xgboost.XGBClassifier or a scikit-learn forest
+    estimator: object  # an xgboost.Booster or a scikit-learn forest
     model_type: str  # MODEL_TYPE_XGBOOST | MODEL_TYPE_RANDOM_FOREST
     n_features: int
     feature_names: list[str] | None
     fmt: str  # format of the file it was loaded from
     legacy_tree_values_converted: bool = False  # a scikit-learn < 1.4 forest was repaired (see below)
     trees: tuple = field(default=(), repr=False)  # a forest's fitted sklearn Tree objects, in forest order
+    # What XGBClassifier.predict uses: the trees up to the best iteration of early stopping, else all ((0, 0)).
+    iteration_range: tuple[int, int] = (0, 0)
 
     def predict_proba_positive(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Class-1 probabilities (float64) and 0/1 predictions (int64) for every row of X (§3.10)."""
@@ -117,12 +117,26 @@ class LoadedModel:
         if len(X) == 0:
             return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.int64)
         if self.model_type == MODEL_TYPE_XGBOOST:
-            # XGBoost computes the sigmoid in float32; the original server widened that value.
-            probabilities = self.estimator.predict_proba(X)[:, 1].astype(np.float32).astype(np.float64)
+            # XGBClassifier.predict_proba(X)[:, 1] is this very call's result (its class-0 column is 1 - p); the
+            # Booster serves it without XGBoost's scikit-learn layer. The sigmoid is computed in float32; the
+            # original server widened that value.
+            probabilities = self.estimator.inplace_predict(
+                X, iteration_range=self.iteration_range, predict_type="value", missing=np.nan, validate_features=True,
+            ).astype(np.float32).astype(np.float64)
         else:
             probabilities = forest_probabilities(self.trees, X)
         # Ties go to class 0 for both model types, so 1 iff p > 0.5 (strict).
         return probabilities, (probabilities > 0.5).astype(np.int64)
+
+    def feature_importances(self) -> np.ndarray | None:
+        """The estimator's feature_importances_ (XGBClassifier's: each feature's total gain, normalised to sum 1)."""
+        if self.model_type != MODEL_TYPE_XGBOOST:
+            return getattr(self.estimator, "feature_importances_", None)
+        score = self.estimator.get_score(importance_type="gain")
+        names = self.estimator.feature_names or [f"f{i}" for i in range(self.estimator.num_features())]
+        values = np.array([score.get(name, 0.0) for name in names], dtype=np.float32)
+        total = values.sum()
+        return values if total == 0 else values / total
 
 
 def forest_probabilities(trees: Sequence, X: np.ndarray) -> np.ndarray:
@@ -181,6 +195,8 @@ def load_model(data: bytes, *, fmt: str, trust_pickle: bool = False) -> LoadedMo
             return _load_xgboost_document(_UBJSONDecoder(data).decode(), fmt)
         if fmt == FORMAT_SKOPS:
             return _load_forest(_load_skops(data), fmt)
+        import joblib  # here, not at the top: 14 MB that only a trusted pickle needs
+
         return _load_unpickled(joblib.load(io.BytesIO(data)))
 
 
@@ -210,8 +226,8 @@ def validate_against_metadata(loaded: LoadedModel, *, features: list[str], model
 def export_portable(loaded: LoadedModel) -> tuple[bytes, str]:
     """The model in a format that loads without trust (e.g. to store a once-trusted pickle safely)."""
     if loaded.model_type == MODEL_TYPE_XGBOOST:
-        return bytes(loaded.estimator.get_booster().save_raw("json")), FORMAT_XGBOOST_JSON
-    return skops.io.dumps(loaded.estimator), FORMAT_SKOPS
+        return bytes(loaded.estimator.save_raw("json")), FORMAT_XGBOOST_JSON
+    return _skops_io().dumps(loaded.estimator), FORMAT_SKOPS
 
 
 @contextmanager
@@ -227,12 +243,13 @@ def _reading(fmt: str):
 
 
 def _load_unpickled(obj: object) -> LoadedModel:
+    xgboost = _xgboost()
     if isinstance(obj, xgboost.XGBClassifier):
         obj = obj.get_booster()
     if isinstance(obj, xgboost.Booster):
         # Re-load through the checked path, so an unpickled booster is served like a JSON file.
         return _load_xgboost_document(json.loads(bytes(obj.save_raw("json"))), FORMAT_PICKLE)
-    if type(obj) in _FOREST_CLASSES:
+    if type(obj) in _forest_classes():
         return _load_forest(obj, FORMAT_PICKLE)
     raise ModelLoadError(
         f"{type(obj).__module__}.{type(obj).__qualname__} cannot be served: expected an xgboost.XGBClassifier "
@@ -260,12 +277,18 @@ _XGBOOST_DELETED_SPLIT_INDEX = 2**31 - 1  # split index of a pruned (unreference
 
 def _load_xgboost_document(document: dict, fmt: str) -> LoadedModel:
     n_features = _check_xgboost_document(document)
-    estimator = xgboost.XGBClassifier()
+    names = document["learner"].get("feature_names") or []
+    booster = _xgboost().Booster()
     # XGBoost parses exactly the document checked above (re-encoded as JSON, which is lossless
     # for its float32 values), never the original bytes.  A str would be taken as a path.
-    estimator.load_model(bytearray(json.dumps(document).encode()))
-    names = document["learner"].get("feature_names") or []
-    return LoadedModel(estimator, MODEL_TYPE_XGBOOST, n_features, [str(name) for name in names] or None, fmt)
+    booster.load_model(bytearray(json.dumps(document).encode()))
+    del document  # the decoded document takes several times the file's size; the booster holds the model
+    try:
+        iteration_range = (0, booster.best_iteration + 1)  # as XGBClassifier.predict chooses it
+    except AttributeError:
+        iteration_range = (0, 0)
+    return LoadedModel(booster, MODEL_TYPE_XGBOOST, n_features, [str(name) for name in names] or None, fmt,
+                       iteration_range=iteration_range)
 
 
 def _check_xgboost_document(document: dict) -> int:
@@ -422,7 +445,7 @@ def _load_skops(data: bytes) -> object:
             f"the skops file contains untrusted types: {', '.join(sorted(untrusted))} "
             "(only RandomForestClassifier/ExtraTreesClassifier models are accepted)"
         )
-    return skops.io.loads(data, trusted=list(TRUSTED_SKOPS_TYPES))
+    return _skops_io().loads(data, trusted=list(TRUSTED_SKOPS_TYPES))
 
 
 def _untrusted_skops_types(data: bytes) -> set[str]:
@@ -452,7 +475,7 @@ def _untrusted_skops_types(data: bytes) -> set[str]:
 
 
 def _load_forest(forest: object, fmt: str) -> LoadedModel:
-    if type(forest) not in _FOREST_CLASSES:
+    if type(forest) not in _forest_classes():
         raise ModelLoadError(
             f"{type(forest).__module__}.{type(forest).__qualname__} cannot be served: expected a "
             "RandomForestClassifier or ExtraTreesClassifier"
@@ -464,7 +487,7 @@ def _load_forest(forest: object, fmt: str) -> LoadedModel:
         raise ModelLoadError("the forest has no trees")
     for number, estimator in enumerate(forest.estimators_):
         label = f"forest tree {number}"
-        if type(estimator) not in _TREE_CLASSES:
+        if type(estimator) not in _tree_classes():
             raise ModelLoadError(f"{label} is a {type(estimator).__qualname__}, not a decision tree")
         tree = estimator.tree_
         if tree.n_features != n_features or tree.n_outputs != 1 or list(tree.n_classes) != [2]:

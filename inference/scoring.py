@@ -76,7 +76,7 @@ class ReadyModel:
         over trees is per row, so the result is the same bit for bit). A forest is scored on its fitted trees
         directly (loading.forest_probabilities)."""
         if loaded.model_type == loading.MODEL_TYPE_XGBOOST:
-            loaded.estimator.set_params(n_jobs=1)
+            loaded.estimator.set_param({"nthread": 1})
         return cls(loaded, input_names)
 
     def predict_proba_positive(self, X) -> tuple[np.ndarray, np.ndarray]:

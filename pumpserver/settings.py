@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sys
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -45,8 +46,12 @@ DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# daphne's app only replaces `manage.py runserver` with its ASGI server (pages, API, MCP; it must come first); in any
+# other process (listener, worker, the daphne command itself) it would only import Twisted: ~28 MB each.
+_DAPHNE_APP = ["daphne"] if sys.argv[1:2] == ["runserver"] else []
+
 INSTALLED_APPS = [
-    "daphne",  # first: `manage.py runserver` then serves the whole ASGI app (pages, API, MCP)
+    *_DAPHNE_APP,
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

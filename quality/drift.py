@@ -74,7 +74,7 @@ def _sample(sql: str, params: dict) -> list[tuple[str, int]]:
 
 
 def _importance(ready: ReadyModel) -> dict[str, float]:
-    values = getattr(ready.loaded.estimator, "feature_importances_", None)
+    values = ready.loaded.feature_importances()
     if values is None or len(values) != len(ready.input_names):
         return {}
     return {name: float(value) for name, value in zip(ready.input_names, values)}

@@ -11,8 +11,12 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+import xgboost  # noqa: F401
 
 from pumpserver.database import open_connection
+
+# XGBoost whole, with its scikit-learn layer: a listener run in this process would else import it without
+# (inference.ml_imports.serve_only) and break the tests that train after it.
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

@@ -94,7 +94,7 @@ def legacy_rf_model():
 
 def xgb_bytes(booster_format: str) -> bytes:
     model = load_model(fixture_bytes("model_xgb.json"), fmt=FORMAT_XGBOOST_JSON)
-    return bytes(model.estimator.get_booster().save_raw(booster_format))
+    return bytes(model.estimator.save_raw(booster_format))
 
 
 def small_training_set(n_classes: int = 2):

@@ -16,7 +16,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
+from inference import ml_imports
 from inference.history_cache import HistoryCache
+from inference.scoring import return_freed_memory
 from modelregistry.serving import model_cache
 from predictions import selectors
 from predictions.collector_schema import CHANNEL
@@ -30,10 +32,14 @@ logger = logging.getLogger("pumpserver.listener")
 CONNECTION_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 MAX_BACKOFF_SECONDS = 30.0
 WAIT_SLICE_SECONDS = 0.5  # how quickly a wait notices SIGTERM
+TRIM_SECONDS = 10.0  # freed heap is given back to the operating system at most this often
 
 
 class Command(BaseCommand):
     help = "Listen for new coin_metrics rows and predict them with every active model."
+    # The system checks import the URLconf and with it every view, API and page module (and through them pandas,
+    # scikit-learn, XGBoost: ~150 MB the listener would hold for nothing); the web process runs them.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="process everything queued, then exit")
@@ -44,6 +50,7 @@ class Command(BaseCommand):
         self.batch_size = batch_size or settings.BATCH_SIZE
         self.poll_interval = poll_interval or settings.POLLING_INTERVAL_SECONDS
         self.stopping = False
+        ml_imports.serve_only()  # before the first batch loads the models: ~65-95 MB less
         previous_handlers = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         self.cache = model_cache(size=settings.MODEL_CACHE_SIZE)
         self.histories = HistoryCache(
@@ -56,6 +63,7 @@ class Command(BaseCommand):
         self.doorbell: psycopg.Connection | None = None
         self.database_down_since: float | None = None
         self.predicted = 0
+        self.next_trim = 0.0
         backoff = 1.0
 
         logger.info("listener started (batch size %d, poll every %.1fs)", self.batch_size, self.poll_interval)
@@ -93,6 +101,11 @@ class Command(BaseCommand):
             if not report.claimed:
                 break
             claimed_any = True
+            if time.monotonic() >= self.next_trim:
+                # Feature arrays and history reads leave freed heap behind; glibc keeps it resident
+                # unless asked (~1-8 ms per call, so at most every TRIM_SECONDS).
+                return_freed_memory()
+                self.next_trim = time.monotonic() + TRIM_SECONDS
             self.predicted += len(report.stored)
             logger.debug(
                 "batch: %d rows, %d coins, %d stored, %d capped, %d model failures",
