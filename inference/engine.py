@@ -20,6 +20,8 @@ from pumpserver import metrics
 
 logger = logging.getLogger(__name__)
 
+CHUNK_COINS = 500  # most coins whose histories and features are in memory at once (see run_models)
+
 
 @dataclass(frozen=True)
 class CoinEvent:
@@ -117,7 +119,8 @@ def run_models(
     now: datetime,
     apply_filters: bool = True,
 ) -> EngineOutput:
-    """Predict every eligible (model, event) pair: histories loaded once, features built once per feature set.
+    """Predict every eligible (model, event) pair: histories loaded once (per chunk of CHUNK_COINS coins), features
+    built once per feature set.
 
     `load_histories(requests)` takes {phase filter: [mints]} and returns {phase filter: CoinHistories}.
     A model that fails (cannot load, bad features) is reported and skipped; the others go on. Manual predictions
@@ -139,46 +142,72 @@ def run_models(
     if not ready_models:
         return output
 
-    requests: dict = defaultdict(set)
-    for model, _ready, eligible in ready_models:
-        requests[model.phases].update(e.mint for e in eligible)
-    histories = load_histories({key: sorted(mints) for key, mints in requests.items()})
-
     # Models of one feature family (engineered, windows) share one column set, so that a coin whose history is the
     # same under two phase filters gets its features built once (see _built_features).
     names_by_family: dict = defaultdict(set)
     for model, ready, _eligible in ready_models:
         names_by_family[_feature_set(model)[1:]].update(ready.input_names)
-    built: dict = {}
-    for model, ready, eligible in ready_models:
-        started = time.perf_counter()
-        try:
-            block = histories[model.phases]
-            row_of = {mint: i for i, mint in enumerate(block.mints)}
-            # A coin without rows under the model's phase filter cannot be predicted (the original failed too).
-            predictable = [e for e in eligible if e.mint in row_of]
-            if not predictable:
+    # A large batch (a start, a burst) goes through in chunks of coins: the history blocks and feature arrays of one
+    # chunk are alive at a time (~60 MB for 2,000 coins at once). A coin's features depend on its own rows only.
+    mints = sorted({e.mint for _model, _ready, eligible in ready_models for e in eligible})
+    parts: dict = defaultdict(list)  # model id → [(events, probabilities, predictions)]
+    seconds: dict = defaultdict(float)
+    failed: set = set()
+    for first in range(0, len(mints), CHUNK_COINS):
+        chunk = set(mints[first : first + CHUNK_COINS])
+        in_chunk = [(model, ready, [e for e in eligible if e.mint in chunk]) for model, ready, eligible in ready_models
+                    if model.id not in failed]
+        requests: dict = defaultdict(set)
+        for model, _ready, eligible in in_chunk:
+            requests[model.phases].update(e.mint for e in eligible)
+        histories = load_histories({key: sorted(coins) for key, coins in requests.items() if coins})
+        built: dict = {}
+        for model, ready, eligible in in_chunk:
+            if not eligible:
                 continue
+            started = time.perf_counter()
             try:
-                columns, all_features = _built_features(
-                    built, block, model, sorted(names_by_family[_feature_set(model)[1:]])
-                )
-            except Exception:  # a column another model of the family asks for must not fail this one: go alone
-                names = sorted(set(ready.input_names))
-                columns = {name: i for i, name in enumerate(names)}
-                all_features = build_features(block, feature_names=names, engineered=model.engineered,
-                                              windows=list(model.windows))
-            matrix = all_features[np.ix_([row_of[e.mint] for e in predictable], [columns[n] for n in ready.input_names])]
-            probabilities, predictions = ready.predict_proba_positive(matrix)
-        except Exception as exc:
-            logger.exception("model %s failed on a batch of %d coins", model.id, len(eligible))
-            output.failures.append(ModelFailure(model, f"prediction failed: {exc}", "prediction"))
+                part = _predict(model, ready, eligible, histories[model.phases], built, names_by_family)
+            except Exception as exc:
+                logger.exception("model %s failed on a batch of %d coins", model.id, len(eligible))
+                output.failures.append(ModelFailure(model, f"prediction failed: {exc}", "prediction"))
+                failed.add(model.id)
+                continue
+            seconds[model.id] += time.perf_counter() - started
+            if part is not None:
+                parts[model.id].append(part)
+        del histories, built
+    for model, _ready, eligible in ready_models:
+        if model.id in failed or not parts[model.id]:
             continue
-        output.results.append(
-            ModelResult(model, predictable, np.asarray(probabilities, dtype=np.float64),
-                        np.asarray(predictions, dtype=np.int64), time.perf_counter() - started)
-        )
+        position = {id(event): i for i, event in enumerate(eligible)}  # the results in the order of the events
+        predictable = [event for events, _p, _y in parts[model.id] for event in events]
+        order = np.argsort([position[id(event)] for event in predictable], kind="stable")
+        probabilities = np.concatenate([p for _e, p, _y in parts[model.id]])[order]
+        predictions = np.concatenate([y for _e, _p, y in parts[model.id]])[order]
+        output.results.append(ModelResult(model, [predictable[i] for i in order], probabilities, predictions,
+                                          seconds[model.id]))
     return output
+
+
+def _predict(model: ServedModel, ready, eligible: list[CoinEvent], block: CoinHistories, built: dict,
+             names_by_family: dict) -> tuple[list[CoinEvent], np.ndarray, np.ndarray] | None:
+    """The model's (events, probabilities, predictions) for the eligible events of `block`'s coins; None if none of
+    them has rows under the model's phase filter (the original failed on such a coin too)."""
+    row_of = {mint: i for i, mint in enumerate(block.mints)}
+    predictable = [e for e in eligible if e.mint in row_of]
+    if not predictable:
+        return None
+    try:
+        columns, all_features = _built_features(built, block, model, sorted(names_by_family[_feature_set(model)[1:]]))
+    except Exception:  # a column another model of the family asks for must not fail this one: go alone
+        names = sorted(set(ready.input_names))
+        columns = {name: i for i, name in enumerate(names)}
+        all_features = build_features(block, feature_names=names, engineered=model.engineered,
+                                      windows=list(model.windows))
+    matrix = all_features[np.ix_([row_of[e.mint] for e in predictable], [columns[n] for n in ready.input_names])]
+    probabilities, predictions = ready.predict_proba_positive(matrix)
+    return predictable, np.asarray(probabilities, dtype=np.float64), np.asarray(predictions, dtype=np.int64)
 
 
 def _feature_set(model: ServedModel) -> tuple:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 
-from inference import as_of, history, loading
+from inference import as_of, engine, history, loading
 from inference.features import build_features
 from inference.history_cache import HistoryCache
 from inference.scoring import ModelCache
@@ -129,6 +129,36 @@ def test_cached_histories_and_predictions_equal_a_fresh_read(market, limit, max_
     assert any(key == (1, 3) for keys in compared for key in keys)
     if max_rows < 1000:
         assert cache.stats["evicted"] > 0  # coins dropped for room were read afresh, and still matched
+
+
+def test_a_batch_in_chunks_of_coins_stores_the_same_probabilities_in_the_same_order(market, monkeypatch):
+    """A batch of more coins than engine.CHUNK_COINS (here 1) goes through the engine chunk by chunk: one history
+    read per chunk, and every probability still the fresh read's, stored in the order of the batch's events."""
+    monkeypatch.setattr(engine, "CHUNK_COINS", 1)
+    register_models()
+    models = model_cache(size=10)
+    cache = HistoryCache(limit=1000)
+    reads = []
+    read = cache.histories
+
+    def counted(requests, *, until):
+        reads.append({mint for mints in requests.values() for mint in mints})
+        return read(requests, until=until)
+
+    cache.histories = counted
+    for rows in ([row for mint in MINTS for row in rows_of(mint)[:150]],
+                 [row for mint in MINTS for row in rows_of(mint)[150:160]]):
+        with market.cursor() as cursor:
+            cursor.executemany(INSERT_SQL, rows)
+        reads.clear()
+        report = process_pending_batch(limit=10_000, cache=models, history_limit=1000, history_cache=cache)
+        assert report.stored and not report.failures
+        assert sorted(map(sorted, reads)) == [[mint] for mint in MINTS]
+        stored = {(item.model.id, item.event.mint): item.probability for item in report.stored}
+        assert stored == independent_probabilities({item.event for item in report.stored}, 1000, models)
+        for model_id in {item.model.id for item in report.stored}:
+            events = [item.event for item in report.stored if item.model.id == model_id]
+            assert events == sorted(events, key=lambda e: (e.timestamp, e.mint))
 
 
 def test_a_coin_is_read_afresh_after_max_age(market):

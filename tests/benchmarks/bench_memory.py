@@ -2,7 +2,8 @@
 
 A baseline revision (BENCH_MEMORY_BASELINE_REV, default: the last commit before the listener's memory work) is
 checked out into var/bench-memory-baseline with `git worktree` and runs against the very same database, models and
-market as the working tree, with the same virtual environment (as bench_listener_compare does). Per revision:
+market as the working tree, with the same virtual environment (as bench_listener_compare does); before each
+revision the market is rewound to the prefill, so both are fed the very same rows. Per revision:
 
 * one model (one XGBoost × 300 trees of the listener benchmark, the others deactivated): the listener's RSS idle
   after start (no row yet, so no model loaded), after a warm-up of 500 rows (model loaded), and after
@@ -29,7 +30,7 @@ from pathlib import Path
 from tests.benchmarks.bench_listener import COINS, PROJECT_DIR, _manage, _simulate, _vm, prepare
 from tests.benchmarks.bench_listener_compare import baseline_checkout, current_commit
 
-BASELINE_REV = os.environ.get("BENCH_MEMORY_BASELINE_REV", "673c7d4")
+BASELINE_REV = os.environ.get("BENCH_MEMORY_BASELINE_REV", "0c1971d")
 BASELINE_DIR = PROJECT_DIR / "var" / "bench-memory-baseline"
 ONE_MODEL_RATE = 100
 ONE_MODEL_SECONDS = float(os.environ.get("BENCH_MEMORY_ONE_MODEL_SECONDS", 180))
@@ -164,13 +165,24 @@ def ten_models(bench, code_dir: Path, label: str) -> Figures:
     return figures
 
 
+def _rewind(bench, prefilled_until) -> None:
+    """Back to the prefilled market: every revision is fed the very same rows (the generator is seeded and starts
+    after the newest row) into the same tables."""
+    for sql in ('DELETE FROM coin_metrics WHERE "timestamp" > %s', "DELETE FROM coin_metrics_queue",
+                "DELETE FROM model_predictions", "DELETE FROM coin_scan_cache", "DELETE FROM webhook_deliveries"):
+        bench.conn.execute(sql, [prefilled_until] if "%s" in sql else None)
+    bench.conn.execute("VACUUM ANALYZE coin_metrics")
+
+
 def run(url: str) -> str:
     began = time.monotonic()
     baseline_dir, baseline_commit = baseline_checkout(BASELINE_REV, BASELINE_DIR)
     bench, _setup, _prefill = prepare(url)
+    prefilled_until = bench.conn.execute('SELECT max("timestamp") FROM coin_metrics').fetchone()[0]
     results: dict[str, dict[str, Figures]] = {}
     try:
         for name, code_dir in (("baseline", baseline_dir), ("current", PROJECT_DIR)):
+            _rewind(bench, prefilled_until)
             print(f"memory bench: {name}, one model", flush=True)
             one = one_model(bench, code_dir, name)
             print(f"memory bench: {name}, ten models", flush=True)
@@ -200,8 +212,8 @@ def _report(results: dict, *, baseline_commit: str, load: tuple, elapsed: float)
         "### Listener memory: one model and ten models, two revisions in one run",
         "",
         f"Baseline `{baseline_commit[:12]}` (a `git worktree` of BENCH_MEMORY_BASELINE_REV) against the working tree "
-        f"(`{current_commit()}`), same database, models and {COINS:,}-coin market as the listener benchmark (the "
-        "market goes on between the runs, so the current revision sees a few minutes more history). One model: "
+        f"(`{current_commit()}`), same database, models and {COINS:,}-coin market as the listener benchmark (rewound "
+        "to the prefill before each revision: both are fed the same rows). One model: "
         f"`{ONE_MODEL_NAME}` (XGBoost, 300 trees) alone active, {ONE_MODEL_SECONDS / 60:.0f} min at "
         f"{ONE_MODEL_RATE} rows/s after a warm-up of 500 rows. Ten models: all ten active, steps "
         + ", ".join(f"{seconds} s at {rate:,} rows/s" for rate, seconds in TEN_MODEL_STEPS)
