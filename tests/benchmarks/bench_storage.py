@@ -64,7 +64,7 @@ SELECT coalesce(pg_partition_root(x.indexrelid), x.indexrelid)::regclass::text, 
 """
 
 
-def _mints(count: int) -> list[str]:
+def base58_mints(count: int) -> list[str]:
     import random
 
     rng = random.Random(7)
@@ -137,7 +137,7 @@ def _column_bytes(cursor) -> dict:
     return {"row": float(whole), **{group: float(value) for group, value in zip(sums, groups)}}
 
 
-def _scanned_partitions(cursor, sql: str, params: dict) -> list[str]:
+def scanned_partitions(cursor, sql: str, params: dict) -> list[str]:
     cursor.execute("EXPLAIN " + sql, params)
     plan = "\n".join(line for (line,) in cursor.fetchall())
     return sorted(set(re.findall(r" on (model_predictions_\w+)", plan)))
@@ -155,7 +155,7 @@ def measure() -> dict:
                                    features=["price_close"], future_minutes=HORIZON_MINUTES,
                                    price_change_percent=5, target_direction="up")
     # The models' ids are 1..MODELS in a fresh database.
-    mints = _mints(COINS)
+    mints = base58_mints(COINS)
     with connection.cursor() as cursor:
         if partitions.is_partitioned(cursor):  # the market's day gets its partition, as the worker makes it
             partitions.ensure_partitions(cursor, today=START.date(), days_ahead=0)
@@ -177,9 +177,9 @@ def measure() -> dict:
             partitions.ensure_partitions(cursor, today=START.date() - timedelta(days=25), days_ahead=30)
         now = START + timedelta(minutes=30)
         pruning = {
-            "evaluate_due": _scanned_partitions(cursor, EVALUATE_DUE_SQL, {"now": now, "limit": 1000}),
-            "track_ath": _scanned_partitions(cursor, TRACK_ATH_SQL, {"now": now,
-                                                                     "since": now - timedelta(minutes=10)}),
+            "evaluate_due": scanned_partitions(cursor, EVALUATE_DUE_SQL, {"now": now, "limit": 1000}),
+            "track_ath": scanned_partitions(cursor, TRACK_ATH_SQL, {"now": now,
+                                                                    "since": now - timedelta(minutes=10)}),
         }
         cursor.execute(LEAVES_CTE + " SELECT count(*) FROM leaves")
         (leaves,) = cursor.fetchone()
