@@ -191,6 +191,10 @@ BATCH_SIZE = env_int("BATCH_SIZE", 5000, minimum=1, maximum=100_000)
 # Rows of history per coin the features see; the original server hard-coded 1000 (models depend on it).
 FEATURE_HISTORY_SIZE = env_int("FEATURE_HISTORY_SIZE", 1000, minimum=1, maximum=100_000)
 MODEL_CACHE_SIZE = env_int("MODEL_CACHE_SIZE", 50, minimum=1, maximum=10_000)
+# Rows the listener's history cache holds (least recently used coins go first): ~260 bytes each with their spare
+# room, so the default takes up to ~130 MB; below the rows of the coins that trade within a few minutes, coins are
+# read afresh (up to FEATURE_HISTORY_SIZE rows each) on every event.
+HISTORY_CACHE_MAX_ROWS = env_int("HISTORY_CACHE_MAX_ROWS", 500_000, minimum=1000, maximum=100_000_000)
 # Backtests: the longest range one run may replay, and how long a run may go without a sign of life before it
 # counts as crashed (failed).
 BACKTEST_MAX_RANGE_DAYS = env_int("BACKTEST_MAX_RANGE_DAYS", 31, minimum=1, maximum=3650)

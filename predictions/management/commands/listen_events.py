@@ -55,7 +55,7 @@ class Command(BaseCommand):
         self.cache = model_cache(size=settings.MODEL_CACHE_SIZE)
         self.histories = HistoryCache(
             limit=settings.FEATURE_HISTORY_SIZE,
-            max_rows=getattr(settings, "HISTORY_CACHE_MAX_ROWS", 500_000),  # ~230 bytes per row
+            max_rows=settings.HISTORY_CACHE_MAX_ROWS,
             idle_seconds=getattr(settings, "HISTORY_CACHE_IDLE_SECONDS", 300.0),
             max_age_seconds=getattr(settings, "HISTORY_CACHE_MAX_AGE_SECONDS", 600.0),
         )
