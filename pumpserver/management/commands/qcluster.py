@@ -11,6 +11,12 @@ import logging
 import signal
 import threading
 
+# What the tasks' models need (drift, backtests, training), imported before the cluster forks so that every process
+# shares it: inference imports these libraries only on first use, which in each forked worker would be a copy of
+# its own (~150 MB).
+import sklearn.ensemble  # noqa: F401
+import skops.io  # noqa: F401
+import xgboost  # noqa: F401
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, close_old_connections
 from django_q.cluster import Cluster
