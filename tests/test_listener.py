@@ -17,6 +17,7 @@ from modelregistry.services import register_model
 from modelregistry.serving import model_cache
 from predictions.models import CoinScanCache, ModelPrediction
 from predictions.services import process_pending_batch
+from pumpserver.models import ProcessHeartbeat
 from tests import parity
 from tests.conftest import PROJECT_DIR, test_database_url
 
@@ -208,6 +209,10 @@ def wait_until(condition, *, timeout: float = 60.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
+def listener_details() -> dict:
+    return ProcessHeartbeat.objects.filter(kind="listener").values_list("details", flat=True).first() or {}
+
+
 def newest_rows(mints):
     return {mint: datetime.fromisoformat(rows_of(mint)[-1][1]) for mint in mints}
 
@@ -220,6 +225,10 @@ def test_rows_inserted_while_stopped_are_predicted_on_start_exactly_once(market)
     try:
         wait_until(lambda: ModelPrediction.objects.count() >= 2 * len(mints))
         time.sleep(1.5)  # a further poll must not add anything
+        # The heartbeat tells operators (and the soak benchmark) what the history cache holds: every row of the
+        # three coins, none of which has more than FEATURE_HISTORY_SIZE rows.
+        wait_until(lambda: listener_details().get("history_rows") == len(ROWS))
+        assert listener_details()["history_entries"] >= len(mints)
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)

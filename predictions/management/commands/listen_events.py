@@ -97,7 +97,9 @@ class Command(BaseCommand):
                 limit=self.batch_size, cache=self.cache, history_limit=settings.FEATURE_HISTORY_SIZE,
                 history_cache=self.histories,
             )
-            self.heartbeat.beat(predicted=self.predicted, models_loaded=len(self.cache))
+            self.heartbeat.beat(predicted=self.predicted, models_loaded=len(self.cache),
+                                history_rows=self.histories.rows, history_max_rows=self.histories.max_rows,
+                                history_entries=len(self.histories))
             if not report.claimed:
                 break
             claimed_any = True
