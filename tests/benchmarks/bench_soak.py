@@ -298,13 +298,14 @@ def projection(*, samples, growth_per_hour: dict, queue_slope: float) -> list[st
     lines = [f"Projection for {PROJECTION_DAYS} days at {SOAK_RATE:g} rows/s (rates measured after the first "
              f"{WARM_UP_SECONDS} s; PREDICTION_RETENTION_DAYS={retention['model_predictions_other'] or 'unset'}, "
              f"ALERT_RETENTION_DAYS={retention['model_predictions_alert'] or 'unset'}: a kind of prediction is kept "
-             "that many days, then its day partitions are dropped; coin_metrics belongs to the collector, which "
+             "that many days and at most one more, as whole day partitions are dropped; coin_metrics belongs to the collector, which "
              "prunes it or not):", "",
              "| table | bytes/s | per day | kept days | after 7 days |", "|---|---:|---:|---:|---:|"]
     week_total = rate_total = 0.0
     for table in TABLES:
         rate = max(last[5][table] - warm[5][table], 0) / seconds
-        kept = min(PROJECTION_DAYS, retention.get(table) or PROJECTION_DAYS)
+        # A day partition goes once all of it is older than the retention: up to one day more is on disk.
+        kept = min(PROJECTION_DAYS, (retention.get(table) or PROJECTION_DAYS) + 1)
         week_total += rate * DAY * kept
         rate_total += rate
         lines.append(f"| {table} | {rate / 1024:,.0f} KiB | {_gb(rate * DAY)} | {kept} | {_gb(rate * DAY * kept)} |")
