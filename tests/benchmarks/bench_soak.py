@@ -298,8 +298,8 @@ def projection(*, samples, growth_per_hour: dict, queue_slope: float) -> list[st
     lines = [f"Projection for {PROJECTION_DAYS} days at {SOAK_RATE:g} rows/s (rates measured after the first "
              f"{WARM_UP_SECONDS} s; PREDICTION_RETENTION_DAYS={retention['model_predictions_other'] or 'unset'}, "
              f"ALERT_RETENTION_DAYS={retention['model_predictions_alert'] or 'unset'}: a kind of prediction is kept "
-             "that many days and at most one more, as whole day partitions are dropped; coin_metrics belongs to the collector, which "
-             "prunes it or not):", "",
+             "that many days and at most one more, as whole day partitions are dropped; coin_metrics belongs to the "
+             "collector, which prunes it or not):", "",
              "| table | bytes/s | per day | kept days | after 7 days |", "|---|---:|---:|---:|---:|"]
     week_total = rate_total = 0.0
     for table in TABLES:
