@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.db import connection
+
 from inference.features import DEFAULT_WINDOWS
 from inference.scoring import ModelCache, ServedModel
 from modelregistry.models import ActiveModel, ModelArtifact
@@ -96,10 +98,27 @@ def _served(models) -> list[ServedModel]:
     return [served_model(model, artifacts.get(model.pk)) for model in models]
 
 
+# libpq's input buffer grows to the largest message the connection ever received and keeps that size for the
+# connection's life: a 19 MB forest read whole arrives as 39 MB of hex and leaves 64 MB allocated (48 MB resident)
+# in every process that loaded it. Read in pieces, the buffer stays a few MB.
+ARTIFACT_PIECE_BYTES = 1 << 20
+_ARTIFACT_PIECE_SQL = "SELECT substring(content FROM %s FOR %s) FROM model_artifacts WHERE id = %s"
+
+
 def read_artifact(artifact_id: int) -> tuple[bytes, str]:
     """The stored file of an artifact and its format."""
-    artifact = ModelArtifact.objects.only("content", "format").get(pk=artifact_id)
-    return bytes(artifact.content), artifact.format
+    fmt = ModelArtifact.objects.values_list("format", flat=True).get(pk=artifact_id)
+    pieces = []
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(_ARTIFACT_PIECE_SQL, [len(pieces) * ARTIFACT_PIECE_BYTES + 1, ARTIFACT_PIECE_BYTES,
+                                                 artifact_id])
+            piece = cursor.fetchone()
+            if piece is None:
+                raise ModelArtifact.DoesNotExist(f"artifact {artifact_id} is gone")
+            pieces.append(bytes(piece[0]))
+            if len(pieces[-1]) < ARTIFACT_PIECE_BYTES:
+                return b"".join(pieces), fmt
 
 
 def model_cache(*, size: int) -> ModelCache:

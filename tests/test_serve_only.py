@@ -14,6 +14,10 @@ import skops.io
 import xgboost
 
 from inference.loading import FORMAT_PICKLE, FORMAT_SKOPS, FORMAT_XGBOOST_JSON, load_model
+from modelregistry import serving
+from modelregistry.models import ModelArtifact, ModelSource
+from modelregistry.services import register_model
+from tests import parity
 from tests.conftest import PROJECT_DIR
 from tests.test_model_loading import fixture_bytes
 
@@ -81,3 +85,17 @@ def test_xgboost_is_served_as_xgbclassifier_predict_proba_would_serve_it():
     assert served.tobytes() == classifier.predict_proba(X)[:, 1].astype(np.float64).tobytes()
     importances = json.dumps(loaded.feature_importances().tolist())
     assert importances == json.dumps(classifier.feature_importances_.tolist())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("piece", ["several", "exact", "whole"])
+def test_an_artifact_is_read_in_pieces_and_comes_back_byte_for_byte(monkeypatch, piece):
+    """read_artifact reads the file in pieces (libpq keeps its input buffer at the largest message it received)."""
+    model = register_model(artifact=parity.artifact("model_xgb.json"), meta=parity.meta("xgb"),
+                           source=ModelSource.COMMAND_LINE, activate=True)
+    stored = ModelArtifact.objects.get(model=model, is_current=True)
+    size = len(bytes(stored.content))
+    # several pieces, the last one short; one full piece and an empty one; one short piece
+    monkeypatch.setattr(serving, "ARTIFACT_PIECE_BYTES", {"several": 7919, "exact": size, "whole": size + 1}[piece])
+    content, fmt = serving.read_artifact(stored.pk)
+    assert content == bytes(stored.content) and fmt == stored.format
