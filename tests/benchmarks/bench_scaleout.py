@@ -57,6 +57,9 @@ LISTENER_COUNTS = (1, 2, 4)
 RATES = (500, 1000, 1500, 2000)
 STEP_SECONDS, STEP_WARMUP = 38, 8
 WARM_UP_TIMEOUT = 180
+# Each listener keeps its own history cache: before the ladder, one unreported step at the lowest rate lets every
+# listener read the coins' histories it will need, so the steps measure the steady state, not N cold caches.
+PRIME_SECONDS = 30
 WORKER_COUNTS = (1, 2, 4)
 DUE_MINUTES = list(range(32))  # 10 models × 2,500 coins × 32 minutes = 800,000 due rows: 8 runs of 100,000
 RESULTS = ("success", "failed", "not_applicable")
@@ -121,6 +124,13 @@ class ScaleBench(Bench):
                     watcher.predicted.setdefault(key, at)
                     watcher.prediction_rows.append((at, counts[key]))
         super().analyse(phase)
+        # Every batch stamps its predictions with one created_at; with N listeners the stream splits into more,
+        # smaller batches.
+        phase.batches, rows = self.conn.execute(
+            "SELECT count(DISTINCT created_at), count(DISTINCT (coin_id, prediction_timestamp)) FROM model_predictions "
+            "WHERE created_at >= to_timestamp(%s) AND created_at < to_timestamp(%s)",
+            [phase.began_wall, phase.ended_wall]).fetchone()
+        phase.coins_per_batch = rows / phase.batches if phase.batches else 0.0
 
 
 def warm_up_all(bench: Bench) -> None:
@@ -146,6 +156,9 @@ def listener_curve(bench: Bench, processes: int) -> tuple[list[Phase], int | Non
     phases: list[Phase] = []
     try:
         warm_up_all(bench)
+        print(f"scale-out: {processes} listener(s), priming the history caches at {RATES[0]} rows/s", flush=True)
+        primed = bench.run_phase(Phase(RATES[0], PRIME_SECONDS, STEP_WARMUP))
+        print("  (not reported) " + _phase_line(primed), flush=True)
         for rate in RATES:
             print(f"scale-out: {processes} listener(s), {rate} rows/s", flush=True)
             phases.append(bench.run_phase(Phase(rate, STEP_SECONDS, STEP_WARMUP)))
@@ -162,9 +175,9 @@ def listener_curve(bench: Bench, processes: int) -> tuple[list[Phase], int | Non
 
 def _phase_line(p: Phase) -> str:
     return (f"offered {p.offered:,.0f}, claimed {p.claimed:,.0f} rows/s, {p.predictions:,.0f} predictions/s, "
-            f"own {p.predicted_share:.0%}, p50/p99 {p.percentile(50):.0f}/{p.percentile(99):.0f} ms, cpu listeners "
+            f"own {p.predicted_share:.0%}, {p.batches} batches ({p.coins_per_batch:,.0f} coins), p50/p99 {p.percentile(50):.0f}/{p.percentile(99):.0f} ms, cpu listeners "
             f"{p.cpu['listener']:.0%} pg {p.cpu['postgres']:.0%} gen {p.cpu['generator']:.0%} machine "
-            f"{p.cpu['machine']:.0%}, {'sustained' if p.sustained else 'NOT sustained'}")
+            f"{p.cpu['machine']:.0%} (other {p.cpu['other']:.0%}), {'sustained' if p.sustained else 'NOT sustained'}")
 
 
 # --- workers ---------------------------------------------------------------------------------------------------
@@ -280,24 +293,27 @@ def _report(curves, judged, *, prefill, data, loads, listener_minutes, elapsed) 
         f"{prefill.removeprefix('simulate_market: ')}), N `listen_events` processes against the one database, the "
         f"generator, PostgreSQL and all listeners on the same machine. Each step offers a rate for {STEP_SECONDS} s "
         f"(measured after {STEP_WARMUP} s); the ladder ({', '.join(f'{r:,}' for r in RATES)} rows/s) stops at the "
-        "first rate not sustained. A row's end is the commit that removes its queue entry together with storing its "
+        f"first rate not sustained; before it, an unreported {PRIME_SECONDS} s step at {RATES[0]:,} rows/s fills every "
+        "listener's history cache (each listener keeps its own). A row's end is the commit that removes its queue entry together with storing its "
         "predictions (see the module docstring); latency = INSERT commit → that commit, over the rows predicted on "
         "their own. CPU as a share of one core (the machine has "
-        f"{os.cpu_count()} cores = {os.cpu_count() * 100} %); per claimed row in ms. "
+        f"{os.cpu_count()} cores = {os.cpu_count() * 100} %; *other* = the rest of the machine, e.g. other users' jobs"
+        "); per claimed row in ms. "
         f"Load average (1/5/15 min) at the start: {loads[0][0]:.2f} / {loads[0][1]:.2f} / {loads[0][2]:.2f}.",
         "",
         "| listeners | offered rows/s | claimed rows/s | predictions stored/s | rows predicted on their own | "
-        "p50 / p99 ms | CPU listeners / PostgreSQL / generator / machine | CPU per claimed row: listeners / "
+        "batches/s (coins predicted each) | p50 / p99 ms | CPU listeners / PostgreSQL / generator / other | CPU per claimed row: listeners / "
         "PostgreSQL | sustained |",
-        "|---:|---:|---:|---:|---:|---|---|---|---|",
+        "|---:|---:|---:|---:|---:|---:|---|---|---|---|",
     ]
     for processes, (phases, _peak) in curves.items():
         for p in phases:
             per_row = " / ".join(f"{1000 * p.cpu[k] / max(p.claimed, 1e-9):.2f}" for k in ("listener", "postgres"))
-            cpu = " / ".join(f"{p.cpu[k]:.0%}" for k in ("listener", "postgres", "generator", "machine"))
+            cpu = " / ".join(f"{p.cpu[k]:.0%}" for k in ("listener", "postgres", "generator", "other"))
             lines.append(
                 f"| {processes} | {p.offered:,.0f} (target {p.rate:,}) | {p.claimed:,.0f} | {p.predictions:,.0f} | "
-                f"{p.predicted_share:.0%} | {p.percentile(50):,.0f} / {p.percentile(99):,.0f} | {cpu} | {per_row} | "
+                f"{p.predicted_share:.0%} | {p.batches / max(p.ended_wall - p.began_wall, 1e-9):.1f} "
+                f"({p.coins_per_batch:,.0f}) | {p.percentile(50):,.0f} / {p.percentile(99):,.0f} | {cpu} | {per_row} | "
                 f"{'yes' if p.sustained else '**no**'} |")
     lines.append("")
     base = None
