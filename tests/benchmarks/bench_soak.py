@@ -51,27 +51,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def tree_memory(pid: int) -> dict[str, int]:
-    """PSS and RSS of a process and all its descendants (the worker is a cluster of processes)."""
-    total = {"pss": 0, "rss": 0}
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        figures = memory(current)
-        if figures is not None:
-            total["pss"] += figures["pss"]
-            total["rss"] += figures["rss"]
-        pending += children(current)
-    return total
-
-
 def tree_pids(pid: int) -> list[int]:
+    """A process and all its descendants."""
     found, pending = [], [pid]
     while pending:
         current = pending.pop()
         found.append(current)
         pending += children(current)
     return found
+
+
+def tree_memory(pid: int) -> dict[str, int]:
+    """PSS and RSS of a process and all its descendants (the worker is a cluster of processes)."""
+    total = {"pss": 0, "rss": 0}
+    for member in tree_pids(pid):
+        figures = memory(member)
+        if figures is not None:
+            total["pss"] += figures["pss"]
+            total["rss"] += figures["rss"]
+    return total
 
 
 @contextlib.contextmanager
