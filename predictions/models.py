@@ -205,12 +205,6 @@ class ModelPrediction(models.Model):
                 condition=Q(status="aktiv"),
                 name="predictions_due_idx",
             ),
-            # The listener's max-log cap: pending rows of one model, coin and tag.
-            models.Index(
-                fields=["active_model", "coin_id", "tag"],
-                condition=Q(status="aktiv"),
-                name="predictions_pending_cap_idx",
-            ),
             # /api/stats windows (last hour/day/week): rows arrive in created_at order, so BRIN suffices.
             BrinIndex(fields=["created_at"], name="predictions_created_idx"),
         ]

@@ -195,6 +195,10 @@ MODEL_CACHE_SIZE = env_int("MODEL_CACHE_SIZE", 50, minimum=1, maximum=10_000)
 # room, so the default takes up to ~130 MB; below the rows of the coins that trade within a few minutes, coins are
 # read afresh (up to FEATURE_HISTORY_SIZE rows each) on every event.
 HISTORY_CACHE_MAX_ROWS = env_int("HISTORY_CACHE_MAX_ROWS", 500_000, minimum=1000, maximum=100_000_000)
+# A coin without events for this long leaves the history cache; every cached coin is read afresh at least this often
+# (the safety net for writes that bypass the coin_metrics triggers).
+HISTORY_CACHE_IDLE_SECONDS = env_number("HISTORY_CACHE_IDLE_SECONDS", 300.0, minimum=1, maximum=86_400)
+HISTORY_CACHE_MAX_AGE_SECONDS = env_number("HISTORY_CACHE_MAX_AGE_SECONDS", 600.0, minimum=1, maximum=86_400)
 # Backtests: the longest range one run may replay, and how long a run may go without a sign of life before it
 # counts as crashed (failed).
 BACKTEST_MAX_RANGE_DAYS = env_int("BACKTEST_MAX_RANGE_DAYS", 31, minimum=1, maximum=3650)

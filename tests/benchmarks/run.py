@@ -11,6 +11,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -72,22 +73,28 @@ def main() -> None:
                   "backtest": bench_backtest, "limits": bench_limits, "storage": bench_storage,
                   "worker": bench_worker, "consistency": bench_consistency, "memory": bench_memory,
                   "scaleout": bench_scaleout}
-    sections = []
-    for name, module in benchmarks.items():
-        if selected and name not in selected:
-            continue
+    chosen = [name for name in benchmarks if not selected or name in selected]
+    began = time.monotonic()
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # Each section is appended as soon as its benchmark ends: a long run that is stopped keeps what it measured.
+    _append(f"## Run of {stamp}\n\nMachine: {machine()}; benchmarks: {', '.join(chosen)}\n")
+    for name in chosen:
         url = fresh_database()
         print(f"== {name}", flush=True)
-        section = module.run(url)
+        section = benchmarks[name].run(url)
         print(section, flush=True)
-        sections.append(section)
-
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    header = "# Benchmarks\n\nAppended by `make bench`; newest run last.\n"
-    existing = RESULTS.read_text() if RESULTS.exists() else header
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(existing.rstrip() + f"\n\n## Run of {stamp}\n\nMachine: {machine()}\n\n" + "\n\n".join(sections) + "\n")
+        _append(section.rstrip() + "\n")
+    _append(f"Whole run ({len(chosen)} benchmarks): {(time.monotonic() - began) / 60:.1f} min, ended "
+            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n")
     print(f"results appended to {RESULTS.relative_to(PROJECT_DIR)}")
+
+
+def _append(text: str) -> None:
+    if not RESULTS.exists():
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text("# Benchmarks\n\nAppended by `make bench`; newest run last.\n")
+    with RESULTS.open("a") as results:
+        results.write("\n" + text)
 
 
 if __name__ == "__main__":

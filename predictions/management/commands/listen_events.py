@@ -56,8 +56,8 @@ class Command(BaseCommand):
         self.histories = HistoryCache(
             limit=settings.FEATURE_HISTORY_SIZE,
             max_rows=settings.HISTORY_CACHE_MAX_ROWS,
-            idle_seconds=getattr(settings, "HISTORY_CACHE_IDLE_SECONDS", 300.0),
-            max_age_seconds=getattr(settings, "HISTORY_CACHE_MAX_AGE_SECONDS", 600.0),
+            idle_seconds=settings.HISTORY_CACHE_IDLE_SECONDS,
+            max_age_seconds=settings.HISTORY_CACHE_MAX_AGE_SECONDS,
         )
         self.heartbeat = Heartbeat("listener")
         self.doorbell: psycopg.Connection | None = None
