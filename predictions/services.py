@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -31,6 +33,13 @@ CLASSIC_HORIZON = timedelta(minutes=10)
 CLAIM_SQL = """
 DELETE FROM coin_metrics_queue
  WHERE id IN (SELECT id FROM coin_metrics_queue ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+RETURNING mint, data_timestamp, phase_id, enqueued_at
+"""
+# A lane's claim leaves the coins that another lane of the process has in hand queued for a later batch.
+LANE_CLAIM_SQL = """
+DELETE FROM coin_metrics_queue
+ WHERE id IN (SELECT id FROM coin_metrics_queue WHERE NOT (mint = ANY(%s::text[]))
+               ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
 RETURNING mint, data_timestamp, phase_id, enqueued_at
 """
 
@@ -78,6 +87,8 @@ WITH ev AS MATERIALIZED (
 )
 SELECT active_model_id, coin_id FROM ins
 """
+
+LOCK_MODEL_ROWS_SQL = "SELECT id FROM prediction_active_models WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE"
 
 UPSERT_SCAN_CACHE_SQL = """
 INSERT INTO coin_scan_cache (coin_id, active_model_id, last_scan_at, last_prediction, last_probability, was_alert,
@@ -151,6 +162,35 @@ def _batch_index(items) -> tuple[list, list, list[int], list[int]]:
     return events, models, event_of, model_of
 
 
+class Lanes:
+    """Lets several threads of one listener run batches side by side, so that one computes features and scores while
+    the others claim, store and commit (on two cores the listener and PostgreSQL otherwise wait for each other).
+
+    A coin is in one lane's batch at a time: a claim skips the coins other lanes hold until their batch committed, so a
+    coin's ignore window, scan interval, max-log caps and history are exactly what a one-lane listener would see.
+    The history cache and the engine are used by one lane at a time (`computing`).
+    """
+
+    def __init__(self):
+        self.computing = threading.Lock()
+        self._held_lock = threading.Lock()
+        self._held: Counter = Counter()  # coin → lanes holding it (one, by construction; counted to be safe)
+
+    @contextlib.contextmanager
+    def claiming(self):
+        """Held from the claim until its coins are registered, so that two lanes never claim rows of one coin."""
+        with self._held_lock:
+            yield sorted(self._held)
+
+    def hold(self, mints) -> None:
+        self._held.update(mints)  # under claiming()
+
+    def release(self, mints) -> None:
+        with self._held_lock:
+            self._held.subtract(mints)
+            self._held = +self._held
+
+
 @dataclass
 class BatchReport:
     claimed: int = 0
@@ -171,7 +211,8 @@ def newest_per_coin(claimed_rows) -> list[CoinEvent]:
 
 
 def process_pending_batch(
-    *, limit: int, cache: ModelCache, history_limit: int, history_cache: HistoryCache | None = None
+    *, limit: int, cache: ModelCache, history_limit: int, history_cache: HistoryCache | None = None,
+    lanes: Lanes | None = None,
 ) -> BatchReport:
     """Claim up to `limit` queued rows and predict them with every active model, in one transaction.
 
@@ -181,51 +222,70 @@ def process_pending_batch(
 
     Each coin's features come from its rows at or before the time of its newest claimed row, as they are committed
     during this batch: what /api/predict (predict_coin) computes for that coin and time at that moment, however
-    many listeners run and whichever of them read newer rows of the coin already.
+    many listeners run and whichever of them read newer rows of the coin already. `lanes`: this call is one of
+    several threads of the process (see Lanes).
     """
     report = BatchReport()
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(CLAIM_SQL, [limit])
-            claimed = cursor.fetchall()
-        if not claimed:
-            return report
-        report.claimed = len(claimed)
-        malformed = _malformed_prices(claimed)
-        if history_cache is not None:
-            if history_cache.limit != history_limit:
-                history_cache.clear()
-                history_cache.limit = history_limit
-            history_cache.forget_late_rows(claimed)
-        events = newest_per_coin(claimed)
-        moments = {event.mint: event.timestamp for event in events}
-        if history_cache is not None:
-            load_histories = lambda requests: history_cache.histories(requests, until=moments)  # noqa: E731
-        else:
-            load_histories = lambda requests: history.coin_histories(  # noqa: E731
-                requests=requests, limit=history_limit, until=moments
-            )
-        report.coins = len(events)
-        models = active_served_models()
-        metrics.ACTIVE_MODELS.set(len(models))
-        now = timezone.now()
-        if models:
+    held: list[str] = []
+    try:
+        with transaction.atomic():
+            claimed = _claim(limit, lanes, held)
+            if not claimed:
+                return report
+            report.claimed = len(claimed)
+            malformed = _malformed_prices(claimed)
+            events = newest_per_coin(claimed)
+            moments = {event.mint: event.timestamp for event in events}
+            if history_cache is not None:
+                load_histories = lambda requests: history_cache.histories(requests, until=moments)  # noqa: E731
+            else:
+                load_histories = lambda requests: history.coin_histories(  # noqa: E731
+                    requests=requests, limit=history_limit, until=moments
+                )
+            report.coins = len(events)
+            models = active_served_models()
+            metrics.ACTIVE_MODELS.set(len(models))
+            now = timezone.now()
             mints = [e.mint for e in events]
-            output = run_models(
-                models=models,
-                events=events,
-                scan_states=selectors.scan_states(
-                    mints=mints, model_ids=[m.id for m in models], now=now,
-                    min_scan_intervals=[m.min_scan_interval_seconds for m in models],
-                ),
-                load_histories=load_histories,
-                cache=cache,
-                now=now,
-            )
-            _store(output, report, now)
+            scan_states = selectors.scan_states(
+                mints=mints, model_ids=[m.id for m in models], now=now,
+                min_scan_intervals=[m.min_scan_interval_seconds for m in models],
+            ) if models else {}
+            with lanes.computing if lanes is not None else contextlib.nullcontext():
+                if history_cache is not None:
+                    if history_cache.limit != history_limit:
+                        history_cache.clear()
+                        history_cache.limit = history_limit
+                    history_cache.forget_late_rows(claimed)
+                output = run_models(models=models, events=events, scan_states=scan_states,
+                                    load_histories=load_histories, cache=cache, now=now) if models else None
+            if output is not None:
+                _store(output, report, now)
+    finally:
+        if lanes is not None and held:
+            lanes.release(held)  # after the commit (or the rollback): the coins' next rows may be claimed
     _observe(claimed, report)
     _report_malformed(malformed, claimed=len(claimed))
     return report
+
+
+def _claim(limit: int, lanes: Lanes | None, held: list[str]) -> list[tuple]:
+    """Take up to `limit` queued rows (deleted with this transaction); with lanes, the claimed coins go in `held`."""
+    with connection.cursor() as cursor:
+        if lanes is None:
+            cursor.execute(CLAIM_SQL, [limit])
+            return cursor.fetchall()
+        with lanes.claiming() as others:
+            cursor.execute(LANE_CLAIM_SQL, ["{" + ",".join(_quoted(mint) for mint in others) + "}", limit])
+            claimed = cursor.fetchall()
+            held.extend({row[0] for row in claimed})
+            lanes.hold(held)
+        return claimed
+
+
+def _quoted(word: str) -> str:
+    """One element of a PostgreSQL text array literal."""
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _store(output: EngineOutput, report: BatchReport, now: datetime, *, apply_caps: bool = True) -> None:
@@ -291,6 +351,9 @@ def _insert_predictions(items: list[Prediction], ms_per_row: dict, now: datetime
         "tags": "{" + ",".join([item.tag for item in items]) + "}",
     }
     with connection.cursor() as cursor:
+        # The INSERT adds to each model's counters; taking the models' rows first, in id order, makes concurrent
+        # batches (lanes, listeners) queue for them instead of deadlocking on an order of their own.
+        cursor.execute(LOCK_MODEL_ROWS_SQL, [sorted(model.id for model in served)])
         cursor.execute(INSERT_PREDICTIONS_SQL, params)
         return set(cursor.fetchall())
 
@@ -318,7 +381,7 @@ def _update_scan_cache(items: list[Prediction], now: datetime) -> None:
 
 def _malformed_prices(claimed) -> list[tuple[str, bool, bool]]:
     """(mint, price is NULL, price is NaN) of each claimed row whose price_close is unusable."""
-    mints = "{" + ",".join('"' + row[0].replace("\\", "\\\\").replace('"', '\\"') + '"' for row in claimed) + "}"
+    mints = "{" + ",".join(_quoted(row[0]) for row in claimed) + "}"
     micros = "{" + ",".join(str((row[1] - _EPOCH) // _MICROSECOND) for row in claimed) + "}"
     with connection.cursor() as cursor:
         cursor.execute(MALFORMED_PRICES_SQL, [mints, micros])

@@ -16,7 +16,7 @@ from modelregistry.models import ActiveModel, ModelArtifact, ModelSource
 from modelregistry.services import register_model
 from modelregistry.serving import model_cache
 from predictions.models import CoinScanCache, ModelPrediction
-from predictions.services import process_pending_batch
+from predictions.services import Lanes, process_pending_batch
 from pumpserver.models import ProcessHeartbeat
 from tests import parity
 from tests.conftest import PROJECT_DIR, test_database_url
@@ -261,10 +261,11 @@ def test_two_listeners_share_the_stream_without_duplicates(market):
         assert ModelPrediction.objects.filter(active_model=model, coin_id=mint, prediction_timestamp=newest).exists()
 
 
-def test_sigterm_mid_stream_loses_no_claimed_work(market):
+@pytest.mark.parametrize("lanes", ["1", "2"])
+def test_sigterm_mid_stream_loses_no_claimed_work(market, lanes):
     register_xgb()
     mints = sorted({row[MINT] for row in ROWS})
-    process = listener_process("--batch-size", "2")
+    process = listener_process("--batch-size", "2", "--lanes", lanes)
     try:
         for index in range(0, 120):
             insert(market, [rows_of(mint)[index] for mint in mints])
@@ -281,3 +282,28 @@ def test_sigterm_mid_stream_loses_no_claimed_work(market):
     for mint in mints:
         newest = datetime.fromisoformat(rows_of(mint)[119][1])
         assert ModelPrediction.objects.filter(coin_id=mint, prediction_timestamp=newest).exists()
+
+
+def test_a_lane_leaves_the_coins_another_lane_holds_queued(market):
+    model = register_xgb()
+    mints = sorted({row[MINT] for row in ROWS})
+    insert(market, [rows_of(mint)[index] for index in range(40) for mint in mints])
+    lanes = Lanes()
+    with lanes.claiming():  # another lane has the first coin in hand
+        lanes.hold([mints[0]])
+    report = process_pending_batch(limit=10_000, cache=model_cache(size=10), history_limit=1000, lanes=lanes)
+    assert report.claimed == 40 * (len(mints) - 1)
+    assert set(ModelPrediction.objects.filter(active_model=model).values_list("coin_id", flat=True)) == set(mints[1:])
+    queued = market.execute("SELECT DISTINCT mint FROM coin_metrics_queue").fetchall()
+    assert queued == [(mints[0],)]
+    with lanes.claiming() as held:
+        assert held == [mints[0]]  # this lane's coins were let go when its batch committed
+    lanes.release([mints[0]])
+    process_pending_batch(limit=10_000, cache=model_cache(size=10), history_limit=1000, lanes=lanes)
+    assert ModelPrediction.objects.filter(active_model=model, coin_id=mints[0]).exists()
+    assert market.execute("SELECT count(*) FROM coin_metrics_queue").fetchone() == (0,)
+
+
+def test_lanes_below_one_are_refused():
+    with pytest.raises(CommandError, match="--lanes must be at least 1"):
+        call_command("listen_events", once=True, lanes=-1)

@@ -69,12 +69,13 @@ def register_models() -> list[ActiveModel]:
     return models
 
 
-def listener_process() -> subprocess.Popen:
+def listener_process(*, lanes: int = 1) -> subprocess.Popen:
     """`manage.py listen_events` as operators run it, one row per batch (so listeners split every coin's rows)."""
     env = {**os.environ, "DATABASE_URL": test_database_url(), "DJANGO_SETTINGS_MODULE": "pumpserver.test_settings",
            "FEATURE_HISTORY_SIZE": str(HISTORY_LIMIT)}
     return subprocess.Popen(
-        [sys.executable, "manage.py", "listen_events", "--poll-interval", "1", "--batch-size", "1"],
+        [sys.executable, "manage.py", "listen_events", "--poll-interval", "1", "--batch-size", "1",
+         "--lanes", str(lanes)],
         cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
@@ -122,15 +123,15 @@ def expected_probability(cache: dict, prediction: ModelPrediction) -> float:
     return cache[key][prediction.active_model_id]
 
 
-@pytest.mark.parametrize("listeners", [1, 2, 4])
-def test_every_stored_probability_equals_predict_as_of_its_claim(market, settings, listeners):
+@pytest.mark.parametrize(("listeners", "lanes"), [(1, 1), (2, 1), (4, 1), (1, 2), (2, 2)])
+def test_every_stored_probability_equals_predict_as_of_its_claim(market, settings, listeners, lanes):
     settings.FEATURE_HISTORY_SIZE = HISTORY_LIMIT
     register_models()
     inserted = {mint: rows_of(mint)[:PREFILL] for mint in MINTS}
     with market.cursor() as cursor:
         cursor.executemany(INSERT_SQL, [row for mint in MINTS for row in inserted[mint]])
     market.execute("DELETE FROM coin_metrics_queue")  # a history to start from, not work
-    processes = [listener_process() for _ in range(listeners)]
+    processes = [listener_process(lanes=lanes) for _ in range(listeners)]
     checked, seen_id = 0, 0
     try:
         for step in range(STEPS):

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import psycopg
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 
 from inference import ml_imports
@@ -22,7 +24,7 @@ from inference.scoring import return_freed_memory
 from modelregistry.serving import model_cache
 from predictions import selectors
 from predictions.collector_schema import CHANNEL
-from predictions.services import process_pending_batch
+from predictions.services import Lanes, process_pending_batch
 from pumpserver import metrics
 from pumpserver.database import open_connection
 from pumpserver.heartbeat import Heartbeat
@@ -45,10 +47,21 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="process everything queued, then exit")
         parser.add_argument("--batch-size", type=int, default=None, help="most rows per batch (BATCH_SIZE)")
         parser.add_argument("--poll-interval", type=float, default=None, help="seconds (POLLING_INTERVAL_SECONDS)")
+        parser.add_argument("--lanes", type=int, default=None, help="batches in flight at once (LISTENER_LANES)")
 
-    def handle(self, *args, once: bool, batch_size: int | None, poll_interval: float | None, **options):
+    def handle(self, *args, once: bool, batch_size: int | None, poll_interval: float | None, lanes: int | None,
+               **options):
         self.batch_size = batch_size or settings.BATCH_SIZE
         self.poll_interval = poll_interval or settings.POLLING_INTERVAL_SECONDS
+        lanes = lanes or settings.LISTENER_LANES
+        if lanes < 1:
+            raise CommandError("--lanes must be at least 1")
+        # With more than one lane, threads of their own (each with its own database connection) run batches side by
+        # side; one lane runs in this thread, as it always did.
+        self.lanes = Lanes() if lanes > 1 else None
+        self.pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="lane") if lanes > 1 else None
+        self.lane_count = lanes
+        self.counter_lock = threading.Lock()
         self.stopping = False
         ml_imports.serve_only()  # before the first batch loads the models: ~65-95 MB less
         previous_handlers = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -66,7 +79,8 @@ class Command(BaseCommand):
         self.next_trim = 0.0
         backoff = 1.0
 
-        logger.info("listener started (batch size %d, poll every %.1fs)", self.batch_size, self.poll_interval)
+        logger.info("listener started (batch size %d, poll every %.1fs, %d lane%s)", self.batch_size,
+                    self.poll_interval, lanes, "" if lanes == 1 else "s")
         while not self.stopping:
             try:
                 self._ensure_doorbell()
@@ -90,32 +104,48 @@ class Command(BaseCommand):
 
     def _drain(self) -> bool:
         """Process batches until the queue is empty (or we are asked to stop). True if anything was claimed."""
-        claimed_any = False
-        while not self.stopping:
-            close_old_connections()
-            report = process_pending_batch(
-                limit=self.batch_size, cache=self.cache, history_limit=settings.FEATURE_HISTORY_SIZE,
-                history_cache=self.histories,
-            )
-            self.heartbeat.beat(predicted=self.predicted, models_loaded=len(self.cache),
-                                history_rows=self.histories.rows, history_max_rows=self.histories.max_rows,
-                                history_entries=len(self.histories))
-            if not report.claimed:
-                break
-            claimed_any = True
-            if time.monotonic() >= self.next_trim:
-                # Feature arrays and history reads leave freed heap behind; glibc keeps it resident
-                # unless asked (~1-8 ms per call, so at most every TRIM_SECONDS).
-                return_freed_memory()
-                self.next_trim = time.monotonic() + TRIM_SECONDS
-            self.predicted += len(report.stored)
-            logger.debug(
-                "batch: %d rows, %d coins, %d stored, %d capped, %d model failures",
-                report.claimed, report.coins, len(report.stored), len(report.capped), len(report.failures),
-            )
-            if report.claimed < self.batch_size:
-                break
+        if self.pool is None:
+            claimed_any = self._drain_lane()
+        else:
+            # Every lane drains; all have finished before this returns, so that a database error (raised here, after
+            # the others stopped) is handled while no lane uses the caches.
+            futures = [self.pool.submit(self._drain_lane) for _ in range(self.lane_count)]
+            wait(futures)
+            claimed_any = any([future.result() for future in futures])
         metrics.QUEUE_DEPTH.set(selectors.queue_depth())
+        return claimed_any
+
+    def _drain_lane(self) -> bool:
+        claimed_any = False
+        try:
+            while not self.stopping:
+                close_old_connections()
+                report = process_pending_batch(
+                    limit=self.batch_size, cache=self.cache, history_limit=settings.FEATURE_HISTORY_SIZE,
+                    history_cache=self.histories, lanes=self.lanes,
+                )
+                with self.counter_lock:
+                    self.predicted += len(report.stored)
+                self.heartbeat.beat(predicted=self.predicted, models_loaded=len(self.cache),
+                                    history_rows=self.histories.rows, history_max_rows=self.histories.max_rows,
+                                    history_entries=len(self.histories))
+                if not report.claimed:
+                    break
+                claimed_any = True
+                if time.monotonic() >= self.next_trim:
+                    # Feature arrays and history reads leave freed heap behind; glibc keeps it resident
+                    # unless asked (~1-8 ms per call, so at most every TRIM_SECONDS).
+                    self.next_trim = time.monotonic() + TRIM_SECONDS
+                    return_freed_memory()
+                logger.debug(
+                    "batch: %d rows, %d coins, %d stored, %d capped, %d model failures",
+                    report.claimed, report.coins, len(report.stored), len(report.capped), len(report.failures),
+                )
+                if report.claimed < self.batch_size:
+                    break
+        finally:
+            if self.pool is not None:
+                connection.close_if_unusable_or_obsolete()  # a lane's connection must not outlive a failure
         return claimed_any
 
     def _ensure_doorbell(self) -> None:
@@ -167,7 +197,16 @@ class Command(BaseCommand):
         while not self.stopping and time.monotonic() < deadline:
             time.sleep(min(WAIT_SLICE_SECONDS, deadline - time.monotonic()))
 
+    @staticmethod
+    def _close_lane_connection(everyone: threading.Barrier) -> None:
+        connection.close()
+        everyone.wait(timeout=10)  # so that every lane thread takes one of these calls
+
     def _shutdown(self) -> None:
+        if self.pool is not None:  # each lane closes its own connection (connections belong to their thread)
+            everyone = threading.Barrier(self.lane_count)
+            wait([self.pool.submit(self._close_lane_connection, everyone) for _ in range(self.lane_count)])
+            self.pool.shutdown(wait=True)
         try:
             self.heartbeat.stop()
         except DatabaseError:
