@@ -53,7 +53,8 @@ from tests.benchmarks.bench_listener import (
     prepare,
 )
 
-LISTENER_COUNTS = (1, 2, 4)
+# (listener processes, lanes per listener): more processes, and one process with two batches in flight.
+LISTENER_SETUPS = ((1, 1), (2, 1), (4, 1), (1, 2))
 RATES = (500, 1000, 1500, 2000)
 STEP_SECONDS, STEP_WARMUP = 38, 8
 WARM_UP_TIMEOUT = 180
@@ -149,18 +150,18 @@ def warm_up_all(bench: Bench) -> None:
     raise RuntimeError(f"not every listener loaded its models; see {bench.log_path.parent}/bench-listener*.log")
 
 
-def listener_curve(bench: Bench, processes: int) -> tuple[list[Phase], int | None]:
-    bench.start_listener(processes=processes)
+def listener_curve(bench: Bench, processes: int, lanes: int) -> tuple[list[Phase], int | None]:
+    bench.start_listener(processes=processes, lanes=lanes)
     bench.watcher = ClaimWatcher(bench.url)
     bench.watcher.start()
     phases: list[Phase] = []
     try:
         warm_up_all(bench)
-        print(f"scale-out: {processes} listener(s), priming the history caches at {RATES[0]} rows/s", flush=True)
+        print(f"scale-out: {processes} listener(s) × {lanes} lane(s), priming the history caches at {RATES[0]} rows/s", flush=True)
         primed = bench.run_phase(Phase(RATES[0], PRIME_SECONDS, STEP_WARMUP))
         print("  (not reported) " + _phase_line(primed), flush=True)
         for rate in RATES:
-            print(f"scale-out: {processes} listener(s), {rate} rows/s", flush=True)
+            print(f"scale-out: {processes} listener(s) × {lanes} lane(s), {rate} rows/s", flush=True)
             phases.append(bench.run_phase(Phase(rate, STEP_SECONDS, STEP_WARMUP)))
             print("  " + _phase_line(phases[-1]), flush=True)
             if bench.watcher.error:
@@ -265,10 +266,10 @@ def judge_backlog(url: str, postmaster: int | None, *, processes: int, start: da
 def run(url: str) -> str:
     began = time.monotonic()
     bench, _setup, prefill = prepare(url, bench_type=ScaleBench)
-    curves: dict[int, tuple[list[Phase], int | None]] = {}
+    curves: dict[tuple[int, int], tuple[list[Phase], int | None]] = {}
     load_listeners = os.getloadavg()
-    for processes in LISTENER_COUNTS:
-        curves[processes] = listener_curve(bench, processes)
+    for processes, lanes in LISTENER_SETUPS:
+        curves[processes, lanes] = listener_curve(bench, processes, lanes)
     listener_minutes = (time.monotonic() - began) / 60
     print("scale-out: due predictions for the workers", flush=True)
     data = bench_worker.build_data(url, now=datetime.now(timezone.utc))
@@ -287,10 +288,11 @@ def run(url: str) -> str:
 
 def _report(curves, judged, *, prefill, data, loads, listener_minutes, elapsed) -> str:
     lines = [
-        "### Scale-out: 1, 2 and 4 listeners, 1, 2 and 4 workers, one PostgreSQL",
+        "### Scale-out: 1, 2 and 4 listeners (and one with 2 lanes), 1, 2 and 4 workers, one PostgreSQL",
         "",
         f"Listeners: the listener benchmark's market and models (10 models, {COINS:,} coins; prefill "
-        f"{prefill.removeprefix('simulate_market: ')}), N `listen_events` processes against the one database, the "
+        f"{prefill.removeprefix('simulate_market: ')}), N `listen_events` processes against the one database (× 2 lanes: one process with "
+        "`--lanes 2`, two batches in flight), the "
         f"generator, PostgreSQL and all listeners on the same machine. Each step offers a rate for {STEP_SECONDS} s "
         f"(measured after {STEP_WARMUP} s); the ladder ({', '.join(f'{r:,}' for r in RATES)} rows/s) stops at the "
         f"first rate not sustained; before it, an unreported {PRIME_SECONDS} s step at {RATES[0]:,} rows/s fills every "
@@ -301,29 +303,29 @@ def _report(curves, judged, *, prefill, data, loads, listener_minutes, elapsed) 
         "); per claimed row in ms. "
         f"Load average (1/5/15 min) at the start: {loads[0][0]:.2f} / {loads[0][1]:.2f} / {loads[0][2]:.2f}.",
         "",
-        "| listeners | offered rows/s | claimed rows/s | predictions stored/s | rows predicted on their own | "
+        "| listeners × lanes | offered rows/s | claimed rows/s | predictions stored/s | rows predicted on their own | "
         "batches/s (coins predicted each) | p50 / p99 ms | CPU listeners / PostgreSQL / generator / other | CPU per claimed row: listeners / "
         "PostgreSQL | sustained |",
         "|---:|---:|---:|---:|---:|---:|---|---|---|---|",
     ]
-    for processes, (phases, _peak) in curves.items():
+    for (processes, lanes), (phases, _peak) in curves.items():
         for p in phases:
             per_row = " / ".join(f"{1000 * p.cpu[k] / max(p.claimed, 1e-9):.2f}" for k in ("listener", "postgres"))
             cpu = " / ".join(f"{p.cpu[k]:.0%}" for k in ("listener", "postgres", "generator", "other"))
             lines.append(
-                f"| {processes} | {p.offered:,.0f} (target {p.rate:,}) | {p.claimed:,.0f} | {p.predictions:,.0f} | "
+                f"| {processes} × {lanes} | {p.offered:,.0f} (target {p.rate:,}) | {p.claimed:,.0f} | {p.predictions:,.0f} | "
                 f"{p.predicted_share:.0%} | {p.batches / max(p.ended_wall - p.began_wall, 1e-9):.1f} "
                 f"({p.coins_per_batch:,.0f}) | {p.percentile(50):,.0f} / {p.percentile(99):,.0f} | {cpu} | {per_row} | "
                 f"{'yes' if p.sustained else '**no**'} |")
     lines.append("")
     base = None
-    for processes, (phases, peak) in curves.items():
+    for (processes, lanes), (phases, peak) in curves.items():
         sustained = [p for p in phases if p.sustained]
         every_row = [p for p in sustained if p.every_row]
         best = max((p.claimed for p in phases), default=0.0)
         base = base or best
         lines.append(
-            f"- {processes} listener(s): highest claimed {best:,.0f} rows/s ({best / max(base, 1e-9):.2f}× one "
+            f"- {processes} listener(s) × {lanes} lane(s): highest claimed {best:,.0f} rows/s ({best / max(base, 1e-9):.2f}× one "
             f"listener); highest sustained step {max((p.rate for p in sustained), default=0):,} rows/s, with every row "
             f"predicted on its own {max((p.rate for p in every_row), default=0):,} rows/s; largest peak RSS of one "
             f"listener {_mb(peak)}.")
