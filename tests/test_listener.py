@@ -304,6 +304,7 @@ def test_a_lane_leaves_the_coins_another_lane_holds_queued(market):
     assert market.execute("SELECT count(*) FROM coin_metrics_queue").fetchone() == (0,)
 
 
-def test_lanes_below_one_are_refused():
-    with pytest.raises(CommandError, match="--lanes must be at least 1"):
-        call_command("listen_events", once=True, lanes=-1)
+@pytest.mark.parametrize("lanes", [0, -1, 9])
+def test_lanes_outside_one_to_eight_are_refused(lanes):
+    with pytest.raises(CommandError, match=f"--lanes must be between 1 and 8, not {lanes}"):
+        call_command("listen_events", once=True, lanes=lanes)

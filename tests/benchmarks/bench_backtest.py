@@ -49,7 +49,7 @@ from tests.benchmarks.bench_listener import (
     warm_up,
 )
 
-BASELINE_REV = os.environ.get("BENCH_BACKTEST_BASELINE_REV", "a58ad51")  # the backtest core, before this work
+BASELINE_REV = os.environ.get("BENCH_BACKTEST_BASELINE_REV", "3594901")
 BASELINE_DIR = PROJECT_DIR / "var" / "bench-backtest-baseline"
 ROW_STEPS = tuple(int(n) for n in os.environ.get("BENCH_BACKTEST_ROWS", "1000000,3000000").split(","))
 BASELINE = os.environ.get("BENCH_BACKTEST_BASELINE", "1") != "0"

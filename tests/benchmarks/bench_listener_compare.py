@@ -1,6 +1,7 @@
 """The listener of two revisions, side by side in one run: does a change to the event path cost speed?
 
-A baseline revision (BENCH_BASELINE_REV, default: the last commit before the layered architecture) is checked out
+A baseline revision (BENCH_BASELINE_REV, default 17142d2: the event path before its leaner writes and lanes; any
+revision whose listener runs on the current schema will do) is checked out
 into var/bench-baseline with `git worktree` and runs against the very same database, models and market as the
 working tree, with the same virtual environment. Listeners of the two take turns (baseline, current, baseline,
 current) so that a machine that gets busier or quieter during the run weighs on both alike; each turn runs a
@@ -32,7 +33,7 @@ from tests.benchmarks.bench_listener import (
     warm_up,
 )
 
-BASELINE_REV = os.environ.get("BENCH_BASELINE_REV", "40fc820")
+BASELINE_REV = os.environ.get("BENCH_BASELINE_REV", "17142d2")
 BASELINE_DIR = PROJECT_DIR / "var" / "bench-baseline"
 TURNS = 2  # per revision
 LATENCY_RATE, LOAD_RATE = 500, 1000

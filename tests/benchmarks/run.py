@@ -12,6 +12,7 @@ import platform
 import subprocess
 import sys
 import time
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -78,15 +79,23 @@ def main() -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     # Each section is appended as soon as its benchmark ends: a long run that is stopped keeps what it measured.
     _append(f"## Run of {stamp}\n\nMachine: {machine()}; benchmarks: {', '.join(chosen)}\n")
+    failed = []
     for name in chosen:
         url = fresh_database()
         print(f"== {name}", flush=True)
-        section = benchmarks[name].run(url)
+        try:
+            section = benchmarks[name].run(url)
+        except Exception as exc:  # one broken benchmark must not cost the hours of the others
+            traceback.print_exc()
+            failed.append(name)
+            section = f"### {name}: failed\n\n`{type(exc).__name__}: {exc}` (traceback in the run's output).\n"
         print(section, flush=True)
         _append(section.rstrip() + "\n")
-    _append(f"Whole run ({len(chosen)} benchmarks): {(time.monotonic() - began) / 60:.1f} min, ended "
-            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n")
+    _append(f"Whole run ({len(chosen)} benchmarks{f', failed: {chr(44).join(failed)}' if failed else ''}): "
+            f"{(time.monotonic() - began) / 60:.1f} min, ended {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n")
     print(f"results appended to {RESULTS.relative_to(PROJECT_DIR)}")
+    if failed:
+        sys.exit(f"benchmarks failed: {', '.join(failed)}")
 
 
 def _append(text: str) -> None:

@@ -35,6 +35,7 @@ CONNECTION_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError,
 MAX_BACKOFF_SECONDS = 30.0
 WAIT_SLICE_SECONDS = 0.5  # how quickly a wait notices SIGTERM
 TRIM_SECONDS = 10.0  # freed heap is given back to the operating system at most this often
+MAX_LANES = 8  # as LISTENER_LANES allows: every lane holds a database connection of its own
 
 
 class Command(BaseCommand):
@@ -53,9 +54,9 @@ class Command(BaseCommand):
                **options):
         self.batch_size = batch_size or settings.BATCH_SIZE
         self.poll_interval = poll_interval or settings.POLLING_INTERVAL_SECONDS
-        lanes = lanes or settings.LISTENER_LANES
-        if lanes < 1:
-            raise CommandError("--lanes must be at least 1")
+        lanes = settings.LISTENER_LANES if lanes is None else lanes
+        if not 1 <= lanes <= MAX_LANES:
+            raise CommandError(f"--lanes must be between 1 and {MAX_LANES}, not {lanes}")
         # With more than one lane, threads of their own (each with its own database connection) run batches side by
         # side; one lane runs in this thread, as it always did.
         self.lanes = Lanes() if lanes > 1 else None
