@@ -152,8 +152,6 @@ def warm_up_all(bench: Bench) -> None:
 
 
 def listener_curve(bench: Bench, processes: int, lanes: int) -> tuple[list[Phase], int | None]:
-    # A ladder ends at a rate not sustained, with a backlog: the next set-up starts on an empty queue all the same.
-    bench.conn.execute("TRUNCATE coin_metrics_queue")
     bench.start_listener(processes=processes, lanes=lanes)
     bench.watcher = ClaimWatcher(bench.url)
     bench.watcher.start()
@@ -267,11 +265,19 @@ def judge_backlog(url: str, postmaster: int | None, *, processes: int, start: da
 
 
 def run(url: str) -> str:
+    from tests.benchmarks.run import fresh_database  # the runner imports this module: imported when it runs
+
     began = time.monotonic()
-    bench, _setup, prefill = prepare(url, bench_type=ScaleBench)
     curves: dict[tuple[int, int], tuple[list[Phase], int | None]] = {}
     load_listeners = os.getloadavg()
+    bench = None
     for processes, lanes in LISTENER_SETUPS:
+        # Every set-up gets the same fresh database, models and market: one that ran after others would find a
+        # database grown by their rows and do worse for it.
+        if bench is not None:
+            bench.conn.close()
+            url = fresh_database()
+        bench, _setup, prefill = prepare(url, bench_type=ScaleBench)
         curves[processes, lanes] = listener_curve(bench, processes, lanes)
     listener_minutes = (time.monotonic() - began) / 60
     print("scale-out: due predictions for the workers", flush=True)
@@ -294,7 +300,7 @@ def _report(curves, judged, *, prefill, data, loads, listener_minutes, elapsed) 
         "### Scale-out: 1, 2 and 4 listeners (and one with 2 lanes), 1, 2 and 4 workers, one PostgreSQL",
         "",
         f"Listeners: the listener benchmark's market and models (10 models, {COINS:,} coins; prefill "
-        f"{prefill.removeprefix('simulate_market: ')}), N `listen_events` processes against the one database (× 2 lanes: one process with "
+        f"{prefill.removeprefix('simulate_market: ')}; every set-up on a fresh database with this same market), N `listen_events` processes against the one database (× 2 lanes: one process with "
         "`--lanes 2`, two batches in flight), the "
         f"generator, PostgreSQL and all listeners on the same machine. Each step offers a rate for {STEP_SECONDS} s "
         f"(measured after {STEP_WARMUP} s); the ladder ({', '.join(f'{r:,}' for r in RATES)} rows/s) stops at the "
