@@ -189,7 +189,8 @@ POLLING_INTERVAL_SECONDS = env_number("POLLING_INTERVAL_SECONDS", 5.0, minimum=0
 # Most queued rows one listener claims per batch (a busy system drains the queue in batches of this size).
 BATCH_SIZE = env_int("BATCH_SIZE", 5000, minimum=1, maximum=100_000)
 # Batches one listener has in flight at once: with 2, one lane computes while another stores and commits.
-LISTENER_LANES = env_int("LISTENER_LANES", 1, minimum=1, maximum=8)
+MAX_LISTENER_LANES = 8  # every lane holds a database connection of its own
+LISTENER_LANES = env_int("LISTENER_LANES", 1, minimum=1, maximum=MAX_LISTENER_LANES)
 # Rows of history per coin the features see; the original server hard-coded 1000 (models depend on it).
 FEATURE_HISTORY_SIZE = env_int("FEATURE_HISTORY_SIZE", 1000, minimum=1, maximum=100_000)
 MODEL_CACHE_SIZE = env_int("MODEL_CACHE_SIZE", 50, minimum=1, maximum=10_000)

@@ -1,5 +1,6 @@
-"""Scale-out against one database: 1, 2 and 4 listeners on the listener benchmark's market, then 1, 2 and 4 workers
-judging the same backlog of due predictions.
+"""Scale-out against one database: 1, 2 and 4 listeners (and one listener with 2 lanes) on the listener benchmark's
+market, each set-up on a fresh database with the same models and market, then 1, 2 and 4 workers judging the same
+backlog of due predictions.
 
 Listeners: the listener benchmark as it is (its 10 models, 2,000 coins, 200,000 rows of prefilled history,
 `simulate_market` in a process of its own, CPU of each party read from /proc), with N `listen_events` processes

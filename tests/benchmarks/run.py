@@ -91,8 +91,9 @@ def main() -> None:
             section = f"### {name}: failed\n\n`{type(exc).__name__}: {exc}` (traceback in the run's output).\n"
         print(section, flush=True)
         _append(section.rstrip() + "\n")
-    _append(f"Whole run ({len(chosen)} benchmarks{f', failed: {chr(44).join(failed)}' if failed else ''}): "
-            f"{(time.monotonic() - began) / 60:.1f} min, ended {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n")
+    failures = f", failed: {', '.join(failed)}" if failed else ""
+    _append(f"Whole run ({len(chosen)} benchmarks{failures}): {(time.monotonic() - began) / 60:.1f} min, ended "
+            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n")
     print(f"results appended to {RESULTS.relative_to(PROJECT_DIR)}")
     if failed:
         sys.exit(f"benchmarks failed: {', '.join(failed)}")

@@ -35,7 +35,6 @@ CONNECTION_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError,
 MAX_BACKOFF_SECONDS = 30.0
 WAIT_SLICE_SECONDS = 0.5  # how quickly a wait notices SIGTERM
 TRIM_SECONDS = 10.0  # freed heap is given back to the operating system at most this often
-MAX_LANES = 8  # as LISTENER_LANES allows: every lane holds a database connection of its own
 
 
 class Command(BaseCommand):
@@ -48,15 +47,15 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="process everything queued, then exit")
         parser.add_argument("--batch-size", type=int, default=None, help="most rows per batch (BATCH_SIZE)")
         parser.add_argument("--poll-interval", type=float, default=None, help="seconds (POLLING_INTERVAL_SECONDS)")
-        parser.add_argument("--lanes", type=int, default=None, help="batches in flight at once (LISTENER_LANES)")
+        parser.add_argument("--lanes", type=int, default=None, help="batches in flight at once, 1 to 8 (LISTENER_LANES)")
 
     def handle(self, *args, once: bool, batch_size: int | None, poll_interval: float | None, lanes: int | None,
                **options):
         self.batch_size = batch_size or settings.BATCH_SIZE
         self.poll_interval = poll_interval or settings.POLLING_INTERVAL_SECONDS
         lanes = settings.LISTENER_LANES if lanes is None else lanes
-        if not 1 <= lanes <= MAX_LANES:
-            raise CommandError(f"--lanes must be between 1 and {MAX_LANES}, not {lanes}")
+        if not 1 <= lanes <= settings.MAX_LISTENER_LANES:
+            raise CommandError(f"--lanes must be between 1 and {settings.MAX_LISTENER_LANES}, not {lanes}")
         # With more than one lane, threads of their own (each with its own database connection) run batches side by
         # side; one lane runs in this thread, as it always did.
         self.lanes = Lanes() if lanes > 1 else None
