@@ -168,13 +168,23 @@ class Lanes:
 
     A coin is in one lane's batch at a time: a claim skips the coins other lanes hold until their batch committed, so a
     coin's ignore window, scan interval, max-log caps and history are exactly what a one-lane listener would see.
-    The history cache and the engine are used by one lane at a time (`computing`).
+    The history cache and the engine are used by one lane at a time (`computing`). A lane that found nothing to claim
+    while another has a batch in flight claims again when that one leaves the engine (`wait_for_turn`): the rows that
+    arrived meanwhile are then waiting, and its features and scores overlap the other lane's writes.
     """
 
     def __init__(self):
-        self.computing = threading.Lock()
+        self._engine = threading.Lock()
         self._held_lock = threading.Lock()
         self._held: Counter = Counter()  # coin → lanes holding it (one, by construction; counted to be safe)
+        self._turn = threading.Condition()
+        self._turns = 0  # how many times a lane left the engine or ended its batch
+
+    @contextlib.contextmanager
+    def computing(self):
+        with self._engine:
+            yield
+        self._next_turn()
 
     @contextlib.contextmanager
     def claiming(self):
@@ -189,6 +199,26 @@ class Lanes:
         with self._held_lock:
             self._held.subtract(mints)
             self._held = +self._held
+        self._next_turn()
+
+    def busy(self) -> bool:
+        """Whether some lane has a batch in flight."""
+        with self._held_lock:
+            return bool(self._held)
+
+    def turn(self) -> int:
+        with self._turn:
+            return self._turns
+
+    def wait_for_turn(self, *, after: int, timeout: float) -> None:
+        """Until a lane leaves the engine or ends its batch (counted from `turn()` = `after`), at most `timeout` s."""
+        with self._turn:
+            self._turn.wait_for(lambda: self._turns != after, timeout)
+
+    def _next_turn(self) -> None:
+        with self._turn:
+            self._turns += 1
+            self._turn.notify_all()
 
 
 @dataclass
@@ -251,7 +281,7 @@ def process_pending_batch(
                 mints=mints, model_ids=[m.id for m in models], now=now,
                 min_scan_intervals=[m.min_scan_interval_seconds for m in models],
             ) if models else {}
-            with lanes.computing if lanes is not None else contextlib.nullcontext():
+            with lanes.computing() if lanes is not None else contextlib.nullcontext():
                 if history_cache is not None:
                     if history_cache.limit != history_limit:
                         history_cache.clear()

@@ -17,6 +17,7 @@ from modelregistry.services import register_model
 from modelregistry.serving import model_cache
 from predictions.models import CoinScanCache, ModelPrediction
 from predictions.services import Lanes, process_pending_batch
+from pumpserver.database import open_connection
 from pumpserver.models import ProcessHeartbeat
 from tests import parity
 from tests.conftest import PROJECT_DIR, test_database_url
@@ -301,6 +302,38 @@ def test_a_lane_leaves_the_coins_another_lane_holds_queued(market):
     lanes.release([mints[0]])
     process_pending_batch(limit=10_000, cache=model_cache(size=10), history_limit=1000, lanes=lanes)
     assert ModelPrediction.objects.filter(active_model=model, coin_id=mints[0]).exists()
+    assert market.execute("SELECT count(*) FROM coin_metrics_queue").fetchone() == (0,)
+
+
+def listeners_waiting_to_store(market) -> int:
+    """Listener connections queued for the models' rows, i.e. lanes that have computed a batch and wait to store it."""
+    return market.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        " AND query LIKE %s", ["%prediction_active_models%FOR NO KEY UPDATE%"],
+    ).fetchone()[0]
+
+
+def test_a_second_lane_takes_the_rows_that_arrive_while_the_first_stores(market):
+    model = register_xgb()
+    first, second = sorted({row[MINT] for row in ROWS})[:2]
+    # Another writer holds the model's row, so a lane that has computed its batch waits to store it.
+    writer = open_connection(autocommit=False)
+    writer.execute("SELECT id FROM prediction_active_models WHERE id = %s FOR NO KEY UPDATE", [model.pk])
+    process = listener_process("--lanes", "2")
+    try:
+        insert(market, rows_of(first)[:40])
+        wait_until(lambda: listeners_waiting_to_store(market) == 1)
+        insert(market, rows_of(second)[:40])
+        wait_until(lambda: listeners_waiting_to_store(market) == 2)  # claimed and computed while the first waits
+        writer.rollback()
+        wait_until(lambda: ModelPrediction.objects.filter(active_model=model).count() == 2)
+    finally:
+        writer.close()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    stored = ModelPrediction.objects.filter(active_model=model).values_list("coin_id", "prediction_timestamp")
+    assert sorted(stored) == [(mint, datetime.fromisoformat(rows_of(mint)[39][1])) for mint in (first, second)]
     assert market.execute("SELECT count(*) FROM coin_metrics_queue").fetchone() == (0,)
 
 

@@ -55,7 +55,7 @@ from tests.benchmarks.bench_listener import (
 )
 
 # (listener processes, lanes per listener): one process with two batches in flight beside the one-lane process it
-# is compared with, then more processes.
+# is compared with, then more processes. BENCH_SCALEOUT_SETUPS="1x1,1x2" measures only those (and no workers).
 LISTENER_SETUPS = ((1, 1), (1, 2), (2, 1), (4, 1))
 RATES = (500, 1000, 1500, 2000)
 STEP_SECONDS, STEP_WARMUP = 38, 8
@@ -271,8 +271,11 @@ def run(url: str) -> str:
     began = time.monotonic()
     curves: dict[tuple[int, int], tuple[list[Phase], int | None]] = {}
     load_listeners = os.getloadavg()
+    chosen = os.environ.get("BENCH_SCALEOUT_SETUPS", "")
+    setups = [tuple(int(n) for n in pair.split("x")) for pair in chosen.split(",")] if chosen else LISTENER_SETUPS
+    worker_counts = () if chosen else WORKER_COUNTS
     bench = None
-    for processes, lanes in LISTENER_SETUPS:
+    for processes, lanes in setups:
         # Every set-up gets the same fresh database, models and market: one that ran after others would find a
         # database grown by their rows and do worse for it.
         if bench is not None:
@@ -281,11 +284,15 @@ def run(url: str) -> str:
         bench, _setup, prefill = prepare(url, bench_type=ScaleBench)
         curves[processes, lanes] = listener_curve(bench, processes, lanes)
     listener_minutes = (time.monotonic() - began) / 60
+    if not worker_counts:
+        bench.conn.close()
+        return _report(curves, [], prefill=prefill, data=None, loads=(load_listeners, None),
+                       listener_minutes=listener_minutes, elapsed=(time.monotonic() - began) / 60)
     print("scale-out: due predictions for the workers", flush=True)
     data = bench_worker.build_data(url, now=datetime.now(timezone.utc))
     load_workers = os.getloadavg()
     judged = []
-    for processes in WORKER_COUNTS:
+    for processes in worker_counts:
         print(f"scale-out: {processes} evaluating process(es)", flush=True)
         judged.append(judge_backlog(url, bench.postmaster, processes=processes, start=data["start"]))
         one = judged[-1]
@@ -339,8 +346,10 @@ def _report(curves, judged, *, prefill, data, loads, listener_minutes, elapsed) 
             f"listener); highest sustained step {max((p.rate for p in sustained), default=0):,} rows/s, with every row "
             f"predicted on its own {max((p.rate for p in every_row), default=0):,} rows/s; largest peak RSS of one "
             f"listener {_mb(peak)}.")
+    lines.append(f"- Listener part {listener_minutes:.1f} min.")
+    if not judged:
+        return "\n".join(lines)
     lines += [
-        f"- Listener part {listener_minutes:.1f} min.",
         "",
         f"Workers: {data['prices']:,} `coin_metrics` rows ({bench_worker.COINS:,} coins), "
         f"{judged[0]['due']:,} due predictions (10 models × {bench_worker.COINS:,} coins × {len(DUE_MINUTES)} minutes) "

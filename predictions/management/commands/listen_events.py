@@ -35,6 +35,7 @@ CONNECTION_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError,
 MAX_BACKOFF_SECONDS = 30.0
 WAIT_SLICE_SECONDS = 0.5  # how quickly a wait notices SIGTERM
 TRIM_SECONDS = 10.0  # freed heap is given back to the operating system at most this often
+LANE_RETRY_SECONDS = 0.05  # a lane with nothing to claim looks again this often while another lane is busy
 
 
 class Command(BaseCommand):
@@ -120,6 +121,7 @@ class Command(BaseCommand):
         try:
             while not self.stopping:
                 close_old_connections()
+                turn = self.lanes.turn() if self.lanes is not None else 0
                 report = process_pending_batch(
                     limit=self.batch_size, cache=self.cache, history_limit=settings.FEATURE_HISTORY_SIZE,
                     history_cache=self.histories, lanes=self.lanes,
@@ -130,6 +132,10 @@ class Command(BaseCommand):
                                     history_rows=self.histories.rows, history_max_rows=self.histories.max_rows,
                                     history_entries=len(self.histories))
                 if not report.claimed:
+                    if self.lanes is not None and self.lanes.busy():
+                        # Another lane's batch is in flight: rows arriving during it are this lane's to take.
+                        self.lanes.wait_for_turn(after=turn, timeout=LANE_RETRY_SECONDS)
+                        continue
                     break
                 claimed_any = True
                 if time.monotonic() >= self.next_trim:
@@ -141,8 +147,8 @@ class Command(BaseCommand):
                     "batch: %d rows, %d coins, %d stored, %d capped, %d model failures",
                     report.claimed, report.coins, len(report.stored), len(report.capped), len(report.failures),
                 )
-                if report.claimed < self.batch_size:
-                    break
+                if report.claimed < self.batch_size and self.lanes is None:
+                    break  # (a lane claims again at once: the queue is empty only if it then finds nothing)
         finally:
             if self.pool is not None:
                 connection.close_if_unusable_or_obsolete()  # a lane's connection must not outlive a failure
