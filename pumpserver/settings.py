@@ -190,7 +190,7 @@ POLLING_INTERVAL_SECONDS = env_number("POLLING_INTERVAL_SECONDS", 5.0, minimum=0
 BATCH_SIZE = env_int("BATCH_SIZE", 5000, minimum=1, maximum=100_000)
 # Batches one listener has in flight at once: with 2, one lane computes while another stores and commits.
 MAX_LISTENER_LANES = 8  # every lane holds a database connection of its own
-LISTENER_LANES = env_int("LISTENER_LANES", 1, minimum=1, maximum=MAX_LISTENER_LANES)
+LISTENER_LANES = env_int("LISTENER_LANES", 2, minimum=1, maximum=MAX_LISTENER_LANES)
 # Rows of history per coin the features see; the original server hard-coded 1000 (models depend on it).
 FEATURE_HISTORY_SIZE = env_int("FEATURE_HISTORY_SIZE", 1000, minimum=1, maximum=100_000)
 MODEL_CACHE_SIZE = env_int("MODEL_CACHE_SIZE", 50, minimum=1, maximum=10_000)
