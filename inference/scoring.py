@@ -62,6 +62,19 @@ def return_freed_memory() -> None:
         pass
 
 
+_M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
+
+
+def share_one_heap() -> None:
+    """Let every thread allocate from the one main heap (glibc only). By default glibc gives each thread that meets
+    a busy heap an arena of its own, and the listener's lanes then leave freed batch memory in several arenas: about
+    a tenth more resident memory with two lanes. The lanes take turns under the GIL, so one heap costs them nothing."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, 1)
+    except (OSError, AttributeError):
+        pass
+
+
 @dataclass(frozen=True)
 class ReadyModel:
     """A loaded estimator and the input columns it takes."""

@@ -20,7 +20,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, close_old
 
 from inference import ml_imports
 from inference.history_cache import HistoryCache
-from inference.scoring import return_freed_memory
+from inference.scoring import return_freed_memory, share_one_heap
 from modelregistry.serving import model_cache
 from predictions import selectors
 from predictions.collector_schema import CHANNEL
@@ -59,6 +59,8 @@ class Command(BaseCommand):
             raise CommandError(f"--lanes must be between 1 and {settings.MAX_LISTENER_LANES}, not {lanes}")
         # With more than one lane, threads of their own (each with its own database connection) run batches side by
         # side; one lane runs in this thread, as it always did.
+        if lanes > 1:
+            share_one_heap()  # before the lane threads start
         self.lanes = Lanes() if lanes > 1 else None
         self.pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="lane") if lanes > 1 else None
         self.lane_count = lanes
