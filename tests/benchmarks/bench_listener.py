@@ -381,12 +381,12 @@ class Bench:
             and phase.offered >= 0.85 * phase.rate  # else the generator (starved of CPU) did not offer the rate
         )
 
-    def start_listener(self, code_dir: Path = PROJECT_DIR, *, processes: int = 1, lanes: int = 1) -> None:
+    def start_listener(self, code_dir: Path = PROJECT_DIR, *, processes: int = 1, lanes: int | None = None) -> None:
         """`processes` `listen_events` processes against the one database (their CPU is counted together), each
-        with `lanes` batches in flight, running the code in `code_dir` (another checkout, to compare revisions).
-        The first logs to log_path, the others beside it."""
+        with `lanes` batches in flight (None: the code's default), running the code in `code_dir` (another checkout,
+        to compare revisions). The first logs to log_path, the others beside it."""
         # Only passed when asked for: older revisions compared by listener-compare have no --lanes.
-        lane_args = ["--lanes", str(lanes)] if lanes != 1 else []
+        lane_args = ["--lanes", str(lanes)] if lanes is not None else []
         paths = [self.log_path] + [self.log_path.with_name(f"{self.log_path.stem}-{n}.log")
                                    for n in range(2, processes + 1)]
         self.logs = [open(path, "w") for path in paths]
