@@ -59,10 +59,11 @@ class Command(BaseCommand):
             raise CommandError(f"--lanes must be between 1 and {settings.MAX_LISTENER_LANES}, not {lanes}")
         # With more than one lane, threads of their own (each with its own database connection) run batches side by
         # side; one lane runs in this thread, as it always did.
+        self.lanes, self.pool = None, None
         if lanes > 1:
             share_one_heap()  # before the lane threads start
-        self.lanes = Lanes() if lanes > 1 else None
-        self.pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="lane") if lanes > 1 else None
+            self.lanes = Lanes()
+            self.pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="lane")
         self.lane_count = lanes
         self.counter_lock = threading.Lock()
         self.stopping = False
