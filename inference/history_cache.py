@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Mapping
 
@@ -23,6 +23,7 @@ from inference.features import VALUE_COLUMNS, CoinHistories
 from inference.history import HistoryRequest, from_micros, read_history_rows, to_micros
 from inference.history_changes import ChangeReader, Changes
 
+_SWEEP_SECONDS = 1.0  # how often expired and idle coins are looked for
 _SPARE_ROWS = 16  # room for a coin's next rows (about one per batch), so most batches append without reallocating
 _PHASE_COLUMN = VALUE_COLUMNS.index("phase_id_at_time")
 
@@ -39,6 +40,9 @@ class _CachedHistory:
     expires_at: float
     used_at: float
     _view: tuple | None = None
+    # Every phase value of the rows appended so far (a superset of the held rows' phases once rows were dropped):
+    # when a filter admits all of them, the filter keeps every held row without a look at the rows.
+    phases: set = field(default_factory=set)
 
     @classmethod
     def of(cls, timestamps: np.ndarray, values: np.ndarray, *, limit: int, complete: bool, expires_at: float,
@@ -83,6 +87,7 @@ class _CachedHistory:
             self.values_buffer[:, :kept] = self.values_buffer[:, self.rows - kept : self.rows]
         self.timestamps_buffer[kept:total] = timestamps[len(timestamps) - new :]
         self.values_buffer[:, kept:total] = values[:, values.shape[1] - new :]
+        self.phases.update(self.values_buffer[_PHASE_COLUMN, kept:total].tolist())
         self.rows = total
         self._view = None
 
@@ -135,6 +140,7 @@ class HistoryCache:
         # A change older than every held entry can be pruned from the log: entries are re-read within max_age anyway.
         self.changes = ChangeReader(keep_seconds=max(3600.0, 2 * max_age_seconds), clock=clock) if track_changes else None
         self._truncated: set = set()  # entries that lost rows to a change and may now hold too few
+        self._next_sweep = float("-inf")
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -217,13 +223,18 @@ class HistoryCache:
         if self.changes is not None:
             self.forget_changes(self.changes.read())
         now = self.clock()
-        for key in [k for k, e in self._entries.items() if e.expires_at <= now or e.used_at < now - self.idle_seconds]:
-            self._drop(key)
+        if now >= self._next_sweep:  # memory: a look at every held coin, once a second is enough
+            self._next_sweep = now + _SWEEP_SECONDS
+            for key in [k for k, e in self._entries.items()
+                        if e.expires_at <= now or e.used_at < now - self.idle_seconds]:
+                self._drop(key)
 
         # Every requested coin is held unfiltered; (filter, coin) pairs held on their own are brought up to date too.
         wanted = {(None, mint) for mints in requests.values() for mint in mints}
         wanted.update((key, mint) for key, mints in requests.items() if key is not None for mint in mints
                       if (key, mint) in self._entries)
+        for pair in [pair for pair in wanted if pair in self._entries and self._entries[pair].expires_at <= now]:
+            self._drop(pair)  # expired since the last sweep: read afresh now
         self._refresh(sorted(wanted, key=lambda k: (k[1], k[0] is not None, k[0] or ())), now)
 
         views: dict = {}
@@ -336,11 +347,11 @@ class HistoryCache:
         if base is None:
             return None  # the coin has no rows at all
         timestamps, values = view = base.view()
-        if key is None:
-            return view
+        if key is None or base.phases.issubset(key):
+            return view  # the very same arrays: blocks of filters that change nothing are shared
         passes = np.isin(values[_PHASE_COLUMN], np.asarray(key, dtype=np.float64))
         if passes.all():
-            return view  # the very same arrays: blocks of filters that change nothing are shared
+            return view
         if base.complete or int(passes.sum()) >= self.limit:
             kept = np.flatnonzero(passes)[-self.limit:]
             return (timestamps[kept], values[:, kept]) if len(kept) else None

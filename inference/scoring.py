@@ -51,6 +51,7 @@ class ServedModel:
     artifact_sha256: str | None
     artifact_version: int | None
     updated_at: datetime
+    load_error: str | None = None  # as read for this batch: a model that serves again has it cleared
 
 
 def return_freed_memory() -> None:

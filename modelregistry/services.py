@@ -109,6 +109,8 @@ def mark_model_errored(*, model_id: int, error: str) -> None:
 
 def clear_model_errors(*, model_ids: list[int]) -> None:
     """Forget the load errors of these models (they served again); one statement, rows without an error untouched."""
+    if not model_ids:
+        return
     ActiveModel.objects.filter(pk__in=model_ids, load_error__isnull=False).update(load_error=None, load_error_at=None)
 
 

@@ -71,31 +71,41 @@ def served_model(model: ActiveModel, artifact: tuple | None) -> ServedModel:
         artifact_sha256=artifact[1] if artifact else None,
         artifact_version=artifact[2] if artifact else None,
         updated_at=model.updated_at,
+        load_error=model.load_error,
     )
 
 
 def active_served_models() -> list[ServedModel]:
     """Active models in the existing server's order (active first, newest first), with their current artifact."""
-    return _served(ActiveModel.objects.filter(is_active=True).order_by("-created_at"))
+    return _served(_SERVED_SQL.format(where="m.is_active", order="ORDER BY m.created_at DESC"), [])
 
 
 def served_model_by_id(*, active_model_id: int) -> ServedModel:
     """One model, active or not, as the engine would run it now; raises ActiveModel.DoesNotExist."""
-    served = _served(ActiveModel.objects.filter(pk=active_model_id))
+    served = _served(_SERVED_SQL.format(where="m.id = %s", order=""), [active_model_id])
     if not served:
         raise ActiveModel.DoesNotExist(f"no model with id {active_model_id}")
     return served[0]
 
 
-def _served(models) -> list[ServedModel]:
-    models = list(models)
-    artifacts = {
-        model_pk: (pk, sha, version)
-        for pk, model_pk, sha, version in ModelArtifact.objects.filter(
-            model__in=[m.pk for m in models], is_current=True
-        ).values_list("pk", "model_id", "sha256", "version")
-    }
-    return [served_model(model, artifacts.get(model.pk)) for model in models]
+# Models and their current artifact (at most one: model_artifacts_one_current) in one statement, written out: the
+# listener reads them for every batch, and compiling the ORM's two queries again each time cost more than running them.
+_SERVED_SQL = """
+SELECT m.*, a.id AS current_artifact_id, a.sha256 AS current_artifact_sha256,
+       a.version AS current_artifact_version
+  FROM prediction_active_models m
+  LEFT JOIN model_artifacts a ON a.model_id = m.id AND a.is_current
+ WHERE {where}
+ {order}
+"""
+
+
+def _served(sql: str, params: list) -> list[ServedModel]:
+    return [
+        served_model(model, None if model.current_artifact_id is None else
+                     (model.current_artifact_id, model.current_artifact_sha256, model.current_artifact_version))
+        for model in ActiveModel.objects.raw(sql, params)
+    ]
 
 
 # libpq's input buffer grows to the largest message the connection ever received and keeps that size for the

@@ -344,7 +344,7 @@ def _store(output: EngineOutput, report: BatchReport, now: datetime, *, apply_ca
     # A replayed row (already predicted) is neither stored again nor announced again.
     report.stored = [item for item in report.stored if (item.model.id, item.event.mint) in inserted]
     _update_scan_cache(report.stored, now)
-    clear_model_errors(model_ids=[r.model.id for r in output.results])
+    clear_model_errors(model_ids=[r.model.id for r in output.results if r.model.load_error is not None])
     for result in output.results:
         labels = {"model_id": str(result.model.model_id or result.model.id), "model_name": result.model.name}
         metrics.PREDICTIONS.labels(**labels).inc(len(result.events))
