@@ -181,6 +181,21 @@ def test_a_coin_is_read_afresh_after_max_age(market):
     assert cache.stats["full_loads"] == 2
 
 
+def test_a_batch_coin_past_max_age_is_read_afresh_between_the_sweeps_of_all_coins(market):
+    register_models()
+    now = [0.0]
+    # max_age 0.5 s: the coin expires (at 0.375-0.5 s, with jitter) before the next look at every held coin (1 s).
+    cache = HistoryCache(limit=1000, max_age_seconds=0.5, track_changes=False, clock=lambda: now[0])
+    with market.cursor() as cursor:
+        cursor.executemany(INSERT_SQL, rows_of(MINTS[0])[:50])
+    requests = {None: [MINTS[0]]}
+    cache.histories(requests)
+    market.execute("UPDATE coin_metrics SET price_close = price_close * 3 WHERE mint = %s", [MINTS[0]])
+    now[0] = 0.6
+    same_histories(cache.histories(requests)[None], history.coin_histories(requests=requests, limit=1000)[None])
+    assert cache.stats["full_loads"] == 2
+
+
 @pytest.mark.parametrize(("phases", "history_limit"), [(None, 1000), ((1, 3), 30)])
 def test_features_as_of_a_row_equal_the_serving_read_up_to_it(market, phases, history_limit):
     """inference.as_of (training, backtests): each past row's vector is what the serving read and feature code give
