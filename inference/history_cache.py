@@ -318,6 +318,9 @@ class HistoryCache:
         """Cut each pair's view to the rows at or before its coin's moment; pairs whose held rows do not reach back
         `limit` rows before that moment (and do not hold the whole coin) are read on their own, uncached."""
         own_reads = []
+        # One cut per held view and moment, so that filters which shared a view share its cut (and so one block).
+        # The view is kept beside its cut so that its id is not reused while the cuts are looked up.
+        cuts: dict = {}
         for (key, mint), view in views.items():
             moment = until.get(mint)
             if view is None or moment is None:
@@ -331,8 +334,11 @@ class HistoryCache:
             if kept < self.limit and not source.complete:
                 own_reads.append((key, mint))
                 continue
-            first = max(0, kept - self.limit)
-            views[(key, mint)] = (timestamps[first:kept], values[:, first:kept]) if kept else None
+            cut_key = (id(view), kept)
+            if cut_key not in cuts:
+                first = max(0, kept - self.limit)
+                cuts[cut_key] = (view, (timestamps[first:kept], values[:, first:kept]) if kept else None)
+            views[(key, mint)] = cuts[cut_key][1]
         if not own_reads:
             return
         self.stats["own_reads"] += len(own_reads)

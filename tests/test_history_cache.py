@@ -196,6 +196,23 @@ def test_a_batch_coin_past_max_age_is_read_afresh_between_the_sweeps_of_all_coin
     assert cache.stats["full_loads"] == 2
 
 
+def test_filters_that_change_nothing_share_one_block_also_when_the_moments_cut_the_held_rows(market):
+    """A listener behind the market predicts rows older than the coin's newest: the held rows are cut at each
+    row's moment, and filters that leave a coin all its rows must still get one block (the engine then builds the
+    features once instead of comparing the histories value by value)."""
+    with market.cursor() as cursor:
+        cursor.executemany(INSERT_SQL, ROWS)
+    cache = HistoryCache(limit=1000)
+    every_phase = (1, 2, 3)  # every fixture row passes
+    requests = {None: MINTS, every_phase: MINTS}
+    cache.histories(requests)  # every coin held, up to its newest row
+    until = {mint: datetime.fromisoformat(rows_of(mint)[len(rows_of(mint)) // 2][TIMESTAMP]) for mint in MINTS}
+    blocks = cache.histories(requests, until=until)
+    assert blocks[None] is blocks[every_phase]
+    same_histories(blocks[None], history.coin_histories(requests={None: MINTS}, limit=1000, until=until)[None])
+    assert len(blocks[None].timestamps_ns) < len(ROWS)  # the moments did cut the held rows
+
+
 @pytest.mark.parametrize(("phases", "history_limit"), [(None, 1000), ((1, 3), 30)])
 def test_features_as_of_a_row_equal_the_serving_read_up_to_it(market, phases, history_limit):
     """inference.as_of (training, backtests): each past row's vector is what the serving read and feature code give
