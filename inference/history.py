@@ -40,7 +40,9 @@ EPOCH_MICROS_SQL = (
 
 # Per request: the newest rows (at most the query's LIMIT; NULL: all) of a coin that pass its phase filter (NULL: all
 # phases) and lie after `after` and at or before `until` (NULL: unbounded); one lateral index read on (mint, timestamp)
-# each. Rows come back newest first within a request; read_history_rows sorts them.
+# each. The bounds are written as COALESCE to ±infinity (not "IS NULL OR"), so that they are index conditions: the read
+# of a coin's few new rows then touches those rows only, not every row the coin ever had. Rows come back newest first
+# within a request; read_history_rows sorts them.
 HISTORY_ROWS_SQL = f"""
 SELECT req.i, h.*
   FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[])
@@ -50,8 +52,8 @@ SELECT req.i, h.*
          FROM coin_metrics m
         WHERE m.mint = req.mint
           AND (req.phases IS NULL OR m.phase_id_at_time = ANY (req.phases::int[]))
-          AND (req.after IS NULL OR m."timestamp" > req.after)
-          AND (req.until IS NULL OR m."timestamp" <= req.until)
+          AND m."timestamp" > COALESCE(req.after, '-infinity')
+          AND m."timestamp" <= COALESCE(req.until, 'infinity')
         ORDER BY m."timestamp" DESC
         LIMIT %s
  ) h
