@@ -92,8 +92,14 @@ def _figures(pairs: list[tuple[Phase, Phase]]) -> dict[str, float]:
     def median(values) -> float:
         return statistics.median(values)
 
+    def ms_per_row(phase: Phase, process: str) -> float:
+        return 1000 * phase.cpu.get(process, 0) / max(phase.claimed, 1e-9)
+
     return {
-        "cpu_ms_per_row": median(1000 * load.cpu.get("listener", 0) / max(load.claimed, 1e-9) for _, load in pairs),
+        "cpu_ms_per_row": median(ms_per_row(load, "listener") for _, load in pairs),
+        "cpu_ms_per_row_latency": median(ms_per_row(latency, "listener") for latency, _ in pairs),
+        "pg_ms_per_row": median(ms_per_row(load, "postgres") for _, load in pairs),
+        "pg_ms_per_row_latency": median(ms_per_row(latency, "postgres") for latency, _ in pairs),
         "claimed": median(load.claimed for _, load in pairs),
         "p50": median(latency.percentile(50) for latency, _ in pairs),
         "p99": median(latency.percentile(99) for latency, _ in pairs),
@@ -104,6 +110,9 @@ def _report(turns: dict, *, baseline_commit: str, elapsed: float) -> str:
     old, new = _figures(turns["baseline"]), _figures(turns["current"])
     rows = [
         ("listener CPU per claimed row at 1,000 rows/s (ms)", "cpu_ms_per_row", "{:.3f}", "lower is better"),
+        ("listener CPU per claimed row at 500 rows/s (ms)", "cpu_ms_per_row_latency", "{:.3f}", "lower is better"),
+        ("PostgreSQL CPU per claimed row at 1,000 rows/s (ms)", "pg_ms_per_row", "{:.3f}", "lower is better"),
+        ("PostgreSQL CPU per claimed row at 500 rows/s (ms)", "pg_ms_per_row_latency", "{:.3f}", "lower is better"),
         ("claimed rows/s at 1,000 rows/s offered", "claimed", "{:,.0f}", "higher is better"),
         ("p50 latency at 500 rows/s (ms)", "p50", "{:,.0f}", "lower is better"),
         ("p99 latency at 500 rows/s (ms)", "p99", "{:,.0f}", "lower is better"),
