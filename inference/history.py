@@ -21,6 +21,7 @@ import numpy as np
 from django.db import connection
 
 from inference.features import VALUE_COLUMNS, CoinHistories
+from pumpserver import sql_arrays
 
 # --- the query builder -------------------------------------------------------------------------------------------
 
@@ -105,10 +106,10 @@ def read_history_rows(
     in slices, so that whole histories of many coins (a start, an expiry wave of the cache) never sit in memory as
     one result set of Python tuples."""
     params = [
-        [r.mint for r in requests],
-        [None if r.phases is None else "{" + ",".join(map(str, r.phases)) + "}" for r in requests],
-        [r.after for r in requests],
-        [r.until for r in requests],
+        sql_arrays.texts(r.mint for r in requests),
+        sql_arrays.texts(None if r.phases is None else sql_arrays.numbers(r.phases) for r in requests),
+        sql_arrays.timestamps(r.after for r in requests),
+        sql_arrays.timestamps(r.until for r in requests),
         limit,
     ]
     parts = []  # request numbers and microseconds stay exact as float64 (< 2**53); NULL → NaN

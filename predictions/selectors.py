@@ -12,7 +12,7 @@ from django.utils import timezone as django_timezone
 from modelregistry.models import ActiveModel, ModelArtifact
 from predictions.demo_services import SIMULATED_MARKET_KEY
 from predictions.models import DeliveryStatus, ModelPrediction, Tag, WebhookDelivery, WebhookLog
-from pumpserver import config
+from pumpserver import config, sql_arrays
 from pumpserver.models import RuntimeSetting
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -42,7 +42,7 @@ BLOCKING_SCAN_STATES_SQL = """
 SELECT c.coin_id, c.active_model_id, c.ignore_until, c.last_scan_at
   FROM coin_scan_cache c
   JOIN unnest(%s::bigint[], %s::int[]) AS m(id, min_interval) ON m.id = c.active_model_id
- WHERE c.coin_id = ANY(%s)
+ WHERE c.coin_id = ANY(%s::text[])
    AND (c.ignore_until > %s
         OR (m.min_interval <> 0 AND c.last_scan_at > %s::timestamptz - m.min_interval * interval '1 second'))
 """
@@ -67,7 +67,7 @@ def scan_states(
                 [mints, model_ids],
             )
         else:
-            cursor.execute(BLOCKING_SCAN_STATES_SQL, [model_ids, min_scan_intervals, mints, now, now])
+            cursor.execute(BLOCKING_SCAN_STATES_SQL, [model_ids, min_scan_intervals, sql_arrays.texts(mints), now, now])
         return {(coin, model): (until, scanned) for coin, model, until, scanned in cursor.fetchall()}
 
 
@@ -78,9 +78,9 @@ def pending_tag_counts(*, mints: list[str], model_ids: list[int]) -> dict[tuple[
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT active_model_id, coin_id, tag, count(*) FROM model_predictions "
-            "WHERE status = 'aktiv' AND coin_id = ANY(%s) AND active_model_id = ANY(%s) "
+            "WHERE status = 'aktiv' AND coin_id = ANY(%s::text[]) AND active_model_id = ANY(%s) "
             "GROUP BY 1, 2, 3",
-            [mints, model_ids],
+            [sql_arrays.texts(mints), model_ids],
         )
         return {(model, coin, tag): count for model, coin, tag, count in cursor.fetchall()}
 

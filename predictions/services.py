@@ -22,7 +22,7 @@ from modelregistry.services import clear_model_errors, mark_model_errored
 from modelregistry.serving import active_served_models, model_cache
 from predictions import selectors
 from predictions.webhook_services import enqueue_deliveries
-from pumpserver import metrics
+from pumpserver import metrics, sql_arrays
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ RETURNING mint, data_timestamp, phase_id, enqueued_at
 """
 
 # The batch travels as three small tables: its coin events, its models and one (event, model, result) row per
-# prediction, as PostgreSQL array literals (psycopg's per-element list adaptation costs more than the INSERT). Prices
+# prediction, as PostgreSQL array literals (pumpserver.sql_arrays). Prices
 # at prediction are the coin's newest row at or before the event, read in the same statement, never through Python;
 # MATERIALIZED makes that one lookup per coin event, not one per (event, model) as the inlined join would.
 INSERT_PREDICTIONS_SQL = """
@@ -111,32 +111,17 @@ ON CONFLICT (coin_id, active_model_id) DO UPDATE SET
 # Claimed rows whose price_close a collector wrote unusable (NULL, zero, negative or NaN). They are still predicted
 # (features follow the spec's NULL/NaN rules), but counted as ml_errors_total{type="data"} and logged once per batch.
 # One index lookup per claimed row: the LATERAL ... LIMIT 1 keeps the planner from scanning all of coin_metrics for
-# bad prices. The keys travel as array literals (text, and integer microseconds since the epoch): psycopg's
-# per-element adaptation of a 5,000-row batch would cost more than the lookups.
+# bad prices. The keys travel as array literals (pumpserver.sql_arrays).
 MALFORMED_PRICES_SQL = """
 SELECT q.mint, m.price_close IS NULL, m.price_close = 'NaN'
-  FROM unnest(%s::text[], %s::bigint[]) AS q(mint, micros)
+  FROM unnest(%s::text[], %s::timestamptz[]) AS q(mint, ts)
  CROSS JOIN LATERAL (
        SELECT c.price_close FROM coin_metrics c
-        WHERE c.mint = q.mint AND c."timestamp" = timestamptz 'epoch' + q.micros * interval '1 microsecond'
+        WHERE c.mint = q.mint AND c."timestamp" = q.ts
         LIMIT 1
  ) m
  WHERE m.price_close IS NULL OR m.price_close <= 0 OR m.price_close = 'NaN'
 """
-_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _array_literal(values) -> str:
-    """A PostgreSQL array literal of numbers, booleans or plain words (None is NULL). Floats use repr(), the shortest
-    string that reads back as the same double, so values arrive bit for bit."""
-    return "{" + ",".join("NULL" if value is None else repr(value) if not isinstance(value, str) else value
-                          for value in values) + "}"
-
-
-def _numbers_literal(values) -> str:
-    """Like _array_literal for a list without None (the fast path for per-prediction columns)."""
-    return "{" + ",".join(map(repr, values)) + "}"
 
 
 def _batch_index(items) -> tuple[list, list, list[int], list[int]]:
@@ -306,16 +291,11 @@ def _claim(limit: int, lanes: Lanes | None, held: list[str]) -> list[tuple]:
             cursor.execute(CLAIM_SQL, [limit])
             return cursor.fetchall()
         with lanes.claiming() as others:
-            cursor.execute(LANE_CLAIM_SQL, ["{" + ",".join(_quoted(mint) for mint in others) + "}", limit])
+            cursor.execute(LANE_CLAIM_SQL, [sql_arrays.texts(others), limit])
             claimed = cursor.fetchall()
             held.extend({row[0] for row in claimed})
             lanes.hold(held)
         return claimed
-
-
-def _quoted(word: str) -> str:
-    """One element of a PostgreSQL text array literal."""
-    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _store(output: EngineOutput, report: BatchReport, now: datetime, *, apply_caps: bool = True) -> None:
@@ -364,21 +344,21 @@ def _insert_predictions(items: list[Prediction], ms_per_row: dict, now: datetime
     events, served, event_of, model_of = _batch_index(items)
     params = {
         "now": now,
-        "coins": [event.mint for event in events],
-        "times": [event.timestamp for event in events],
-        "phases": [event.phase_id for event in events],
-        "training_ids": _array_literal(model.model_id for model in served),
-        "models": _array_literal(model.id for model in served),
-        "versions": _array_literal(model.artifact_version for model in served),
-        "ms": _array_literal(float(ms_per_row[model.id]) for model in served),
-        "horizons": _array_literal(
+        "coins": sql_arrays.texts(event.mint for event in events),
+        "times": sql_arrays.timestamps(event.timestamp for event in events),
+        "phases": sql_arrays.values(event.phase_id for event in events),
+        "training_ids": sql_arrays.values(model.model_id for model in served),
+        "models": sql_arrays.values(model.id for model in served),
+        "versions": sql_arrays.values(model.artifact_version for model in served),
+        "ms": sql_arrays.values(float(ms_per_row[model.id]) for model in served),
+        "horizons": sql_arrays.values(
             model.future_minutes or CLASSIC_HORIZON // timedelta(minutes=1) for model in served
         ),
-        "event_of": _numbers_literal(event_of),
-        "model_of": _numbers_literal(model_of),
-        "predictions": _numbers_literal([item.prediction for item in items]),
-        "probabilities": _numbers_literal([item.probability for item in items]),
-        "tags": "{" + ",".join([item.tag for item in items]) + "}",
+        "event_of": sql_arrays.numbers(event_of),
+        "model_of": sql_arrays.numbers(model_of),
+        "predictions": sql_arrays.numbers([item.prediction for item in items]),
+        "probabilities": sql_arrays.numbers([item.probability for item in items]),
+        "tags": sql_arrays.values(item.tag for item in items),
     }
     with connection.cursor() as cursor:
         # The INSERT adds to each model's counters; taking the models' rows first, in id order, makes concurrent
@@ -395,15 +375,15 @@ def _update_scan_cache(items: list[Prediction], now: datetime) -> None:
     rules = [ignore_rule(item.model, item.probability, item.prediction) for item in items]
     params = {
         "now": now,
-        "coins": [event.mint for event in events],
-        "models": _array_literal(model.id for model in models),
-        "event_of": _numbers_literal(event_of),
-        "model_of": _numbers_literal(model_of),
-        "predictions": _numbers_literal([item.prediction for item in items]),
-        "probabilities": _numbers_literal([item.probability for item in items]),
-        "was_alert": _numbers_literal([item.probability >= item.model.alert_threshold for item in items]),
-        "seconds": _numbers_literal([seconds for seconds, _reason in rules]),
-        "reasons": _array_literal(reason for _seconds, reason in rules),
+        "coins": sql_arrays.texts(event.mint for event in events),
+        "models": sql_arrays.values(model.id for model in models),
+        "event_of": sql_arrays.numbers(event_of),
+        "model_of": sql_arrays.numbers(model_of),
+        "predictions": sql_arrays.numbers([item.prediction for item in items]),
+        "probabilities": sql_arrays.numbers([item.probability for item in items]),
+        "was_alert": sql_arrays.numbers([item.probability >= item.model.alert_threshold for item in items]),
+        "seconds": sql_arrays.numbers([seconds for seconds, _reason in rules]),
+        "reasons": sql_arrays.values(reason for _seconds, reason in rules),
     }
     with connection.cursor() as cursor:
         cursor.execute(UPSERT_SCAN_CACHE_SQL, params)
@@ -411,10 +391,10 @@ def _update_scan_cache(items: list[Prediction], now: datetime) -> None:
 
 def _malformed_prices(claimed) -> list[tuple[str, bool, bool]]:
     """(mint, price is NULL, price is NaN) of each claimed row whose price_close is unusable."""
-    mints = "{" + ",".join(_quoted(row[0]) for row in claimed) + "}"
-    micros = "{" + ",".join(str((row[1] - _EPOCH) // _MICROSECOND) for row in claimed) + "}"
+    mints = sql_arrays.texts(row[0] for row in claimed)
+    moments = sql_arrays.timestamps(row[1] for row in claimed)
     with connection.cursor() as cursor:
-        cursor.execute(MALFORMED_PRICES_SQL, [mints, micros])
+        cursor.execute(MALFORMED_PRICES_SQL, [mints, moments])
         return cursor.fetchall()
 
 

@@ -75,12 +75,17 @@ def passes_send_mode(modes: Iterable[str], *, probability: float, threshold: flo
 def group_by_target(items: Iterable[Prediction]) -> dict[tuple[str, CoinEvent], list[Prediction]]:
     """Results to send, by (URL, coin event): models sharing a URL share one POST per coin event."""
     groups: dict = defaultdict(list)
+    targets: dict[int, tuple | None] = {}  # per model, once per call: a batch holds thousands of its results
     for item in items:
         model = item.model
-        url = target_url(model)
-        if not model.n8n_enabled or not url:
+        if model.id not in targets:
+            url = target_url(model) if model.n8n_enabled else None
+            targets[model.id] = (url, alert_threshold(model)) if url else None
+        target = targets[model.id]
+        if target is None:
             continue
-        if passes_send_mode(model.n8n_send_mode, probability=item.probability, threshold=alert_threshold(model)):
+        url, threshold = target
+        if passes_send_mode(model.n8n_send_mode, probability=item.probability, threshold=threshold):
             groups[(url, item.event)].append(item)
     return dict(groups)
 
