@@ -30,18 +30,25 @@ logger = logging.getLogger(__name__)
 # spec recommends; the existing server could not store them at all.
 CLASSIC_HORIZON = timedelta(minutes=10)
 
-CLAIM_SQL = """
-DELETE FROM coin_metrics_queue
- WHERE id IN (SELECT id FROM coin_metrics_queue ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
-RETURNING mint, data_timestamp, phase_id, enqueued_at
+# The claim returns each row with what is wrong with its price_close, if anything: a collector may write it NULL, NaN,
+# zero or negative. Such rows are still predicted (features follow the spec's NULL/NaN rules), but counted as
+# ml_errors_total{type="data"} and logged once per batch. One index lookup per claimed row, in the claim's round trip;
+# a row whose market row is gone has no verdict.
+_CLAIM_WITH_PRICE_CHECK = """
+WITH claimed AS (
+    DELETE FROM coin_metrics_queue
+     WHERE id IN (SELECT id FROM coin_metrics_queue {lane_filter} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+    RETURNING mint, data_timestamp, phase_id, enqueued_at
+)
+SELECT c.mint, c.data_timestamp, c.phase_id, c.enqueued_at,
+       (SELECT CASE WHEN m.price_close IS NULL THEN 'NULL' WHEN m.price_close = 'NaN' THEN 'NaN'
+                    WHEN m.price_close <= 0 THEN 'not positive' END
+          FROM coin_metrics m WHERE m.mint = c.mint AND m."timestamp" = c.data_timestamp LIMIT 1)
+  FROM claimed c
 """
+CLAIM_SQL = _CLAIM_WITH_PRICE_CHECK.format(lane_filter="")
 # A lane's claim leaves the coins that another lane of the process has in hand queued for a later batch.
-LANE_CLAIM_SQL = """
-DELETE FROM coin_metrics_queue
- WHERE id IN (SELECT id FROM coin_metrics_queue WHERE NOT (mint = ANY(%s::text[]))
-               ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
-RETURNING mint, data_timestamp, phase_id, enqueued_at
-"""
+LANE_CLAIM_SQL = _CLAIM_WITH_PRICE_CHECK.format(lane_filter="WHERE NOT (mint = ANY(%s::text[]))")
 
 # The batch travels as three small tables: its coin events, its models and one (event, model, result) row per
 # prediction, as PostgreSQL array literals (pumpserver.sql_arrays). Prices
@@ -105,22 +112,6 @@ ON CONFLICT (coin_id, active_model_id) DO UPDATE SET
     last_scan_at = EXCLUDED.last_scan_at, last_prediction = EXCLUDED.last_prediction,
     last_probability = EXCLUDED.last_probability, was_alert = EXCLUDED.was_alert,
     ignore_until = EXCLUDED.ignore_until, ignore_reason = EXCLUDED.ignore_reason, updated_at = EXCLUDED.updated_at
-"""
-
-
-# Claimed rows whose price_close a collector wrote unusable (NULL, zero, negative or NaN). They are still predicted
-# (features follow the spec's NULL/NaN rules), but counted as ml_errors_total{type="data"} and logged once per batch.
-# One index lookup per claimed row: the LATERAL ... LIMIT 1 keeps the planner from scanning all of coin_metrics for
-# bad prices. The keys travel as array literals (pumpserver.sql_arrays).
-MALFORMED_PRICES_SQL = """
-SELECT q.mint, m.price_close IS NULL, m.price_close = 'NaN'
-  FROM unnest(%s::text[], %s::timestamptz[]) AS q(mint, ts)
- CROSS JOIN LATERAL (
-       SELECT c.price_close FROM coin_metrics c
-        WHERE c.mint = q.mint AND c."timestamp" = q.ts
-        LIMIT 1
- ) m
- WHERE m.price_close IS NULL OR m.price_close <= 0 OR m.price_close = 'NaN'
 """
 
 
@@ -218,7 +209,7 @@ class BatchReport:
 def newest_per_coin(claimed_rows) -> list[CoinEvent]:
     """Several queued rows of one coin collapse to its newest; features always use the newest rows anyway."""
     newest: dict[str, CoinEvent] = {}
-    for mint, timestamp, phase_id, _enqueued in claimed_rows:
+    for mint, timestamp, phase_id, *_rest in claimed_rows:
         current = newest.get(mint)
         if current is None or timestamp > current.timestamp:
             newest[mint] = CoinEvent(mint, timestamp, phase_id)
@@ -248,7 +239,6 @@ def process_pending_batch(
             if not claimed:
                 return report
             report.claimed = len(claimed)
-            malformed = _malformed_prices(claimed)
             events = newest_per_coin(claimed)
             moments = {event.mint: event.timestamp for event in events}
             if history_cache is not None:
@@ -280,7 +270,7 @@ def process_pending_batch(
         if lanes is not None and held:
             lanes.release(held)  # after the commit (or the rollback): the coins' next rows may be claimed
     _observe(claimed, report)
-    _report_malformed(malformed, claimed=len(claimed))
+    _report_malformed(claimed)
     return report
 
 
@@ -389,35 +379,27 @@ def _update_scan_cache(items: list[Prediction], now: datetime) -> None:
         cursor.execute(UPSERT_SCAN_CACHE_SQL, params)
 
 
-def _malformed_prices(claimed) -> list[tuple[str, bool, bool]]:
-    """(mint, price is NULL, price is NaN) of each claimed row whose price_close is unusable."""
-    mints = sql_arrays.texts(row[0] for row in claimed)
-    moments = sql_arrays.timestamps(row[1] for row in claimed)
-    with connection.cursor() as cursor:
-        cursor.execute(MALFORMED_PRICES_SQL, [mints, moments])
-        return cursor.fetchall()
-
-
-def _report_malformed(malformed, *, claimed: int) -> None:
-    """After the batch committed: count the malformed rows and say which coins sent them, in one line."""
-    if not malformed:
+def _report_malformed(claimed) -> None:
+    """After the batch committed: count the claimed rows with an unusable price and say which coins sent them, in
+    one line."""
+    problems = [(mint, problem) for mint, _timestamp, _phase, _enqueued, problem in claimed if problem]
+    if not problems:
         return
-    metrics.ERRORS.labels(type="data").inc(len(malformed))
-    nulls = sum(1 for _mint, is_null, _is_nan in malformed if is_null)
-    nans = sum(1 for _mint, _is_null, is_nan in malformed if is_nan)
-    coins = sorted({mint for mint, _is_null, _is_nan in malformed})
+    metrics.ERRORS.labels(type="data").inc(len(problems))
+    kinds = Counter(problem for _mint, problem in problems)
+    coins = sorted({mint for mint, _problem in problems})
     more = f" and {len(coins) - 5} more" if len(coins) > 5 else ""
     logger.warning(
         "%d of %d rows in this batch have an unusable price_close (%d NULL, %d NaN, %d zero or negative), "
         "predicted anyway; coins: %s%s",
-        len(malformed), claimed, nulls, nans, len(malformed) - nulls - nans, ", ".join(coins[:5]), more,
+        len(problems), len(claimed), kinds["NULL"], kinds["NaN"], kinds["not positive"], ", ".join(coins[:5]), more,
     )
 
 
 def _observe(claimed, report: BatchReport) -> None:
     metrics.BATCH_ROWS.observe(len(claimed))
     committed = time.time()
-    for *_row, enqueued_at in claimed:
+    for _mint, _timestamp, _phase, enqueued_at, _problem in claimed:
         metrics.EVENT_LAG_SECONDS.observe(max(0.0, committed - enqueued_at.timestamp()))
 
 

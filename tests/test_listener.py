@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from django.core.management import CommandError, call_command
+from prometheus_client import REGISTRY
 
 from modelregistry.models import ActiveModel, ModelArtifact, ModelSource
 from modelregistry.services import register_model
@@ -303,6 +304,30 @@ def test_a_lane_leaves_the_coins_another_lane_holds_queued(market):
     process_pending_batch(limit=10_000, cache=model_cache(size=10), history_limit=1000, lanes=lanes)
     assert ModelPrediction.objects.filter(active_model=model, coin_id=mints[0]).exists()
     assert market.execute("SELECT count(*) FROM coin_metrics_queue").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("with_lanes", [False, True], ids=["one lane", "lanes"])
+def test_rows_with_an_unusable_price_are_predicted_counted_and_named(market, caplog, with_lanes):
+    model = register_xgb()
+    mints = sorted({row[MINT] for row in ROWS})
+    price = HEADER.index("price_close")
+    rows = {mint: [list(row) for row in rows_of(mint)[:30]] for mint in mints}
+    # Two coins get two unusable prices each (the newest row among them); the third coin's prices are all fine.
+    rows[mints[0]][29][price], rows[mints[0]][20][price] = None, "NaN"
+    rows[mints[1]][29][price], rows[mints[1]][10][price] = "0", "-1"
+    rows = [row for mint in mints for row in rows[mint]]
+    insert(market, rows)
+    before = REGISTRY.get_sample_value("ml_errors_total", {"type": "data"}) or 0.0
+    with caplog.at_level("WARNING", logger="predictions.services"):
+        report = process_pending_batch(limit=10_000, cache=model_cache(size=10), history_limit=1000,
+                                       lanes=Lanes() if with_lanes else None)
+    assert report.claimed == len(rows)
+    assert set(ModelPrediction.objects.filter(active_model=model).values_list("coin_id", flat=True)) == set(mints)
+    assert REGISTRY.get_sample_value("ml_errors_total", {"type": "data"}) - before == 4
+    [warning] = [r.getMessage() for r in caplog.records if "unusable price_close" in r.getMessage()]
+    assert warning.startswith(f"4 of {len(rows)} rows in this batch have an unusable price_close (1 NULL, 1 NaN, "
+                              "2 zero or negative)")
+    assert mints[0] in warning and mints[1] in warning and mints[2] not in warning
 
 
 def listeners_waiting_to_store(market) -> int:
