@@ -51,9 +51,9 @@ CLAIM_SQL = _CLAIM_WITH_PRICE_CHECK.format(lane_filter="")
 LANE_CLAIM_SQL = _CLAIM_WITH_PRICE_CHECK.format(lane_filter="WHERE NOT (mint = ANY(%s::text[]))")
 
 # The batch travels as three small tables: its coin events, its models and one (event, model, result) row per
-# prediction, as PostgreSQL array literals (pumpserver.sql_arrays). Prices
-# at prediction are the coin's newest row at or before the event, read in the same statement, never through Python;
-# MATERIALIZED makes that one lookup per coin event, not one per (event, model) as the inlined join would.
+# prediction, as PostgreSQL array literals (pumpserver.sql_arrays). Prices at prediction are the coin's newest row at
+# or before the event, read in the same statement, never through Python; MATERIALIZED makes that one lookup per coin
+# event, not one per (event, model) as the inlined join would.
 INSERT_PREDICTIONS_SQL = """
 WITH ev AS MATERIALIZED (
     SELECT e.i, e.coin, e.ts, e.phase, s.*
@@ -270,7 +270,7 @@ def process_pending_batch(
         if lanes is not None and held:
             lanes.release(held)  # after the commit (or the rollback): the coins' next rows may be claimed
     _observe(claimed, report)
-    _report_malformed(claimed)
+    _report_unusable_prices(claimed)
     return report
 
 
@@ -379,7 +379,7 @@ def _update_scan_cache(items: list[Prediction], now: datetime) -> None:
         cursor.execute(UPSERT_SCAN_CACHE_SQL, params)
 
 
-def _report_malformed(claimed) -> None:
+def _report_unusable_prices(claimed) -> None:
     """After the batch committed: count the claimed rows with an unusable price and say which coins sent them, in
     one line."""
     problems = [(mint, problem) for mint, _timestamp, _phase, _enqueued, problem in claimed if problem]
