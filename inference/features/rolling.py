@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from inference.features import native
+
 
 def pandas_rolling_mean_sum(
     values: np.ndarray,
@@ -85,7 +87,43 @@ def _kahan_window_sums(
     pandas' ``y = -v - c`` because round-to-nearest is symmetric in sign. ``every_row``
     (``(rows, lanes, coins)``, optional) receives the sum after every row t of every coin
     that has it (coins in ``sorted_lengths`` order).
+
+    The loop runs compiled (inference.features.native, several times faster) where it is built, else in numpy.
     """
+    n_rows = padded.shape[0] - widest
+    first_active = np.searchsorted(sorted_lengths, np.arange(n_rows), side="right")
+    totals = np.full((len(lags), len(lane_series), padded.shape[2]), np.nan)
+    if native.window_sums is None:
+        _numpy_window_sums(padded, widest, sorted_lengths, first_active, lane_series, lane_window, lags, totals,
+                           every_row)
+    else:
+        _native_window_sums(padded, widest, sorted_lengths, first_active, lane_series, lane_window, lags, totals,
+                            every_row)
+    return totals
+
+
+def _native_window_sums(padded, widest, sorted_lengths, first_active, lane_series, lane_window, lags, totals,
+                        every_row):
+    """The loop of ``_kahan_window_sums`` in C (window_sums.c): inputs as contiguous float64/int64, outputs in place."""
+    padded = np.ascontiguousarray(padded, dtype=np.float64)
+    sorted_lengths, first_active, lane_series, lane_window, lags = (
+        np.ascontiguousarray(array, dtype=np.int64)
+        for array in (sorted_lengths, first_active, lane_series, lane_window, lags))
+    state = np.zeros((3, len(lane_series), padded.shape[2]))
+    outputs = (totals,) if every_row is None else (totals, every_row)
+    assert all(array.dtype == np.float64 and array.flags.c_contiguous for array in outputs)
+    native.window_sums(
+        padded.ctypes.data, widest, padded.shape[1], padded.shape[2],
+        sorted_lengths.ctypes.data, first_active.ctypes.data, int(sorted_lengths[-1]),
+        lane_series.ctypes.data, lane_window.ctypes.data, len(lane_series), lags.ctypes.data, len(lags),
+        state.ctypes.data, totals.ctypes.data, None if every_row is None else every_row.ctypes.data,
+    )
+
+
+def _numpy_window_sums(padded, widest, sorted_lengths, first_active, lane_series, lane_window, lags, totals,
+                       every_row):
+    """The loop of ``_kahan_window_sums`` in numpy: the fallback, and the reference the compiled one is tested
+    against (tests/test_window_sums.py)."""
     n_rows = padded.shape[0] - widest
     n_coins = padded.shape[2]
     n_lanes = len(lane_series)
@@ -94,8 +132,6 @@ def _kahan_window_sums(
     total = np.zeros((n_lanes, n_coins))
     compensation_add = np.zeros((n_lanes, n_coins))
     compensation_remove = np.zeros((n_lanes, n_coins))
-    totals = np.full((len(lags), n_lanes, n_coins), np.nan)
-    first_active = np.searchsorted(sorted_lengths, np.arange(n_rows), side="right")
     # coins whose row t is the row asked for by each lag: length == t + 1 + lag
     snapshot_bounds = [
         (np.searchsorted(sorted_lengths, np.arange(n_rows) + 1 + lag, side="left"),
@@ -129,7 +165,6 @@ def _kahan_window_sums(
                 lo, hi = lows[t], highs[t]
                 if lo < hi:
                     totals[lag_index, :, lo:hi] = total[:, lo:hi]
-    return totals
 
 
 def _window_counters(values: np.ndarray, row: np.ndarray, coin: np.ndarray, window: int):
