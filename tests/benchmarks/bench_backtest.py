@@ -48,6 +48,7 @@ from tests.benchmarks.bench_listener import (
     _verdict,
     warm_up,
 )
+from tests.benchmarks.bench_listener_compare import baseline_checkout, current_commit
 
 BASELINE_REV = os.environ.get("BENCH_BACKTEST_BASELINE_REV", "3594901")
 BASELINE_DIR = PROJECT_DIR / "var" / "bench-backtest-baseline"
@@ -116,23 +117,6 @@ class BacktestProcess:
             "alerts": summary["alerts"], "success": summary["success"], "failed": summary["failed"],
             "yielded_s": summary.get("yielded_s", 0.0),
         }
-
-
-def baseline_checkout() -> tuple[Path, str]:
-    """A detached worktree at BASELINE_REV (made afresh), and its full commit id."""
-    subprocess.run(["git", "worktree", "remove", "--force", str(BASELINE_DIR)], cwd=PROJECT_DIR, capture_output=True)
-    subprocess.run(["git", "worktree", "add", "--detach", str(BASELINE_DIR), BASELINE_REV], cwd=PROJECT_DIR,
-                   check=True, capture_output=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=BASELINE_DIR, check=True, capture_output=True,
-                            text=True).stdout.strip()
-    return BASELINE_DIR, commit
-
-
-def current_commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_DIR,
-                           capture_output=True, text=True).stdout.strip()
-    return head.stdout.strip() + (" with uncommitted changes" if dirty else "")
 
 
 # --- the market ----------------------------------------------------------------------------------------------------
@@ -242,7 +226,7 @@ def run(url: str) -> str:
     runs: list[dict] = []
     baseline_commit = None
     if BASELINE:
-        baseline_dir, baseline_commit = baseline_checkout()
+        baseline_dir, baseline_commit = baseline_checkout(BASELINE_REV, BASELINE_DIR)
         print(f"backtest bench: baseline {baseline_commit[:12]} over {total:,} rows", flush=True)
         try:
             runs.append({**BacktestProcess(bench, active_model_id, first, last, code_dir=baseline_dir,

@@ -55,8 +55,9 @@ def baseline_checkout(rev: str = BASELINE_REV, directory: Path = BASELINE_DIR) -
 
 def current_commit() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_DIR,
-                           capture_output=True, text=True).stdout.strip()
+    # the results file itself is written while the benchmarks run
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":(exclude)docs/benchmarks.md"], cwd=PROJECT_DIR, capture_output=True, text=True).stdout.strip()
     return head.stdout.strip() + (" with uncommitted changes" if dirty else "")
 
 
@@ -141,7 +142,7 @@ def _report(turns: dict, *, baseline_commit: str, elapsed: float) -> str:
         f"Baseline `{baseline_commit[:12]}` (a `git worktree` of BENCH_BASELINE_REV) against the working tree "
         f"(`{current_commit()}`), same database, 10 models and 2,000-coin market as the listener benchmark; the two "
         f"listeners take turns ({TURNS} turns each, alternating, after one uncounted {LATENCY_RATE} rows/s step of the "
-        "current code), each turn a {STEP_SECONDS} s step at "
+        f"current code), each turn a {STEP_SECONDS} s step at "
         f"{LATENCY_RATE} rows/s and one at {LOAD_RATE:,} rows/s after a {FIXED_WARMUP} s warm-up. Medians over the "
         "turns; ratio = current / baseline.",
         "",
