@@ -19,11 +19,11 @@ $(VENV)/.installed-test: requirements/test.txt requirements/base.txt | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements/test.txt
 	touch $@ $(VENV)/.installed-base
 
-# The feature engine's compiled rolling sums (inference/features/native.py); without a C compiler it runs them in
-# numpy, slower, so a failed build does not stop anything.
-NATIVE := inference/features/_window_sums.so
-$(NATIVE): inference/features/window_sums.c | $(VENV)/.installed-base
-	-$(PY) -c 'from inference.features import native; native.main()'
+# The inference core's compiled loops (inference/native.py: rolling sums, forest walks); without a C compiler numpy
+# and scikit-learn compute the same, slower, so a failed build does not stop anything.
+NATIVE := inference/_native.so
+$(NATIVE): $(wildcard inference/csrc/*.c) | $(VENV)/.installed-base
+	-$(PY) -c 'from inference import native; native.main()'
 
 run: $(VENV)/.installed-base $(NATIVE)
 	$(PY) manage.py migrate --noinput

@@ -30,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from inference import native
 from inference.ml_imports import forest_classes as _forest_classes
 from inference.ml_imports import skops_io as _skops_io
 from inference.ml_imports import tree_classes as _tree_classes
@@ -106,6 +107,8 @@ class LoadedModel:
     fmt: str  # format of the file it was loaded from
     legacy_tree_values_converted: bool = False  # a scikit-learn < 1.4 forest was repaired (see below)
     trees: tuple = field(default=(), repr=False)  # a forest's fitted sklearn Tree objects, in forest order
+    # where the compiled walk finds those trees' nodes (None: scikit-learn walks them)
+    forest_layout: native.ForestLayout | None = field(default=None, repr=False)
     # What XGBClassifier.predict uses: the trees up to the best iteration of early stopping, else all ((0, 0)).
     iteration_range: tuple[int, int] = (0, 0)
 
@@ -124,7 +127,7 @@ class LoadedModel:
                 X, iteration_range=self.iteration_range, predict_type="value", missing=np.nan, validate_features=True,
             ).astype(np.float32).astype(np.float64)
         else:
-            probabilities = forest_probabilities(self.trees, X)
+            probabilities = forest_probabilities(self.trees, X, layout=self.forest_layout)
         # Ties go to class 0 for both model types, so 1 iff p > 0.5 (strict).
         return probabilities, (probabilities > 0.5).astype(np.int64)
 
@@ -139,19 +142,27 @@ class LoadedModel:
         return values if total == 0 else values / total
 
 
-def forest_probabilities(trees: Sequence, X: np.ndarray) -> np.ndarray:
+def forest_probabilities(trees: Sequence, X: np.ndarray, *, layout: native.ForestLayout | None = None) -> np.ndarray:
     """A forest's class-1 probabilities: the arithmetic of scikit-learn's forest predict_proba, on the fitted trees.
 
     Each tree compares float32(x) with its thresholds and gives its leaf's class-1 fraction (`Tree.predict`, what
     DecisionTreeClassifier.predict_proba returns without its per-call checks, which cost ~50 µs per tree, i.e.
     10 ms per 200-tree model and batch whatever its size); the fractions are added in tree order and divided once.
     Always in tree order: with n_jobs > 1 scikit-learn adds the trees in whatever order its threads finish.
-    `trees` must have been checked by the loader (features, classes, node arrays).
+    `trees` must have been checked by the loader (features, classes, node arrays). Given the trees' `layout`
+    (inference.native.forest_layout), the compiled walk (csrc/forest.c) does the same in one call for all trees.
     """
     X32 = np.ascontiguousarray(X, dtype=np.float32)
     total = np.zeros(len(X32), dtype=np.float64)
-    for tree in trees:
-        total += tree.predict(X32)[:, 1]
+    if layout is not None and native.forest_leaf_sums is not None:
+        native.forest_leaf_sums(
+            X32.ctypes.data, X32.shape[0], X32.shape[1], layout.node_addresses.ctypes.data,
+            layout.value_addresses.ctypes.data, len(layout.node_addresses), layout.node_size, *layout.offsets,
+            layout.value_stride, layout.value_at, total.ctypes.data,
+        )
+    else:
+        for tree in trees:
+            total += tree.predict(X32)[:, 1]
     return total / len(trees)
 
 
@@ -507,6 +518,7 @@ def _load_forest(forest: object, fmt: str) -> LoadedModel:
         fmt,
         legacy_tree_values_converted=converted,
         trees=tuple(estimator.tree_ for estimator in forest.estimators_),
+        forest_layout=native.forest_layout([estimator.tree_ for estimator in forest.estimators_]),
     )
 
 

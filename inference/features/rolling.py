@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from inference.features import native
+from inference import native
 
 
 def pandas_rolling_mean_sum(
@@ -88,7 +88,7 @@ def _kahan_window_sums(
     (``(rows, lanes, coins)``, optional) receives the sum after every row t of every coin
     that has it (coins in ``sorted_lengths`` order).
 
-    The loop runs compiled (inference.features.native, several times faster) where it is built, else in numpy.
+    The loop runs compiled (inference.native, several times faster) where it is built, else in numpy.
     """
     n_rows = padded.shape[0] - widest
     first_active = np.searchsorted(sorted_lengths, np.arange(n_rows), side="right")
@@ -104,7 +104,7 @@ def _kahan_window_sums(
 
 def _native_window_sums(padded, widest, sorted_lengths, first_active, lane_series, lane_window, lags, totals,
                         every_row):
-    """The loop of ``_kahan_window_sums`` in C (window_sums.c): inputs as contiguous float64/int64, outputs in place."""
+    """The loop of ``_kahan_window_sums`` in C (csrc/window_sums.c): inputs as contiguous float64/int64, outputs in place."""
     padded = np.ascontiguousarray(padded, dtype=np.float64)
     sorted_lengths, first_active, lane_series, lane_window, lags = (
         np.ascontiguousarray(array, dtype=np.int64)
@@ -123,7 +123,7 @@ def _native_window_sums(padded, widest, sorted_lengths, first_active, lane_serie
 def _numpy_window_sums(padded, widest, sorted_lengths, first_active, lane_series, lane_window, lags, totals,
                        every_row):
     """The loop of ``_kahan_window_sums`` in numpy: the fallback, and the reference the compiled one is tested
-    against (tests/test_window_sums.py)."""
+    against (tests/test_native.py)."""
     n_rows = padded.shape[0] - widest
     n_coins = padded.shape[2]
     n_lanes = len(lane_series)

@@ -4,7 +4,7 @@
  * The same arithmetic, in the same order, as inference.features.rolling._numpy_window_sums, which documents the
  * algorithm and stays the fallback where this library is not built. Bit-identical results need IEEE double
  * arithmetic without contraction into fused multiply-adds and without -ffast-math: the Makefile compiles with
- * -O2 -ffp-contract=off, and tests/test_window_sums.py compares both implementations bit for bit.
+ * -O2 -ffp-contract=off (inference/native.py), and tests/test_native.py compares both implementations bit for bit.
  *
  * Arrays are C-contiguous doubles: padded (widest + rows, n_series, n_coins), coins sorted by length; state
  * (3, n_lanes, n_coins) zeros (running sum, compensation of additions, of removals); totals (n_lags, n_lanes,
