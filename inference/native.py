@@ -82,6 +82,16 @@ class ForestLayout:
     value_at: int
     arrays: tuple
 
+    # Addresses are this process's: a copy shares them (the arrays they point into live on in it), pickling refuses.
+    def __copy__(self) -> ForestLayout:
+        return self
+
+    def __deepcopy__(self, memo) -> ForestLayout:
+        return self
+
+    def __reduce__(self):
+        raise TypeError("a ForestLayout holds this process's addresses: call forest_layout() on the unpickled trees")
+
 
 def forest_layout(trees: Sequence) -> ForestLayout | None:
     """The layout of fitted scikit-learn trees (`Tree` objects, checked by the loader), read off their node arrays,

@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -105,6 +107,17 @@ def test_compiled_forest_walk_equals_scikit_learn_bit_for_bit(compiled, monkeypa
         forest.set_params(n_jobs=1)
         assert same_bits(got[finite], forest.predict_proba(rows[finite])[:, 1]), type(forest).__name__
     assert len(set(got)) == 1  # the single-leaf forest: one value for every row
+
+
+def test_a_copied_model_walks_the_same_trees_and_a_pickled_layout_is_refused(compiled, monkeypatch):
+    forests, rows = forests_with_missing_values()
+    monkeypatch.setattr(native, "forest_leaf_sums", compiled.forest_leaf_sums)
+    model = load_model(skops.io.dumps(forests[0]), fmt=FORMAT_SKOPS)
+    copied = copy.deepcopy(model)
+    del model
+    assert same_bits(copied.predict_proba_positive(rows)[0], forest_probabilities(copied.trees, rows))
+    with pytest.raises(TypeError, match="addresses"):
+        pickle.dumps(copied.forest_layout)
 
 
 def test_a_layout_of_unknown_shape_is_refused():
