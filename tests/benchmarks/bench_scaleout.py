@@ -92,14 +92,14 @@ class ClaimWatcher(Watcher):
             while not self.stopping.is_set():
                 seen = time.monotonic()
                 rows = self.conn.execute('SELECT id, mint, "timestamp" FROM coin_metrics WHERE id > %s',
-                                         [self.last_metric]).fetchall()
+                                         [self.last_metric], prepare=True).fetchall()
                 for row_id, mint, timestamp in rows:
                     self.inserted.setdefault((mint, timestamp), seen)
                     self.queued[row_id] = (mint, timestamp)
                     self.last_metric = max(self.last_metric, row_id)
                 self.insert_times.extend([seen] * len(rows))
                 present = {row_id for (row_id,) in self.conn.execute(
-                    "SELECT coin_metric_id FROM coin_metrics_queue").fetchall()}
+                    "SELECT coin_metric_id FROM coin_metrics_queue", prepare=True).fetchall()}
                 claimed = time.monotonic()
                 for row_id in [row_id for row_id in self.queued if row_id not in present]:
                     self.claims.append((self.queued.pop(row_id), claimed))
