@@ -510,6 +510,7 @@ def _load_forest(forest: object, fmt: str) -> LoadedModel:
         _fill_missing_parameters(estimator)
     converted = _convert_legacy_tree_values(forest)
     names = getattr(forest, "feature_names_in_", None)
+    trees = tuple(estimator.tree_ for estimator in forest.estimators_)
     return LoadedModel(
         forest,
         MODEL_TYPE_RANDOM_FOREST,
@@ -517,8 +518,8 @@ def _load_forest(forest: object, fmt: str) -> LoadedModel:
         None if names is None else [str(name) for name in names],
         fmt,
         legacy_tree_values_converted=converted,
-        trees=tuple(estimator.tree_ for estimator in forest.estimators_),
-        forest_layout=native.forest_layout([estimator.tree_ for estimator in forest.estimators_]),
+        trees=trees,
+        forest_layout=native.forest_layout(trees),
     )
 
 

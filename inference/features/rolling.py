@@ -104,7 +104,8 @@ def _kahan_window_sums(
 
 def _native_window_sums(padded, widest, sorted_lengths, first_active, lane_series, lane_window, lags, totals,
                         every_row):
-    """The loop of ``_kahan_window_sums`` in C (csrc/window_sums.c): inputs as contiguous float64/int64, outputs in place."""
+    """The loop of ``_kahan_window_sums`` in C (csrc/window_sums.c): inputs as contiguous float64/int64, outputs in
+    place."""
     padded = np.ascontiguousarray(padded, dtype=np.float64)
     sorted_lengths, first_active, lane_series, lane_window, lags = (
         np.ascontiguousarray(array, dtype=np.int64)

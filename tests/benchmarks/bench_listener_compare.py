@@ -57,7 +57,8 @@ def current_commit() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True)
     # the results file itself is written while the benchmarks run
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                            ":(exclude)docs/benchmarks.md"], cwd=PROJECT_DIR, capture_output=True, text=True).stdout.strip()
+                            ":(exclude)docs/benchmarks.md"],
+                           cwd=PROJECT_DIR, capture_output=True, text=True).stdout.strip()
     return head.stdout.strip() + (" with uncommitted changes" if dirty else "")
 
 
