@@ -27,7 +27,14 @@ from django.utils import timezone
 
 from alerts.selectors import ALERT, FAILED, NOT_APPLICABLE, PENDING, SUCCEEDED
 from modelregistry.models import ActiveModel
-from predictions.models import CoinMetric, EvaluationResult, ModelPrediction, PredictionStatus
+from predictions.models import (
+    CoinMetric,
+    EvaluationResult,
+    ModelPrediction,
+    PredictionStatus,
+    coin_filter,
+    coins_filter,
+)
 
 STATUSES = ("pending", "success", "failed", "expired", "non_alert")
 STATUS_FILTERS = {
@@ -157,7 +164,7 @@ def alerts_filter(
     if active_model_id is not None:
         condition &= Q(active_model_id=active_model_id)
     if coin_id:
-        condition &= Q(coin_id=coin_id)
+        condition &= coin_filter(coin_id)
     if prediction_type == "classic":
         condition &= CLASSIC
     elif prediction_type == "time_based":
@@ -190,7 +197,7 @@ def alerts_page(*, filters: dict, unique_coins: bool = True, limit: int = 100, o
                     .distinct("coin_id")[offset: offset + limit])
         total = rows.order_by().values("coin_id").distinct().count() if counts["total_rows"] else 0
         per_coin = dict(
-            ModelPrediction.objects.filter(ALERT, coin_id__in=[row.coin_id for row in page])
+            ModelPrediction.objects.filter(ALERT, coins_filter({row.coin_id for row in page}))
             .order_by()
             .values("coin_id")
             .annotate(n=Count("id"))
@@ -247,7 +254,7 @@ def alert_details(*, alert_id: int, chart_before_minutes: int = 10, chart_after_
         ]
     )
     others = (
-        ModelPrediction.objects.readable().filter(ALERT, coin_id=row.coin_id)
+        ModelPrediction.objects.readable().filter(ALERT, coin_filter(row.coin_id))
         .exclude(pk=row.pk)
         .select_related("active_model")
         .order_by("-prediction_timestamp", "-id")[:OTHER_ALERTS_MAX]

@@ -192,7 +192,8 @@ def _statement(ours: list[Column], values: dict, verdict_names: set[str], checks
     reasons = [
         (sql.SQL("active_model_id IS NULL"), NO_MODEL),
         (sql.SQL("EXISTS (SELECT 1 FROM {} ours WHERE ours.active_model_id = c.active_model_id "
-                 "AND ours.coin_id = c.coin_id AND ours.prediction_timestamp = c.prediction_timestamp)").format(
+                 "AND ours.coin_key = hashtextextended(c.coin_id, 0) AND ours.coin_id = c.coin_id "
+                 "AND ours.prediction_timestamp = c.prediction_timestamp)").format(
             sql.Identifier(TARGET)), ALREADY_THERE),
         (sql.SQL("repeat > 1"), DUPLICATE),
     ]

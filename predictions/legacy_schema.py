@@ -30,13 +30,14 @@ def exists(cursor, table: str) -> bool:
 
 
 def columns(cursor, table: str) -> list[Column]:
+    """The table's columns a row can be given values for, in table order (PostgreSQL computes generated ones)."""
     cursor.execute(
         """
         SELECT c.column_name, format_type(a.atttypid, a.atttypmod), c.data_type, c.character_maximum_length,
                c.is_nullable = 'NO'
           FROM information_schema.columns c
           JOIN pg_attribute a ON a.attrelid = to_regclass(%s) AND a.attname = c.column_name
-         WHERE c.table_schema = 'public' AND c.table_name = %s
+         WHERE c.table_schema = 'public' AND c.table_name = %s AND a.attgenerated = ''
          ORDER BY c.ordinal_position
         """,
         [f'public."{table}"', table],

@@ -15,7 +15,7 @@ from django.db.models import CharField, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, NullIf
 
 from modelregistry.models import ActiveModel
-from predictions.models import CoinMetric, ModelPrediction, PredictionStatus, Tag
+from predictions.models import CoinMetric, ModelPrediction, PredictionStatus, Tag, coin_filter
 
 OPERATORS = {">": "gt", "<": "lt", "=": "exact", ">=": "gte", "<=": "lte"}
 EVALUATION_STATUSES = ("success", "failed", "not_applicable", "wait")
@@ -64,7 +64,7 @@ def model_predictions_filter(
     if status:
         condition &= Q(status=status)
     if coin_id:
-        condition &= Q(coin_id=coin_id)
+        condition &= coin_filter(coin_id)
     condition &= _compare("probability", probability_operator, probability_value)
     if prediction_statuses:
         condition &= Q(tag__in=prediction_statuses)
@@ -170,7 +170,7 @@ def coin_details(
     model = ActiveModel.objects.filter(pk=active_model_id).first()
     if model is None:
         raise NotFound(f"Model {active_model_id} not found")
-    own = ModelPrediction.objects.filter(active_model_id=active_model_id, coin_id=coin_id)
+    own = ModelPrediction.objects.filter(coin_filter(coin_id), active_model_id=active_model_id)
     if start is not None and end is not None:
         anchor = None
     elif prediction_id is not None:
@@ -242,7 +242,7 @@ def predictions_filter(
 ) -> Q:
     condition = Q()
     if coin_id:
-        condition &= Q(coin_id=coin_id)
+        condition &= coin_filter(coin_id)
     if model_id is not None:
         condition &= Q(model_id=model_id)
     if active_model_id is not None:
@@ -272,7 +272,7 @@ def predictions_page(*, filters: dict, limit: int, offset: int) -> tuple[list[Mo
 
 def latest_prediction(*, coin_id: str, model_id: int | None = None) -> ModelPrediction | None:
     """The newest prediction of a coin (by data time), optionally of one training-service model id."""
-    queryset = ModelPrediction.objects.filter(coin_id=coin_id)
+    queryset = ModelPrediction.objects.filter(coin_filter(coin_id))
     if model_id is not None:
         queryset = queryset.filter(model_id=model_id)
     return queryset.order_by("-prediction_timestamp", "-id").first()

@@ -6,6 +6,8 @@ migration creates or adopts them. Everything else is ours.
 
 from __future__ import annotations
 
+import functools
+import operator
 import uuid
 
 from django.contrib.postgres.indexes import BrinIndex
@@ -132,6 +134,22 @@ SNAPSHOT_VOLUME = {"max_digits": 20, "decimal_places": 6, "null": True, "blank":
 CHANGE_PCT = {"max_digits": 16, "decimal_places": 4, "null": True, "blank": True}
 
 
+def coin_key_of(coin_id) -> models.Func:
+    """The 64-bit key PostgreSQL keeps for a coin's predictions (predictions/partitions.py), of a mint or a column."""
+    source = models.Value(coin_id) if isinstance(coin_id, str) else coin_id
+    return models.Func(source, models.Value(0), function="hashtextextended", output_field=models.BigIntegerField())
+
+
+def coin_filter(coin_id: str) -> Q:
+    """A coin's predictions, found through the unique key (which holds the coin's key, not its mint)."""
+    return Q(coin_key=coin_key_of(coin_id), coin_id=coin_id)
+
+
+def coins_filter(coin_ids) -> Q:
+    """The predictions of any of the coins (none for no coins)."""
+    return functools.reduce(operator.or_, map(coin_filter, sorted(coin_ids)), Q(pk__in=[]))
+
+
 class PredictionQuerySet(models.QuerySet):
     def readable(self) -> "PredictionQuerySet":
         """Rows as users read them: with `evaluation_note`, stored or derived (predictions/notes.py)."""
@@ -146,6 +164,9 @@ class ModelPrediction(models.Model):
     """
 
     coin_id = models.CharField(max_length=255)
+    # Computed by PostgreSQL from coin_id; never part of what the API shows.
+    coin_key = models.GeneratedField(expression=coin_key_of(models.F("coin_id")), output_field=models.BigIntegerField(),
+                                     db_persist=True)
     model_id = models.BigIntegerField(null=True, blank=True, help_text="Training-service id of the model.")
     # No index of its own: the model-time index starts with it.
     active_model = models.ForeignKey(
@@ -210,9 +231,10 @@ class ModelPrediction(models.Model):
         ]
         constraints = [
             # One prediction per model per coin row: a second listener or a replay cannot duplicate it. It includes
-            # the partition key (tag), as PostgreSQL demands, and serves a coin's predictions newest first.
+            # the partition key (tag), as PostgreSQL demands, and serves a coin's predictions newest first
+            # (`coin_filter`).
             models.UniqueConstraint(
-                fields=["coin_id", "prediction_timestamp", "active_model", "tag"], name="predictions_once_per_row"
+                fields=["coin_key", "prediction_timestamp", "active_model", "tag"], name="predictions_once_per_row"
             ),
             models.CheckConstraint(condition=Q(prediction__in=[0, 1]), name="predictions_prediction_binary"),
             models.CheckConstraint(

@@ -16,7 +16,6 @@ from predictions import partitions
 from predictions.partitions import SEQUENCE, TABLE
 
 OLD_TABLE = "model_predictions_unpartitioned"
-COLUMN_NAMES = [line.split()[0] for line in partitions.COLUMNS.strip().splitlines()]
 BATCH_SIZE = 100_000
 
 # The layout of migration 0001 (what reversing 0005 restores), apart from the identity: ids keep their sequence.
@@ -32,10 +31,6 @@ CREATE INDEX predictions_due_idx ON {TABLE} (evaluation_timestamp) WHERE status 
 CREATE INDEX predictions_pending_cap_idx ON {TABLE} (active_model_id, coin_id, tag) WHERE status = 'aktiv';
 CREATE INDEX predictions_created_idx ON {TABLE} (created_at);
 """
-
-
-def _columns() -> sql.Composable:
-    return sql.SQL(", ").join(map(sql.Identifier, COLUMN_NAMES))
 
 
 def _free_index_names(cursor, table: str) -> None:
@@ -81,7 +76,7 @@ def _copy_in_batches(cursor, *, source: str, target: str, batch_size: int) -> in
         return 0
     statement = sql.SQL("INSERT INTO {target} ({columns}) SELECT {columns} FROM {source} "
                         "WHERE id >= %s AND id < %s").format(
-        target=sql.Identifier(target), source=sql.Identifier(source), columns=_columns())
+        target=sql.Identifier(target), source=sql.Identifier(source), columns=partitions.stored_columns())
     for start in range(low, high + 1, batch_size):
         cursor.execute(statement, [start, start + batch_size])
         copied += cursor.rowcount
@@ -133,8 +128,9 @@ def unpartition_table(cursor, *, batch_size: int = BATCH_SIZE) -> int:
     if not partitions.is_partitioned(cursor):
         return 0
     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-    cursor.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(
-        sql.Identifier(OLD_TABLE), sql.Identifier(TABLE)))
+    cursor.execute(sql.SQL(
+        "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED)"
+    ).format(sql.Identifier(OLD_TABLE), sql.Identifier(TABLE)))
     copied = _copy_in_batches(cursor, source=TABLE, target=OLD_TABLE, batch_size=batch_size)
     if copied != _count(cursor, TABLE):
         raise RuntimeError("unpartitioning model_predictions lost rows; nothing was changed")

@@ -15,8 +15,16 @@ rows into a day partition of their own (`ensure_partitions`), so retention can d
 partitions are created `DAYS_AHEAD` days ahead by the migration and by the worker's hourly housekeeping.
 
 Keys include the partition key, as PostgreSQL requires: the primary key is (id, prediction_timestamp, tag) and
-"one prediction per model per coin row" is unique on (coin_id, prediction_timestamp, active_model_id, tag). Ids
+"one prediction per model per coin row" is unique on (coin_key, prediction_timestamp, active_model_id, tag). Ids
 still come from one sequence, `model_predictions_id_seq`, so they stay unique across partitions.
+
+`coin_key` is the coin's 64-bit hash, `hashtextextended(coin_id, 0)`, a column PostgreSQL computes on every write
+(whoever writes: the listener, the ORM, an import, users' own SQL). In the unique key it takes 8 bytes where the
+44-character mint took 48, which halves that index and makes every insert cheaper (migration 0009, "Storage per
+prediction" in docs/benchmarks.md). Two mints share a key with odds of about 1 in 2^64; a clash matters only
+between two coins predicted by one model at the same microsecond, about one in 10^12 for a flush of 2,000 coins.
+A coin's rows are found through the key: filter on `coin_key` as well as `coin_id` (`coin_filter` in
+predictions/models.py; in SQL, `coin_key = hashtextextended('…', 0) AND coin_id = '…'`).
 
 Row layout (docs/benchmarks.md, "Storage per prediction"): 8-byte columns first so no alignment padding is wasted,
 no index that another one already serves (the unique key serves a coin's predictions newest first; the foreign key
@@ -48,6 +56,7 @@ COLUMNS = """
     updated_at timestamptz NOT NULL DEFAULT now(),
     active_model_id bigint NOT NULL,
     model_id bigint,
+    coin_key bigint NOT NULL GENERATED ALWAYS AS (hashtextextended(coin_id, 0)) STORED,
     probability double precision NOT NULL,
     prediction_duration_ms double precision,
     evaluated_at timestamptz,
@@ -79,12 +88,15 @@ COLUMNS = """
     evaluation_note text
 """
 
+# What a copy of rows names: PostgreSQL computes the generated columns itself and refuses values for them.
+STORED_COLUMN_NAMES = [line.split()[0] for line in COLUMNS.strip().splitlines() if " GENERATED ALWAYS " not in line]
+
 # Everything that belongs to the parent and so to every partition (the same names as the model's Meta).
 PARENT_DDL = f"""
 CREATE SEQUENCE {SEQUENCE};
 CREATE TABLE {TABLE} ({COLUMNS},
     CONSTRAINT model_predictions_pkey PRIMARY KEY (id, prediction_timestamp, tag),
-    CONSTRAINT predictions_once_per_row UNIQUE (coin_id, prediction_timestamp, active_model_id, tag),
+    CONSTRAINT predictions_once_per_row UNIQUE (coin_key, prediction_timestamp, active_model_id, tag),
     CONSTRAINT predictions_prediction_binary CHECK (prediction IN (0, 1)),
     CONSTRAINT predictions_probability_range CHECK (probability >= 0 AND probability <= 1),
     CONSTRAINT predictions_tag CHECK (tag IN ('negativ', 'positiv', 'alert')),
@@ -114,6 +126,10 @@ SELECT c.relname, substring(c.relname FROM '_(\\d{8})$')
   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
  WHERE i.inhparent = %s::regclass
 """
+
+
+def stored_columns() -> sql.Composable:
+    return sql.SQL(", ").join(map(sql.Identifier, STORED_COLUMN_NAMES))
 
 
 def kind_table(kind: str) -> str:
@@ -161,12 +177,13 @@ def create_day_partition(cursor, *, kind: str, day: date) -> None:
     """
     name, parent, default = day_partition(kind, day), kind_table(kind), default_partition(kind)
     start, end = day_start(day), day_start(day + timedelta(days=1))
-    cursor.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(
-        sql.Identifier(name), sql.Identifier(parent)))
+    cursor.execute(sql.SQL(
+        "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED)"
+    ).format(sql.Identifier(name), sql.Identifier(parent)))
     cursor.execute(sql.SQL(
         "WITH moved AS (DELETE FROM {default} WHERE prediction_timestamp >= %s AND prediction_timestamp < %s "
-        "RETURNING *) INSERT INTO {name} SELECT * FROM moved"
-    ).format(default=sql.Identifier(default), name=sql.Identifier(name)), [start, end])
+        "RETURNING *) INSERT INTO {name} ({columns}) SELECT {columns} FROM moved"
+    ).format(default=sql.Identifier(default), name=sql.Identifier(name), columns=stored_columns()), [start, end])
     # The CHECK lets ATTACH skip its validating scan of the new table; it is redundant once attached.
     cursor.execute(sql.SQL(
         "ALTER TABLE {name} ADD CONSTRAINT {check} CHECK (prediction_timestamp >= {start} AND "

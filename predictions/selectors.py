@@ -78,9 +78,10 @@ def pending_tag_counts(*, mints: list[str], model_ids: list[int]) -> dict[tuple[
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT active_model_id, coin_id, tag, count(*) FROM model_predictions "
-            "WHERE status = 'aktiv' AND coin_id = ANY(%s::text[]) AND active_model_id = ANY(%s) "
+            "WHERE status = 'aktiv' AND active_model_id = ANY(%(models)s) AND coin_id = ANY(%(mints)s::text[]) "
+            "AND coin_key = ANY(ARRAY(SELECT hashtextextended(m, 0) FROM unnest(%(mints)s::text[]) m)) "
             "GROUP BY 1, 2, 3",
-            [sql_arrays.texts(mints), model_ids],
+            {"mints": sql_arrays.texts(mints), "models": model_ids},
         )
         return {(model, coin, tag): count for model, coin, tag, count in cursor.fetchall()}
 

@@ -84,7 +84,7 @@ WITH ev AS MATERIALIZED (
                   %(tags)s::text[]) AS p(event_i, model_i, prediction, probability, tag)
       JOIN ev ON ev.i = p.event_i
       JOIN md ON md.i = p.model_i
-    ON CONFLICT (coin_id, prediction_timestamp, active_model_id, tag) DO NOTHING
+    ON CONFLICT (coin_key, prediction_timestamp, active_model_id, tag) DO NOTHING
     RETURNING active_model_id, coin_id
 ), counted AS (
     UPDATE prediction_active_models m

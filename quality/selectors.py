@@ -27,7 +27,7 @@ SELECT count(*) FILTER (WHERE a.evaluation_result = 'success' AND b.evaluation_r
        count(*)
   FROM model_predictions a
   JOIN model_predictions b
-    ON b.coin_id = a.coin_id AND b.prediction_timestamp = a.prediction_timestamp AND b.active_model_id = %(second)s
+    ON b.coin_key = a.coin_key AND b.coin_id = a.coin_id AND b.prediction_timestamp = a.prediction_timestamp AND b.active_model_id = %(second)s
  WHERE a.active_model_id = %(first)s
    AND a.evaluation_result IN ('success', 'failed') AND b.evaluation_result IN ('success', 'failed')
    AND (%(start)s::timestamptz IS NULL OR a.prediction_timestamp >= %(start)s::timestamptz)

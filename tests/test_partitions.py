@@ -56,7 +56,7 @@ def insert_model(cursor, **fields) -> int:
 
 
 def every_row(cursor) -> list[tuple]:
-    names = sql.SQL(", ").join(map(sql.Identifier, partition_adoption.COLUMN_NAMES))
+    names = sql.SQL(", ").join(map(sql.Identifier, partitions.STORED_COLUMN_NAMES))
     cursor.execute(sql.SQL("SELECT {} FROM model_predictions ORDER BY id").format(names))
     return cursor.fetchall()
 
@@ -75,8 +75,8 @@ def test_an_unpartitioned_table_is_adopted_in_batches_without_losing_a_row():
         assert not partitions.is_partitioned(cursor)
         cursor.execute(ROWS_SQL, {"model": active.pk, "start": NOW, "rows": 60})
         before = every_row(cursor)
-        kinds = {row[partition_adoption.COLUMN_NAMES.index("tag")] for row in before}
-        statuses = {row[partition_adoption.COLUMN_NAMES.index("status")] for row in before}
+        kinds = {row[partitions.STORED_COLUMN_NAMES.index("tag")] for row in before}
+        statuses = {row[partitions.STORED_COLUMN_NAMES.index("status")] for row in before}
         assert kinds == {"alert", "positiv", "negativ"} and statuses == {"aktiv", "inaktiv"}
 
         moved = partition_adoption.partition_table(cursor, today=TODAY, batch_size=7)

@@ -199,7 +199,8 @@ def restore_workload() -> None:
     parents = [partitions.TABLE] + [partitions.kind_table(kind) for kind in partitions.KINDS]
     with connection.cursor() as cursor:
         cursor.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, leaves))))
-        cursor.execute(f"INSERT INTO model_predictions SELECT * FROM {WORKLOAD_COPY}")
+        cursor.execute(sql.SQL("INSERT INTO model_predictions ({columns}) SELECT {columns} FROM {copy}").format(
+            columns=partitions.stored_columns(), copy=sql.Identifier(WORKLOAD_COPY)))
         cursor.execute("VACUUM ANALYZE coin_metrics")  # also reads it into the cache, after (b)'s build evicted it
         cursor.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(map(sql.Identifier, leaves))))
         # The parents' own statistics (autovacuum never gathers them); ONLY: their leaves have theirs.
@@ -307,7 +308,8 @@ def _fill(cursor, part: dict, *, first_id: int, models: list[int]) -> None:
     step = (86_400 - 60) // instants
     assert step >= 60, "a coin's instants would collide: raise STORED_COINS_PER_DAY"
     cursor.execute(sql.SQL(
-        "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS) WITH (autovacuum_enabled = false)"
+        "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED) "
+        "WITH (autovacuum_enabled = false)"
     ).format(sql.Identifier(name), sql.Identifier(partitions.kind_table(kind))))
     alert = kind == "alert"
     cursor.execute(sql.SQL(STORED_SQL).format(table=sql.Identifier(name)), {

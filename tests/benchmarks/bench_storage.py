@@ -77,7 +77,8 @@ def _predict_all(mints: list[str]) -> int:
     from django.db import connection
     from django.utils import timezone as django_timezone
 
-    from predictions.services import INSERT_PREDICTIONS_SQL, _array_literal, _numbers_literal
+    from predictions.services import INSERT_PREDICTIONS_SQL
+    from pumpserver import sql_arrays
 
     rng = np.random.default_rng(3)
     model_ids = list(range(1, MODELS + 1))
@@ -90,13 +91,13 @@ def _predict_all(mints: list[str]) -> int:
             cursor.execute(INSERT_PREDICTIONS_SQL, {
                 "now": django_timezone.now(),
                 "coins": mints, "times": [at] * len(mints), "phases": [None] * len(mints),
-                "training_ids": _array_literal(model_ids), "models": _array_literal(model_ids),
-                "versions": _array_literal([1] * MODELS), "ms": _array_literal([0.731] * MODELS),
-                "horizons": _array_literal([HORIZON_MINUTES] * MODELS),
-                "event_of": _numbers_literal([e + 1 for e in range(len(mints)) for _m in model_ids]),
-                "model_of": _numbers_literal([m for _e in range(len(mints)) for m in model_ids]),
-                "predictions": _numbers_literal([int(p >= 0.5) for p in probabilities]),
-                "probabilities": _numbers_literal([float(p) for p in probabilities]),
+                "training_ids": sql_arrays.values(model_ids), "models": sql_arrays.values(model_ids),
+                "versions": sql_arrays.values([1] * MODELS), "ms": sql_arrays.values([0.731] * MODELS),
+                "horizons": sql_arrays.values([HORIZON_MINUTES] * MODELS),
+                "event_of": sql_arrays.numbers([e + 1 for e in range(len(mints)) for _m in model_ids]),
+                "model_of": sql_arrays.numbers([m for _e in range(len(mints)) for m in model_ids]),
+                "predictions": sql_arrays.numbers([int(p >= 0.5) for p in probabilities]),
+                "probabilities": sql_arrays.numbers([float(p) for p in probabilities]),
                 "tags": "{" + ",".join(tags) + "}",
             })
             inserted += len(cursor.fetchall())

@@ -74,7 +74,8 @@ class ModelPredictionsQuerySerializer(PageQuerySerializer):
 
 def _row_fields() -> list[str]:
     """Every column in table order, the note as users read it in place of the stored one."""
-    names = [field.name for field in ModelPrediction._meta.concrete_fields if field.name not in ("id", "active_model")]
+    names = [field.name for field in ModelPrediction._meta.concrete_fields
+             if field.name not in ("id", "active_model", "coin_key")]
     return ["id", "active_model_id", *("evaluation_note" if name == "stored_note" else name for name in names)]
 
 
