@@ -1,9 +1,10 @@
 """The listener of two revisions, side by side in one run: does a change to the event path cost speed?
 
-A baseline revision (BENCH_BASELINE_REV, default 17142d2: the event path before its leaner writes and lanes; any
-revision whose listener runs on the current schema will do) is checked out
-into var/bench-baseline with `git worktree` and runs against the very same database, models and market as the
-working tree, with the same virtual environment. Listeners of the two take turns (baseline, current, baseline,
+A baseline revision (BENCH_BASELINE_REV, default 17142d2: the event path before its leaner writes and lanes) is
+checked out into var/bench-baseline with `git worktree` and runs against the very same database, models and market
+as the working tree, with the same virtual environment. When the working tree has migrations the baseline lacks,
+the baseline runs on a copy of the prefilled database instead, migrated back to the baseline's schema
+(`baseline_bench`), so each listener finds the tables it was written for. Listeners of the two take turns (baseline, current, baseline,
 current) so that a machine that gets busier or quieter during the run weighs on both alike; each turn runs a
 latency step at 500 rows/s and a load step at 1,000 rows/s (near the listener's limit with every row predicted
 on its own, see the listener benchmark). The figures compared are the medians over the turns of one revision and
@@ -22,14 +23,19 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+import psycopg
 
 from tests.benchmarks.bench_listener import (
     FIXED_WARMUP,
     PROJECT_DIR,
+    Bench,
     Phase,
     Watcher,
+    _env,
     _phase_line,
     prepare,
     warm_up,
@@ -53,6 +59,63 @@ def baseline_checkout(rev: str = BASELINE_REV, directory: Path = BASELINE_DIR) -
     return directory, commit
 
 
+def _migrations(code_dir: Path) -> dict[str, list[str]]:
+    """Each app's migration names in a checkout, in order."""
+    return {folder.parent.name: sorted(path.stem for path in folder.glob("[0-9][0-9][0-9][0-9]_*.py"))
+            for folder in code_dir.glob("*/migrations")}
+
+
+def migrations_back(baseline_dir: Path) -> list[tuple[str, str]]:
+    """(app, migration) to migrate the working tree's schema back to the baseline's; empty when they are the same."""
+    ours, theirs = _migrations(PROJECT_DIR), _migrations(baseline_dir)
+    steps = []
+    for app in sorted(set(ours) | set(theirs)):
+        mine, old = ours.get(app, []), theirs.get(app, [])
+        if not set(old) <= set(mine):
+            raise RuntimeError(f"the baseline has {app} migrations the working tree lacks: {sorted(set(old) - set(mine))}")
+        if old != mine:
+            steps.append((app, old[-1] if old else "zero"))
+    return steps
+
+
+BASELINE_DB_SUFFIX = "_baseline"
+
+
+def baseline_bench(bench: Bench, baseline_dir: Path) -> tuple[Bench, Bench]:
+    """(bench for the baseline, bench for the working tree). One database when both have the same migrations;
+    otherwise the baseline gets a copy of the prefilled database, migrated back by the working tree's migrations (they
+    know the way back). `bench` is closed and replaced in that case; `drop_baseline_database` removes the copy."""
+    steps = migrations_back(baseline_dir)
+    if not steps:
+        return bench, bench
+    from pumpserver.database import open_connection
+    from tests.conftest import database_url
+
+    name = psycopg.conninfo.conninfo_to_dict(bench.url)["dbname"]
+    copy = name + BASELINE_DB_SUFFIX
+    bench.conn.close()  # a template database takes no connections while it is copied
+    with open_connection(autocommit=True, dbname="postgres") as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
+    url = database_url(copy)
+    for app, migration in steps:
+        print(f"baseline database: migrate {app} {migration}", flush=True)
+        subprocess.run([sys.executable, "manage.py", "migrate", app, migration, "-v0"], cwd=PROJECT_DIR,
+                       env=_env(url), check=True)
+    return Bench(url), Bench(bench.url)
+
+
+def drop_baseline_database(baseline: Bench, current: Bench) -> None:
+    if baseline is current:
+        return
+    from pumpserver.database import open_connection
+
+    baseline.conn.close()
+    with open_connection(autocommit=True, dbname="postgres") as admin:
+        admin.execute('DROP DATABASE IF EXISTS "{}" WITH (FORCE)'.format(
+            psycopg.conninfo.conninfo_to_dict(baseline.url)["dbname"]))
+
+
 def current_commit() -> str:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True)
     # the results file itself is written while the benchmarks run
@@ -66,22 +129,27 @@ def run(url: str) -> str:
     began = time.monotonic()
     baseline_dir, baseline_commit = baseline_checkout()
     bench, _setup, _prefill = prepare(url)
+    baseline, current = baseline_bench(bench, baseline_dir)
+    sides = {"baseline": (baseline, baseline_dir), "current": (current, PROJECT_DIR)}
     turns: dict[str, list[tuple[Phase, Phase]]] = {"baseline": [], "current": []}
     try:
-        # One uncounted step first: the first step after the prefill found PostgreSQL busier than any later one (in
-        # two runs), and it would always be the baseline's.
-        print("listener compare: settling step (not counted)", flush=True)
-        _steps(bench, url, PROJECT_DIR, [LATENCY_RATE])
+        # One uncounted step first (on each database): the first step after the prefill found PostgreSQL busier than
+        # any later one (in two runs), and it would always be the baseline's.
+        for side in {id(b): b for b in (baseline, current)}.values():
+            print("listener compare: settling step (not counted)", flush=True)
+            _steps(side, side.url, PROJECT_DIR if side is current else baseline_dir, [LATENCY_RATE])
         for turn in range(TURNS):
-            for name, code_dir in (("baseline", baseline_dir), ("current", PROJECT_DIR)):
+            for name, (side, code_dir) in sides.items():
                 print(f"listener compare: turn {turn + 1}, {name}", flush=True)
-                latency, load = _steps(bench, url, code_dir, [LATENCY_RATE, LOAD_RATE])
+                latency, load = _steps(side, side.url, code_dir, [LATENCY_RATE, LOAD_RATE])
                 turns[name].append((latency, load))
     finally:
-        bench.conn.close()
+        drop_baseline_database(baseline, current)
+        current.conn.close()
         subprocess.run(["git", "worktree", "remove", "--force", str(baseline_dir)], cwd=PROJECT_DIR,
                        capture_output=True)
-    return _report(turns, baseline_commit=baseline_commit, elapsed=time.monotonic() - began)
+    return _report(turns, baseline_commit=baseline_commit, separate=baseline is not current,
+                   elapsed=time.monotonic() - began)
 
 
 def _steps(bench, url: str, code_dir: Path, rates: list[int]) -> list[Phase]:
@@ -123,7 +191,7 @@ def _figures(pairs: list[tuple[Phase, Phase]]) -> dict[str, float]:
     }
 
 
-def _report(turns: dict, *, baseline_commit: str, elapsed: float) -> str:
+def _report(turns: dict, *, baseline_commit: str, separate: bool, elapsed: float) -> str:
     old, new = _figures(turns["baseline"]), _figures(turns["current"])
     load = f"{LOAD_RATE:,} rows/s"
     rows = [
@@ -141,7 +209,10 @@ def _report(turns: dict, *, baseline_commit: str, elapsed: float) -> str:
         "### Listener before and after: two revisions in one run",
         "",
         f"Baseline `{baseline_commit[:12]}` (a `git worktree` of BENCH_BASELINE_REV) against the working tree "
-        f"(`{current_commit()}`), same database, 10 models and 2,000-coin market as the listener benchmark; the two "
+        f"(`{current_commit()}`), "
+        + ("each on its own copy of one prefilled database (the baseline's migrated back to its schema)"
+           if separate else "same database")
+        + ", 10 models and 2,000-coin market as the listener benchmark; the two "
         f"listeners take turns ({TURNS} turns each, alternating, after one uncounted {LATENCY_RATE} rows/s step of the "
         f"current code), each turn a {STEP_SECONDS} s step at "
         f"{LATENCY_RATE} rows/s and one at {LOAD_RATE:,} rows/s after a {FIXED_WARMUP} s warm-up. Medians over the "

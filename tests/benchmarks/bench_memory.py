@@ -2,8 +2,9 @@
 
 A baseline revision (BENCH_MEMORY_BASELINE_REV, default: the last commit before the listener's memory work) is
 checked out into var/bench-memory-baseline with `git worktree` and runs against the very same database, models and
-market as the working tree, with the same virtual environment (as bench_listener_compare does); before each
-revision the market is rewound to the prefill, so both are fed the very same rows. Per revision:
+market as the working tree, with the same virtual environment (as bench_listener_compare does, including its copy
+of the database for a baseline of an older schema); before each revision the market is rewound to the prefill, so
+both are fed the very same rows. Per revision:
 
 * one model (one XGBoost × 300 trees of the listener benchmark, the others deactivated): the listener's RSS idle
   after start (no row yet, so no model loaded), after a warm-up of 500 rows (model loaded), and after
@@ -28,7 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.benchmarks.bench_listener import COINS, PROJECT_DIR, _manage, _simulate, _vm, prepare
-from tests.benchmarks.bench_listener_compare import baseline_checkout, current_commit
+from tests.benchmarks.bench_listener_compare import (
+    baseline_bench,
+    baseline_checkout,
+    current_commit,
+    drop_baseline_database,
+)
 
 BASELINE_REV = os.environ.get("BENCH_MEMORY_BASELINE_REV", "0c1971d")
 BASELINE_DIR = PROJECT_DIR / "var" / "bench-memory-baseline"
@@ -179,20 +185,22 @@ def run(url: str) -> str:
     baseline_dir, baseline_commit = baseline_checkout(BASELINE_REV, BASELINE_DIR)
     bench, _setup, _prefill = prepare(url)
     prefilled_until = bench.conn.execute('SELECT max("timestamp") FROM coin_metrics').fetchone()[0]
+    baseline, current = baseline_bench(bench, baseline_dir)
     results: dict[str, dict[str, Figures]] = {}
     try:
-        for name, code_dir in (("baseline", baseline_dir), ("current", PROJECT_DIR)):
-            _rewind(bench, prefilled_until)
+        for name, side, code_dir in (("baseline", baseline, baseline_dir), ("current", current, PROJECT_DIR)):
+            _rewind(side, prefilled_until)
             print(f"memory bench: {name}, one model", flush=True)
-            one = one_model(bench, code_dir, name)
+            one = one_model(side, code_dir, name)
             print(f"memory bench: {name}, ten models", flush=True)
-            ten = ten_models(bench, code_dir, name)
+            ten = ten_models(side, code_dir, name)
             results[name] = {"one": one, "ten": ten}
             print(f"  one: {one}\n  ten: {ten}", flush=True)
         load = os.getloadavg()
     finally:
-        _activate(bench, None)
-        bench.conn.close()
+        _activate(current, None)
+        drop_baseline_database(baseline, current)
+        current.conn.close()
         subprocess.run(["git", "worktree", "remove", "--force", str(baseline_dir)], cwd=PROJECT_DIR,
                        capture_output=True)
     return _report(results, baseline_commit=baseline_commit, load=load, elapsed=time.monotonic() - began)
