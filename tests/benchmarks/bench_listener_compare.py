@@ -4,7 +4,8 @@ A baseline revision (BENCH_BASELINE_REV, default 17142d2: the event path before 
 checked out into var/bench-baseline with `git worktree` and runs against the very same database, models and market
 as the working tree, with the same virtual environment. When the working tree has migrations the baseline lacks,
 the baseline runs on a copy of the prefilled database instead, migrated back to the baseline's schema
-(`baseline_bench`), so each listener finds the tables it was written for. Listeners of the two take turns (baseline, current, baseline,
+(`baseline_bench`), so each listener finds the tables it was written for. BENCH_COMPARE_COPY_DATABASE=1 makes that
+copy whatever the migrations (to see what two databases alone change in the figures). Listeners of the two take turns (baseline, current, baseline,
 current) so that a machine that gets busier or quieter during the run weighs on both alike; each turn runs a
 latency step at 500 rows/s and a load step at 1,000 rows/s (near the listener's limit with every row predicted
 on its own, see the listener benchmark). The figures compared are the medians over the turns of one revision and
@@ -86,7 +87,7 @@ def baseline_bench(bench: Bench, baseline_dir: Path) -> tuple[Bench, Bench]:
     otherwise the baseline gets a copy of the prefilled database, migrated back by the working tree's migrations (they
     know the way back). `bench` is closed and replaced in that case; `drop_baseline_database` removes the copy."""
     steps = migrations_back(baseline_dir)
-    if not steps:
+    if not steps and os.environ.get("BENCH_COMPARE_COPY_DATABASE") != "1":
         return bench, bench
     from pumpserver.database import open_connection
     from tests.conftest import database_url
