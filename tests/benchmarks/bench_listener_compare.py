@@ -3,12 +3,13 @@
 A baseline revision (BENCH_BASELINE_REV, default 17142d2: the event path before its leaner writes and lanes) is
 checked out into var/bench-baseline with `git worktree` and runs against the very same database, models and market
 as the working tree, with the same virtual environment. When the working tree has migrations the baseline lacks,
-the baseline runs on a copy of the prefilled database instead, migrated back to the baseline's schema
-(`baseline_bench`), so each listener finds the tables it was written for. BENCH_COMPARE_COPY_DATABASE=1 makes that
-copy whatever the migrations (to see what two databases alone change in the figures). Listeners of the two take turns (baseline, current, baseline,
-current) so that a machine that gets busier or quieter during the run weighs on both alike; each turn runs a
-latency step at 500 rows/s and a load step at 1,000 rows/s (near the listener's limit with every row predicted
-on its own, see the listener benchmark). The figures compared are the medians over the turns of one revision and
+each revision runs on its own copy of the prefilled database instead, the baseline's migrated back to its schema
+(`baseline_bench`), so each listener finds the tables it was written for. BENCH_COMPARE_COPY_DATABASE=1 makes the
+copies whatever the migrations (to see what two databases alone change in the figures).
+
+Listeners of the two take turns (baseline, current, baseline, current) so that a machine that gets busier or quieter
+during the run weighs on both alike; each turn runs a latency step at 500 rows/s and a load step at 1,000 rows/s
+(near the listener's limit with every row predicted on its own, see the listener benchmark). The figures compared are the medians over the turns of one revision and
 their ratio current / baseline:
 
 * listener CPU per claimed row at 1,000 rows/s (the least noisy measure of work per row);
@@ -79,42 +80,50 @@ def migrations_back(baseline_dir: Path) -> list[tuple[str, str]]:
     return steps
 
 
-BASELINE_DB_SUFFIX = "_baseline"
+def _database_name(url: str) -> str:
+    return psycopg.conninfo.conninfo_to_dict(url)["dbname"]
 
 
 def baseline_bench(bench: Bench, baseline_dir: Path) -> tuple[Bench, Bench]:
-    """(bench for the baseline, bench for the working tree). One database when both have the same migrations;
-    otherwise the baseline gets a copy of the prefilled database, migrated back by the working tree's migrations (they
-    know the way back). `bench` is closed and replaced in that case; `drop_baseline_database` removes the copy."""
-    steps = migrations_back(baseline_dir)
-    if not steps and os.environ.get("BENCH_COMPARE_COPY_DATABASE") != "1":
-        return bench, bench
+    """(bench for the baseline, bench for the working tree). One database when both have the same migrations.
+    Otherwise each side gets a copy of the prefilled database, made alike (copied, then vacuumed: a copy alone ran
+    slower than the database it was copied from), the baseline's migrated back by the working tree's migrations (they
+    know the way back). `bench` is closed then; `drop_copies` removes the copies."""
     from pumpserver.database import open_connection
     from tests.conftest import database_url
 
-    name = psycopg.conninfo.conninfo_to_dict(bench.url)["dbname"]
-    copy = name + BASELINE_DB_SUFFIX
+    steps = migrations_back(baseline_dir)
+    if not steps and os.environ.get("BENCH_COMPARE_COPY_DATABASE") != "1":
+        return bench, bench
+    name = _database_name(bench.url)
     bench.conn.close()  # a template database takes no connections while it is copied
-    with open_connection(autocommit=True, dbname="postgres") as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
-    url = database_url(copy)
-    for app, migration in steps:
-        print(f"baseline database: migrate {app} {migration}", flush=True)
-        subprocess.run([sys.executable, "manage.py", "migrate", app, migration, "-v0"], cwd=PROJECT_DIR,
-                       env=_env(url), check=True)
-    return Bench(url), Bench(bench.url)
+    sides = []
+    for suffix, back in (("_baseline", steps), ("_current", [])):
+        with open_connection(autocommit=True, dbname="postgres") as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}{suffix}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}{suffix}" TEMPLATE "{name}"')
+        url = database_url(name + suffix)
+        for app, migration in back:
+            print(f"baseline database: migrate {app} {migration}", flush=True)
+            subprocess.run([sys.executable, "manage.py", "migrate", app, migration, "-v0"], cwd=PROJECT_DIR,
+                           env=_env(url), check=True)
+        side = Bench(url)
+        side.conn.execute("VACUUM ANALYZE")
+        sides.append(side)
+    return sides[0], sides[1]
 
 
-def drop_baseline_database(baseline: Bench, current: Bench) -> None:
-    if baseline is current:
-        return
+def drop_copies(baseline: Bench, current: Bench) -> None:
+    """Close both benches, and drop their databases where they are copies (`baseline_bench`)."""
     from pumpserver.database import open_connection
 
-    baseline.conn.close()
+    for side in {id(side): side for side in (baseline, current)}.values():
+        side.conn.close()
+    if baseline is current:
+        return
     with open_connection(autocommit=True, dbname="postgres") as admin:
-        admin.execute('DROP DATABASE IF EXISTS "{}" WITH (FORCE)'.format(
-            psycopg.conninfo.conninfo_to_dict(baseline.url)["dbname"]))
+        for side in (baseline, current):
+            admin.execute(f'DROP DATABASE IF EXISTS "{_database_name(side.url)}" WITH (FORCE)')
 
 
 def current_commit() -> str:
@@ -145,8 +154,7 @@ def run(url: str) -> str:
                 latency, load = _steps(side, side.url, code_dir, [LATENCY_RATE, LOAD_RATE])
                 turns[name].append((latency, load))
     finally:
-        drop_baseline_database(baseline, current)
-        current.conn.close()
+        drop_copies(baseline, current)
         subprocess.run(["git", "worktree", "remove", "--force", str(baseline_dir)], cwd=PROJECT_DIR,
                        capture_output=True)
     return _report(turns, baseline_commit=baseline_commit, separate=baseline is not current,

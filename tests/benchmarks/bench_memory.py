@@ -2,7 +2,7 @@
 
 A baseline revision (BENCH_MEMORY_BASELINE_REV, default: the last commit before the listener's memory work) is
 checked out into var/bench-memory-baseline with `git worktree` and runs against the very same database, models and
-market as the working tree, with the same virtual environment (as bench_listener_compare does, including its copy
+market as the working tree, with the same virtual environment (as bench_listener_compare does, including its copies
 of the database for a baseline of an older schema); before each revision the market is rewound to the prefill, so
 both are fed the very same rows. Per revision:
 
@@ -33,7 +33,7 @@ from tests.benchmarks.bench_listener_compare import (
     baseline_bench,
     baseline_checkout,
     current_commit,
-    drop_baseline_database,
+    drop_copies,
 )
 
 BASELINE_REV = os.environ.get("BENCH_MEMORY_BASELINE_REV", "0c1971d")
@@ -199,8 +199,7 @@ def run(url: str) -> str:
         load = os.getloadavg()
     finally:
         _activate(current, None)
-        drop_baseline_database(baseline, current)
-        current.conn.close()
+        drop_copies(baseline, current)
         subprocess.run(["git", "worktree", "remove", "--force", str(baseline_dir)], cwd=PROJECT_DIR,
                        capture_output=True)
     return _report(results, baseline_commit=baseline_commit, load=load, elapsed=time.monotonic() - began)
