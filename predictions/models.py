@@ -6,8 +6,6 @@ migration creates or adopts them. Everything else is ours.
 
 from __future__ import annotations
 
-import functools
-import operator
 import uuid
 
 from django.contrib.postgres.indexes import BrinIndex
@@ -146,8 +144,9 @@ def coin_filter(coin_id: str) -> Q:
 
 
 def coins_filter(coin_ids) -> Q:
-    """The predictions of any of the coins (none for no coins)."""
-    return functools.reduce(operator.or_, map(coin_filter, sorted(coin_ids)), Q(pk__in=[]))
+    """The predictions of any of the coins (none for no coins): one look-up of the unique key for all of them."""
+    coin_ids = sorted(coin_ids)
+    return Q(coin_key__in=[coin_key_of(coin_id) for coin_id in coin_ids], coin_id__in=coin_ids)
 
 
 class PredictionQuerySet(models.QuerySet):

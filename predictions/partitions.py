@@ -22,7 +22,7 @@ still come from one sequence, `model_predictions_id_seq`, so they stay unique ac
 (whoever writes: the listener, the ORM, an import, users' own SQL). In the unique key it takes 8 bytes where the
 44-character mint took 48, which halves that index and makes every insert cheaper (migration 0009, "Storage per
 prediction" in docs/benchmarks.md). Two mints share a key with odds of about 1 in 2^64; a clash matters only
-between two coins predicted by one model at the same microsecond, about one in 10^12 for a flush of 2,000 coins.
+between two coins predicted by one model at the same microsecond, about one in 10^13 for a flush of 2,000 coins.
 A coin's rows are found through the key: filter on `coin_key` as well as `coin_id` (`coin_filter` in
 predictions/models.py; in SQL, `coin_key = hashtextextended('…', 0) AND coin_id = '…'`).
 
