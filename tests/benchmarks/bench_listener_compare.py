@@ -9,8 +9,8 @@ copies whatever the migrations (to see what two databases alone change in the fi
 
 Listeners of the two take turns (baseline, current, baseline, current) so that a machine that gets busier or quieter
 during the run weighs on both alike; each turn runs a latency step at 500 rows/s and a load step at 1,000 rows/s
-(near the listener's limit with every row predicted on its own, see the listener benchmark). The figures compared are the medians over the turns of one revision and
-their ratio current / baseline:
+(near the listener's limit with every row predicted on its own, see the listener benchmark). The figures compared
+are the medians over the turns of one revision and their ratio current / baseline:
 
 * listener CPU per claimed row at 1,000 rows/s (the least noisy measure of work per row);
 * claimed rows/s at 1,000 rows/s, and p50/p99 insert → prediction latency at 500 rows/s.
@@ -90,7 +90,8 @@ def migrations_back(baseline_dir: Path) -> list[tuple[str, str]]:
     for app in sorted(set(ours) | set(theirs)):
         mine, old = ours.get(app, []), theirs.get(app, [])
         if not set(old) <= set(mine):
-            raise RuntimeError(f"the baseline has {app} migrations the working tree lacks: {sorted(set(old) - set(mine))}")
+            lacking = sorted(set(old) - set(mine))
+            raise RuntimeError(f"the baseline has {app} migrations the working tree lacks: {lacking}")
         if old != mine:
             steps.append((app, old[-1] if old else "zero"))
     return steps
@@ -102,9 +103,9 @@ def _database_name(url: str) -> str:
 
 def baseline_bench(bench: Bench, baseline_dir: Path) -> tuple[Bench, Bench]:
     """(bench for the baseline, bench for the working tree). One database when both have the same migrations.
-    Otherwise each side gets a copy of the prefilled database, made alike (copied, then vacuumed: a copy alone ran
-    slower than the database it was copied from), the baseline's migrated back by the working tree's migrations (they
-    know the way back). `bench` is closed then; `drop_copies` removes the copies."""
+    Otherwise each side gets a copy of the prefilled database, made alike (copied, then vacuumed; neither runs on the
+    original), the baseline's migrated back by the working tree's migrations (they know the way back). `bench` is
+    closed then; `drop_copies` removes the copies."""
     from pumpserver.database import open_connection
     from tests.conftest import database_url
 
