@@ -89,9 +89,10 @@ def late_copy(row, *, after: str) -> list:
     return late
 
 
-def corrections_then_rows(market: psycopg.Connection, mint: str, *, step: int, inserted: list):
+def corrections_then_rows(market: psycopg.Connection, mint: str, *, step: int, inserted: list, streamed: set):
     """One coin's statements of a step, in time order of the rows they touch, as a generator (one statement per
-    next()): delete an older row, correct a newer one, insert a late row between the two newest, then new rows."""
+    next()): delete an older row, correct a newer one, insert a late row between the two newest, then new rows.
+    Each inserted row's (mint, time) goes into `streamed`."""
     held = inserted  # the coin's rows in coin_metrics now, ascending by time
     if step > 0:
         gone = held.pop(-6)
@@ -106,11 +107,13 @@ def corrections_then_rows(market: psycopg.Connection, mint: str, *, step: int, i
         late = late_copy(held[-2], after=held[-2][TIMESTAMP])
         market.execute(INSERT_SQL, late)
         held.insert(len(held) - 1, late)
+        streamed.add((mint, datetime.fromisoformat(late[TIMESTAMP])))
         yield
     start = PREFILL + step * NEW_ROWS_PER_STEP
     for row in rows_of(mint)[start:start + NEW_ROWS_PER_STEP]:
         market.execute(INSERT_SQL, row)
         held.append(row)
+        streamed.add((mint, datetime.fromisoformat(row[TIMESTAMP])))
         yield
 
 
@@ -132,10 +135,11 @@ def test_every_stored_probability_equals_predict_as_of_its_claim(market, setting
         cursor.executemany(INSERT_SQL, [row for mint in MINTS for row in inserted[mint]])
     market.execute("DELETE FROM coin_metrics_queue")  # a history to start from, not work
     processes = [listener_process(lanes=lanes) for _ in range(listeners)]
-    checked, seen_id = 0, 0
+    checked, seen_id, streamed = 0, 0, set()
     try:
         for step in range(STEPS):
-            streams = [corrections_then_rows(market, mint, step=step, inserted=inserted[mint]) for mint in MINTS]
+            streams = [corrections_then_rows(market, mint, step=step, inserted=inserted[mint], streamed=streamed)
+                       for mint in MINTS]
             while streams:  # the coins' statements interleaved, one at a time, each committed on its own
                 streams = [stream for stream in streams if next(stream, StopIteration) is not StopIteration]
             wait_until(lambda: market.execute("SELECT count(*) FROM coin_metrics_queue").fetchone() == (0,))
@@ -154,8 +158,10 @@ def test_every_stored_probability_equals_predict_as_of_its_claim(market, setting
     assert [p.returncode for p in processes] == [0] * listeners, outputs
     # Every late and new row of every step was predicted by the models whose phases it passes, none twice.
     rows_predicted = STEPS * NEW_ROWS_PER_STEP + (STEPS - 1)
-    assert ModelPrediction.objects.values("coin_id", "prediction_timestamp").distinct().count() == (
-        len(MINTS) * rows_predicted)
+    predicted = set(ModelPrediction.objects.values_list("coin_id", "prediction_timestamp").distinct())
+    assert len(streamed) == len(MINTS) * rows_predicted
+    # Once seen in CI (62 of 102 rows predicted) and never locally: say which rows and what the listeners logged.
+    assert predicted == streamed, (sorted(streamed - predicted), [output[-4000:] for output in outputs])
     assert checked == ModelPrediction.objects.count() >= 2 * len(MINTS) * rows_predicted
 
 
