@@ -57,16 +57,19 @@ def pandas_rolling_mean_sum(
     padded[np.isinf(padded)] = np.nan  # pandas treats ±inf as missing
 
     totals = _kahan_window_sums(padded, widest, sorted_lengths, lane_series, lane_window, lags)
+    # The lanes of one window length are read off together: a few array operations per window length and lag,
+    # not per lane (a batch has ~25 lanes per window length).
     coins = np.arange(n_coins)
-    for lane, (series, window) in enumerate(zip(lane_series, lane_window)):
-        for lag_index, lag in enumerate(lags):
-            row = sorted_lengths - 1 - lag
-            exists = row >= 0
-            row, coin = row[exists], coins[exists]
-            counters = _window_counters(padded[widest:, series, :], row, coin, int(window))
-            mean, total = _rolling_results(totals[lag_index, lane, coin], *counters)
-            out_mean[lag_index, lane, order[coin]] = mean
-            out_sum[lag_index, lane, order[coin]] = total
+    for lag_index, lag in enumerate(lags):
+        row = sorted_lengths - 1 - lag
+        exists = row >= 0
+        row, coin = row[exists], coins[exists]
+        for window in np.unique(lane_window):
+            lanes = np.flatnonzero(lane_window == window)
+            counters = _window_counters(padded[widest:], lane_series[lanes], row, coin, int(window))
+            mean, total = _rolling_results(totals[lag_index][np.ix_(lanes, coin)], *counters)
+            out_mean[lag_index, lanes[:, None], order[coin]] = mean
+            out_sum[lag_index, lanes[:, None], order[coin]] = total
     return out_mean, out_sum
 
 
@@ -168,25 +171,25 @@ def _numpy_window_sums(padded, widest, sorted_lengths, first_active, lane_series
                     totals[lag_index, :, lo:hi] = total[:, lo:hi]
 
 
-def _window_counters(values: np.ndarray, row: np.ndarray, coin: np.ndarray, window: int):
-    """The non-sum part of pandas' window state for the windows ending at ``row``.
+def _window_counters(values: np.ndarray, series: np.ndarray, row: np.ndarray, coin: np.ndarray, window: int):
+    """The non-sum part of pandas' window state for the windows ending at ``row``, for each of ``series``.
 
-    ``values``: one series, ``(rows, coins)``, NaN = missing. Returns ``(n_obs,
-    n_negative, all_equal, last_added)``. pandas tracks the run of equal consecutive
-    added values; "the run covers all n_obs observations of the window" is the same as
-    "all present values of the window are equal" (== is transitive on non-NaN floats,
-    -0.0 == 0.0 included), and with n_obs >= 1 the last added value lies in the window.
+    ``values``: ``(rows, n_series, coins)``, NaN = missing. Returns ``(n_obs, n_negative, all_equal, last_added)``,
+    each ``(len(series), len(row))``. pandas tracks the run of equal consecutive added values; "the run covers all
+    n_obs observations of the window" is the same as "all present values of the window are equal" (== is
+    transitive on non-NaN floats, -0.0 == 0.0 included), and with n_obs >= 1 the last added value lies in the window.
     """
     offsets = np.arange(1 - window, 1)  # oldest .. newest row of the window
     window_rows = row[:, None] + offsets[None, :]
     in_range = window_rows >= 0
-    cells = np.where(in_range, values[np.maximum(window_rows, 0), coin[:, None]], np.nan)
+    cells = values[np.maximum(window_rows, 0)[None, :, :], series[:, None, None], coin[None, :, None]]
+    cells[:, ~in_range] = np.nan
     present = ~np.isnan(cells)
-    n_obs = present.sum(axis=1)
-    n_negative = (present & np.signbit(cells)).sum(axis=1)
-    all_equal = np.fmin.reduce(cells, axis=1) == np.fmax.reduce(cells, axis=1)
-    newest_present = window - 1 - np.argmax(present[:, ::-1], axis=1)
-    last_added = cells[np.arange(len(row)), newest_present]  # NaN if none present (n_obs 0)
+    n_obs = present.sum(axis=2)
+    n_negative = (present & np.signbit(cells)).sum(axis=2)
+    all_equal = np.fmin.reduce(cells, axis=2) == np.fmax.reduce(cells, axis=2)
+    newest_present = window - 1 - np.argmax(present[:, :, ::-1], axis=2)
+    last_added = np.take_along_axis(cells, newest_present[:, :, None], axis=2)[:, :, 0]  # NaN if none present
     return n_obs, n_negative, all_equal, last_added
 
 
