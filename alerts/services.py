@@ -75,7 +75,7 @@ from alerts.schedules import recurring_jobs
 from audit import services as audit_services
 from predictions import notes
 from predictions.models import EvaluationResult, ModelPrediction, WebhookLog
-from predictions.services import CLASSIC_HORIZON
+from predictions.services import CLASSIC_HORIZON, prune_scan_cache
 
 DEFAULT_EVALUATION_LIMIT = 100_000
 DEFAULT_WEBHOOK_LOG_RETENTION_DAYS = 30
@@ -384,11 +384,13 @@ def track_ath(*, now: datetime | None = None) -> int:
 class HousekeepingReport:
     webhook_log_deleted: int
     audit_entries_deleted: int
+    scan_states_deleted: int
 
 
 def housekeeping(*, now: datetime | None = None) -> HousekeepingReport:
-    """Delete webhook attempt logs older than `WEBHOOK_LOG_RETENTION_DAYS` (default 30), and audit entries older
-    than `AUDIT_RETENTION_DAYS` (default 365, in batches).
+    """Delete webhook attempt logs older than `WEBHOOK_LOG_RETENTION_DAYS` (default 30), audit entries older
+    than `AUDIT_RETENTION_DAYS` (default 365, in batches), and scan states idle for `SCAN_CACHE_RETENTION_DAYS`
+    (default 7) that hold no coin back.
 
     django-q2 prunes its own success records to `Q_CLUSTER['save_limit']` each time it stores one, so they need
     nothing here.
@@ -397,7 +399,9 @@ def housekeeping(*, now: datetime | None = None) -> HousekeepingReport:
     days = getattr(settings, "WEBHOOK_LOG_RETENTION_DAYS", DEFAULT_WEBHOOK_LOG_RETENTION_DAYS)
     deleted, _by_model = WebhookLog.objects.filter(created_at__lt=now - timedelta(days=days)).delete()
     audit_deleted = audit_services.delete_older_than(days=settings.AUDIT_RETENTION_DAYS, now=now)
-    return HousekeepingReport(webhook_log_deleted=deleted, audit_entries_deleted=audit_deleted)
+    scan_states_deleted = prune_scan_cache(now=now, idle_days=settings.SCAN_CACHE_RETENTION_DAYS)
+    return HousekeepingReport(webhook_log_deleted=deleted, audit_entries_deleted=audit_deleted,
+                              scan_states_deleted=scan_states_deleted)
 
 
 def ensure_schedules(**_signal_kwargs) -> None:

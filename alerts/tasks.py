@@ -48,8 +48,9 @@ def housekeeping() -> dict:
     for line in retention.describe(storage):
         logger.info("housekeeping: %s", line)
     report = services.housekeeping()
-    logger.info("housekeeping: %d webhook log rows, %d audit entries deleted", report.webhook_log_deleted,
-                report.audit_entries_deleted)
+    logger.info("housekeeping: %d webhook log rows, %d audit entries, %d idle scan states deleted",
+                report.webhook_log_deleted, report.audit_entries_deleted, report.scan_states_deleted)
     return {"webhook_log_deleted": report.webhook_log_deleted, "audit_entries_deleted": report.audit_entries_deleted,
+            "scan_states_deleted": report.scan_states_deleted,
             "partitions_created": storage.created, "partitions_dropped": [fate.name for fate in storage.dropped],
             "partitions_kept": {fate.name: fate.kept_because for fate in storage.kept}}

@@ -300,6 +300,11 @@ class CoinScanCache(models.Model):
                 name="scan_cache_last_prediction",
             ),
         ]
+        indexes = [
+            # The pairs an ignore window may hold back, found without reading every pair of the batch's coins (a
+            # row written without a window keeps it NULL, and its upserts stay HOT).
+            models.Index(fields=["coin_id"], name="scan_cache_ignore_windows", condition=Q(ignore_until__isnull=False)),
+        ]
 
 
 class DeliveryStatus(models.TextChoices):

@@ -38,13 +38,20 @@ def price_snapshots(*, events: list[tuple[str, datetime]]) -> dict[str, tuple]:
         return {row[0]: row[1:] for row in cursor.fetchall()}
 
 
-BLOCKING_SCAN_STATES_SQL = """
+# The pairs of a batch that an ignore window holds back now: through the partial index on the windows.
+OPEN_IGNORE_WINDOWS_SQL = """
+SELECT coin_id, active_model_id, ignore_until, last_scan_at
+  FROM coin_scan_cache
+ WHERE coin_id = ANY(%(coins)s::text[]) AND ignore_until IS NOT NULL AND ignore_until > %(now)s
+   AND active_model_id = ANY(%(models)s::bigint[])
+"""
+# … and, for models with a minimum scan interval, the pairs scanned within it.
+RECENT_SCANS_SQL = """
 SELECT c.coin_id, c.active_model_id, c.ignore_until, c.last_scan_at
   FROM coin_scan_cache c
-  JOIN unnest(%s::bigint[], %s::int[]) AS m(id, min_interval) ON m.id = c.active_model_id
- WHERE c.coin_id = ANY(%s::text[])
-   AND (c.ignore_until > %s
-        OR (m.min_interval <> 0 AND c.last_scan_at > %s::timestamptz - m.min_interval * interval '1 second'))
+  JOIN unnest(%(interval_models)s::bigint[], %(intervals)s::int[]) AS m(id, min_interval) ON m.id = c.active_model_id
+ WHERE c.coin_id = ANY(%(coins)s::text[])
+   AND c.last_scan_at > %(now)s::timestamptz - m.min_interval * interval '1 second'
 """
 
 
@@ -55,7 +62,8 @@ def scan_states(
 
     Given `now` and each model's minimum scan interval (in the order of `model_ids`), only the pairs an ignore window
     or the scan interval holds back at `now` are read (the others would not change what the engine's filter decides):
-    a busy batch reads a handful of rows instead of one per coin and model.
+    a busy batch reads a handful of rows instead of one per coin and model, and when no model has a scan interval
+    (every row predicted) it does not read the batch's other pairs at all.
     """
     if not mints or not model_ids:
         return {}
@@ -66,9 +74,19 @@ def scan_states(
                 "WHERE coin_id = ANY(%s) AND active_model_id = ANY(%s)",
                 [mints, model_ids],
             )
+            rows = cursor.fetchall()
         else:
-            cursor.execute(BLOCKING_SCAN_STATES_SQL, [model_ids, min_scan_intervals, sql_arrays.texts(mints), now, now])
-        return {(coin, model): (until, scanned) for coin, model, until, scanned in cursor.fetchall()}
+            params = {"coins": sql_arrays.texts(mints), "models": sql_arrays.values(model_ids), "now": now}
+            cursor.execute(OPEN_IGNORE_WINDOWS_SQL, params)
+            rows = cursor.fetchall()
+            with_interval = [(model, interval) for model, interval in zip(model_ids, min_scan_intervals) if interval]
+            if with_interval:
+                cursor.execute(RECENT_SCANS_SQL, {
+                    **params, "interval_models": sql_arrays.values(model for model, _ in with_interval),
+                    "intervals": sql_arrays.values(interval for _, interval in with_interval),
+                })
+                rows += cursor.fetchall()
+        return {(coin, model): (until, scanned) for coin, model, until, scanned in rows}
 
 
 def pending_tag_counts(*, mints: list[str], model_ids: list[int]) -> dict[tuple[int, str, str], int]:

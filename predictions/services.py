@@ -115,6 +115,25 @@ ON CONFLICT (coin_id, active_model_id) DO UPDATE SET
 """
 
 
+# A scan state that can no longer hold its coin back (its last scan is older than the model's minimum interval and
+# its ignore window is over) changes nothing the engine decides: a missing state lets the coin through as well.
+PRUNE_SCAN_CACHE_SQL = """
+DELETE FROM coin_scan_cache c
+ USING prediction_active_models m
+ WHERE m.id = c.active_model_id
+   AND c.last_scan_at < %(before)s - m.min_scan_interval_seconds * interval '1 second'
+   AND (c.ignore_until IS NULL OR c.ignore_until < %(before)s)
+"""
+
+
+def prune_scan_cache(*, now: datetime, idle_days: int) -> int:
+    """Delete the scan states idle for `idle_days` that hold nothing back; returns how many. Without this the
+    table keeps one row per (coin, model) ever predicted: tens of thousands of new coins a day."""
+    with connection.cursor() as cursor:
+        cursor.execute(PRUNE_SCAN_CACHE_SQL, {"before": now - timedelta(days=idle_days)})
+        return cursor.rowcount
+
+
 def _batch_index(items) -> tuple[list, list, list[int], list[int]]:
     """The items' coin events and models, each numbered from 1 in order of appearance, and every item's two numbers.
 

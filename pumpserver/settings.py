@@ -250,6 +250,9 @@ WEBHOOK_LOG_RETENTION_DAYS = env_int("WEBHOOK_LOG_RETENTION_DAYS", 30, minimum=1
 # by the worker's hourly housekeeping (predictions/retention.py), never a row before it is judged and aggregated.
 PREDICTION_RETENTION_DAYS = env_number("PREDICTION_RETENTION_DAYS", None, minimum=1, maximum=36_500, integer=True)
 ALERT_RETENTION_DAYS = env_number("ALERT_RETENTION_DAYS", None, minimum=1, maximum=36_500, integer=True)
+# Days a (coin, model) scan state is kept after its last scan and its ignore window ended (and never while the
+# model's minimum scan interval could still hold the coin back); the worker's hourly housekeeping deletes older ones.
+SCAN_CACHE_RETENTION_DAYS = env_int("SCAN_CACHE_RETENTION_DAYS", 7, minimum=1, maximum=36_500)
 # Days the audit trail keeps an entry; the worker's hourly housekeeping deletes older ones.
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=1, maximum=36_500)
 # Optional log file (also what /api/logs shows); without it logs go to stderr only.

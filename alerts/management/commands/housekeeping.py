@@ -10,7 +10,7 @@ class Command(BaseCommand):
     help = (
         "What the worker does every hour: create the prediction partitions ahead, drop the day partitions that "
         "PREDICTION_RETENTION_DAYS and ALERT_RETENTION_DAYS let go (never one holding an unjudged or not yet "
-        "aggregated prediction), and delete old webhook and audit logs."
+        "aggregated prediction), delete old webhook and audit logs, and idle scan states."
     )
 
     def add_arguments(self, parser):
@@ -26,3 +26,5 @@ class Command(BaseCommand):
             return
         logs = services.housekeeping()
         self.stdout.write(f"{logs.webhook_log_deleted} webhook log rows deleted")
+        self.stdout.write(f"{logs.audit_entries_deleted} audit entries deleted")
+        self.stdout.write(f"{logs.scan_states_deleted} idle scan states deleted")
