@@ -56,37 +56,29 @@ SELECT c.coin_id, c.active_model_id, c.ignore_until, c.last_scan_at
 
 
 def scan_states(
-    *, mints: list[str], model_ids: list[int], now: datetime | None = None, min_scan_intervals: list[int] | None = None
+    *, mints: list[str], model_ids: list[int], now: datetime, min_scan_intervals: list[int]
 ) -> dict[tuple[str, int], tuple[datetime | None, datetime]]:
-    """(coin, model) → (ignore_until, last_scan_at) for the pairs of a batch.
+    """(coin, model) → (ignore_until, last_scan_at) of the pairs of a batch that an ignore window or the model's
+    minimum scan interval (`min_scan_intervals`, in the order of `model_ids`) holds back at `now`.
 
-    Given `now` and each model's minimum scan interval (in the order of `model_ids`), only the pairs an ignore window
-    or the scan interval holds back at `now` are read (the others would not change what the engine's filter decides):
-    a busy batch reads a handful of rows instead of one per coin and model, and when no model has a scan interval
-    (every row predicted) it does not read the batch's other pairs at all.
+    The other pairs would not change what the engine's filter decides, so they are not read: a busy batch reads a
+    handful of rows instead of one per coin and model, and when no model has a scan interval (every row predicted)
+    only the open ignore windows.
     """
     if not mints or not model_ids:
         return {}
+    params = {"coins": sql_arrays.texts(mints), "models": sql_arrays.values(model_ids), "now": now}
+    with_interval = [(model, interval) for model, interval in zip(model_ids, min_scan_intervals) if interval]
     with connection.cursor() as cursor:
-        if now is None:
-            cursor.execute(
-                "SELECT coin_id, active_model_id, ignore_until, last_scan_at FROM coin_scan_cache "
-                "WHERE coin_id = ANY(%s) AND active_model_id = ANY(%s)",
-                [mints, model_ids],
-            )
-            rows = cursor.fetchall()
-        else:
-            params = {"coins": sql_arrays.texts(mints), "models": sql_arrays.values(model_ids), "now": now}
-            cursor.execute(OPEN_IGNORE_WINDOWS_SQL, params)
-            rows = cursor.fetchall()
-            with_interval = [(model, interval) for model, interval in zip(model_ids, min_scan_intervals) if interval]
-            if with_interval:
-                cursor.execute(RECENT_SCANS_SQL, {
-                    **params, "interval_models": sql_arrays.values(model for model, _ in with_interval),
-                    "intervals": sql_arrays.values(interval for _, interval in with_interval),
-                })
-                rows += cursor.fetchall()
-        return {(coin, model): (until, scanned) for coin, model, until, scanned in rows}
+        cursor.execute(OPEN_IGNORE_WINDOWS_SQL, params)
+        rows = cursor.fetchall()
+        if with_interval:
+            cursor.execute(RECENT_SCANS_SQL, {
+                **params, "interval_models": sql_arrays.values(model for model, _ in with_interval),
+                "intervals": sql_arrays.values(interval for _, interval in with_interval),
+            })
+            rows += cursor.fetchall()
+    return {(coin, model): (until, scanned) for coin, model, until, scanned in rows}
 
 
 def pending_tag_counts(*, mints: list[str], model_ids: list[int]) -> dict[tuple[int, str, str], int]:
