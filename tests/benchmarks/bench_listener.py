@@ -338,17 +338,21 @@ class Bench:
         phase.began_wall = time.time() + phase.warmup
         time.sleep(phase.warmup)
         warm = last = self.snapshot(generator)
+        # Each backend's CPU as last seen: a listener's connection may be replaced during the phase (CONN_MAX_AGE),
+        # and the old backend's work must still count.
+        postgres_seen = dict(warm["postgres"])
         while generator.poll() is None:
             last = self.snapshot(generator)
+            postgres_seen.update(last["postgres"])
             time.sleep(0.5)
         phase.generator_output = generator.communicate()[0].strip().splitlines()[-1]
         phase.ended = time.monotonic()
         phase.ended_wall = time.time()
         wall = max(last["wall"] - warm["wall"], 1e-9)
         phase.cpu = {name: (last[name] - warm[name]) / wall for name in warm if name not in ("wall", "postgres")}
-        # A backend that ended before the last snapshot is missed for its last half second at most.
+        # A backend that ended between two snapshots is missed for that half second at most.
         phase.cpu["postgres"] = sum(seconds - warm["postgres"].get(pid, 0.0)
-                                    for pid, seconds in last["postgres"].items()) / wall
+                                    for pid, seconds in postgres_seen.items()) / wall
         phase.cpu["other"] = phase.cpu["machine"] - sum(phase.cpu[k] for k in ("listener", "generator", "postgres",
                                                                                 "watcher"))
         # Let the listener finish the rows of this phase, so their latencies are recorded; a backlog it cannot work
