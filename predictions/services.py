@@ -70,33 +70,36 @@ WITH ev AS MATERIALIZED (
 ), md AS (
     SELECT * FROM unnest(%(training_ids)s::bigint[], %(models)s::bigint[], %(versions)s::int[], %(ms)s::float8[],
                          %(horizons)s::int[]) WITH ORDINALITY AS md(training_id, model, version, ms, horizon, i)
-), ins AS (
-    INSERT INTO model_predictions (
-        coin_id, model_id, active_model_id, model_version, prediction, probability, tag, status,
-        prediction_timestamp, evaluation_timestamp, prediction_duration_ms,
-        price_close_at_prediction, price_open_at_prediction, price_high_at_prediction, price_low_at_prediction,
-        market_cap_at_prediction, volume_at_prediction, phase_id_at_prediction, created_at, updated_at)
-    SELECT ev.coin, md.training_id, md.model, md.version, p.prediction, p.probability, p.tag, 'aktiv',
-           ev.ts, ev.ts + md.horizon * interval '1 minute', md.ms,
-           ev.price_close, ev.price_open, ev.price_high, ev.price_low, ev.market_cap_close, ev.volume_sol,
-           coalesce(ev.phase, ev.phase_id_at_time), %(now)s, %(now)s
-      FROM unnest(%(event_of)s::int[], %(model_of)s::int[], %(predictions)s::smallint[], %(probabilities)s::float8[],
-                  %(tags)s::text[]) AS p(event_i, model_i, prediction, probability, tag)
-      JOIN ev ON ev.i = p.event_i
-      JOIN md ON md.i = p.model_i
-    ON CONFLICT (coin_key, prediction_timestamp, active_model_id, tag) DO NOTHING
-    RETURNING active_model_id, coin_id
-), counted AS (
-    UPDATE prediction_active_models m
-       SET total_predictions = m.total_predictions + c.n, last_prediction_at = %(now)s
-      FROM (SELECT active_model_id, count(*) AS n FROM ins GROUP BY active_model_id) c
-     WHERE m.id = c.active_model_id
 )
-SELECT active_model_id, coin_id FROM ins
+INSERT INTO model_predictions (
+    coin_id, model_id, active_model_id, model_version, prediction, probability, tag, status,
+    prediction_timestamp, evaluation_timestamp, prediction_duration_ms,
+    price_close_at_prediction, price_open_at_prediction, price_high_at_prediction, price_low_at_prediction,
+    market_cap_at_prediction, volume_at_prediction, phase_id_at_prediction, created_at, updated_at)
+SELECT ev.coin, md.training_id, md.model, md.version, p.prediction, p.probability, p.tag, 'aktiv',
+       ev.ts, ev.ts + md.horizon * interval '1 minute', md.ms,
+       ev.price_close, ev.price_open, ev.price_high, ev.price_low, ev.market_cap_close, ev.volume_sol,
+       coalesce(ev.phase, ev.phase_id_at_time), %(now)s, %(now)s
+  FROM unnest(%(event_of)s::int[], %(model_of)s::int[], %(predictions)s::smallint[], %(probabilities)s::float8[],
+              %(tags)s::text[]) AS p(event_i, model_i, prediction, probability, tag)
+  JOIN ev ON ev.i = p.event_i
+  JOIN md ON md.i = p.model_i
+ON CONFLICT (coin_key, prediction_timestamp, active_model_id, tag) DO NOTHING
+RETURNING active_model_id, coin_id
 """
 
+# Every batch adds to its models' counters, so concurrent batches (lanes, listeners) queue for the models' rows. They
+# are taken last, just before the commit, and in id order: a batch holds them for its commit only, not while it
+# writes its predictions, and two batches never wait for each other in a cycle.
 LOCK_MODEL_ROWS_SQL = "SELECT id FROM prediction_active_models WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE"
+ADD_TO_MODEL_COUNTERS_SQL = """
+UPDATE prediction_active_models m
+   SET total_predictions = m.total_predictions + c.n, last_prediction_at = %(now)s
+  FROM unnest(%(models)s::bigint[], %(counts)s::bigint[]) AS c(id, n)
+ WHERE m.id = c.id
+"""
 
+# In (coin, model) order: two listeners with rows of the same coins in flight take the states' locks in one order.
 UPSERT_SCAN_CACHE_SQL = """
 INSERT INTO coin_scan_cache (coin_id, active_model_id, last_scan_at, last_prediction, last_probability, was_alert,
                              ignore_until, ignore_reason, created_at, updated_at)
@@ -108,6 +111,7 @@ SELECT c.coin, md.model, %(now)s, p.prediction, p.probability, p.was_alert,
        AS p(event_i, model_i, prediction, probability, was_alert, seconds, reason)
   JOIN unnest(%(coins)s::text[]) WITH ORDINALITY AS c(coin, i) ON c.i = p.event_i
   JOIN unnest(%(models)s::bigint[]) WITH ORDINALITY AS md(model, i) ON md.i = p.model_i
+ ORDER BY c.coin, md.model
 ON CONFLICT (coin_id, active_model_id) DO UPDATE SET
     last_scan_at = EXCLUDED.last_scan_at, last_prediction = EXCLUDED.last_prediction,
     last_probability = EXCLUDED.last_probability, was_alert = EXCLUDED.was_alert,
@@ -333,7 +337,6 @@ def _store(output: EngineOutput, report: BatchReport, now: datetime, *, apply_ca
     # A replayed row (already predicted) is neither stored again nor announced again.
     report.stored = [item for item in report.stored if (item.model.id, item.event.mint) in inserted]
     _update_scan_cache(report.stored, now)
-    clear_model_errors(model_ids=[r.model.id for r in output.results if r.model.load_error is not None])
     for result in output.results:
         labels = {"model_id": str(result.model.model_id or result.model.id), "model_name": result.model.name}
         metrics.PREDICTIONS.labels(**labels).inc(len(result.events))
@@ -344,6 +347,9 @@ def _store(output: EngineOutput, report: BatchReport, now: datetime, *, apply_ca
             metrics.ALERTS_TRIGGERED.labels(model_id=str(item.model.model_id or item.model.id)).inc()
     # The outbox rows commit with the predictions; a worker sends them after the commit (never in this transaction).
     enqueue_deliveries(stored=report.stored, capped=report.capped, now=now)
+    _add_to_model_counters(models=[r.model.id for r in output.results],
+                           inserted=Counter(model_id for model_id, _coin in inserted), now=now)
+    clear_model_errors(model_ids=[r.model.id for r in output.results if r.model.load_error is not None])
 
 
 def _insert_predictions(items: list[Prediction], ms_per_row: dict, now: datetime) -> set[tuple[int, str]]:
@@ -370,11 +376,21 @@ def _insert_predictions(items: list[Prediction], ms_per_row: dict, now: datetime
         "tags": sql_arrays.values(item.tag for item in items),
     }
     with connection.cursor() as cursor:
-        # The INSERT adds to each model's counters; taking the models' rows first, in id order, makes concurrent
-        # batches (lanes, listeners) queue for them instead of deadlocking on an order of their own.
-        cursor.execute(LOCK_MODEL_ROWS_SQL, [sorted(model.id for model in served)])
         cursor.execute(INSERT_PREDICTIONS_SQL, params)
         return set(cursor.fetchall())
+
+
+def _add_to_model_counters(*, models: list[int], inserted: Counter, now: datetime) -> None:
+    """The batch's last writes: the rows of the models that predicted, locked in id order (LOCK_MODEL_ROWS_SQL), and
+    the counters of those that stored predictions (`inserted`: model → rows)."""
+    counted = sorted(inserted)
+    with connection.cursor() as cursor:
+        cursor.execute(LOCK_MODEL_ROWS_SQL, [sorted(models)])
+        if counted:
+            cursor.execute(ADD_TO_MODEL_COUNTERS_SQL, {
+                "now": now, "models": sql_arrays.values(counted),
+                "counts": sql_arrays.numbers([inserted[model] for model in counted]),
+            })
 
 
 def _update_scan_cache(items: list[Prediction], now: datetime) -> None:

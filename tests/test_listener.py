@@ -362,6 +362,34 @@ def test_a_second_lane_takes_the_rows_that_arrive_while_the_first_stores(market)
     assert market.execute("SELECT count(*) FROM coin_metrics_queue").fetchone() == (0,)
 
 
+def test_a_batch_takes_its_models_rows_last_and_counts_once_it_has_them(market):
+    """The models' rows serialise every batch that stores predictions (their counters): a batch waits for them only
+    after it wrote its predictions and scan states, so it holds them for its commit, not for its writes."""
+    model = register_xgb()
+    mint = sorted({row[MINT] for row in ROWS})[0]
+    writer = open_connection(autocommit=False)
+    writer.execute("SELECT id FROM prediction_active_models WHERE id = %s FOR NO KEY UPDATE", [model.pk])
+    process = listener_process()
+    try:
+        insert(market, rows_of(mint)[:40])
+        wait_until(lambda: listeners_waiting_to_store(market) == 1)
+        written = {name for (name,) in market.execute(
+            "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+            " WHERE l.mode = 'RowExclusiveLock' AND l.pid = (SELECT pid FROM pg_stat_activity"
+            "  WHERE wait_event_type = 'Lock' AND query LIKE %s)", ["%prediction_active_models%FOR NO KEY UPDATE%"],
+        ).fetchall()}
+        assert {"model_predictions", "coin_scan_cache", "coin_metrics_queue"} <= written, written
+        assert ActiveModel.objects.get(pk=model.pk).total_predictions == 0  # nothing committed yet
+        writer.rollback()
+        wait_until(lambda: ModelPrediction.objects.filter(active_model=model).count() == 1)
+    finally:
+        writer.close()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    counted = ActiveModel.objects.get(pk=model.pk)
+    assert counted.total_predictions == 1 and counted.last_prediction_at is not None
+
 @pytest.mark.parametrize("lanes", [0, -1, 9])
 def test_lanes_outside_one_to_eight_are_refused(lanes):
     with pytest.raises(CommandError, match=f"--lanes must be between 1 and 8, not {lanes}"):
