@@ -50,11 +50,8 @@ def pandas_rolling_mean_sum(
     # Sorting coins by length lets each time step work on the tail of still-active coins.
     order = np.argsort(lengths, kind="stable")
     sorted_lengths = lengths[order]
-    # NaN rows before the history start, so "remove row t - w" needs no bounds test.
     widest = int(lane_window.max())
-    padded = np.full((widest + n_rows, values.shape[1], n_coins), np.nan)
-    padded[widest:] = values[:, :, order]
-    padded[np.isinf(padded)] = np.nan  # pandas treats ±inf as missing
+    padded = _padded(values, order, widest)
 
     totals = _kahan_window_sums(padded, widest, sorted_lengths, lane_series, lane_window, lags)
     # The lanes of one window length are read off together: a few array operations per window length and lag,
@@ -71,6 +68,22 @@ def pandas_rolling_mean_sum(
             out_mean[lag_index, lanes[:, None], order[coin]] = mean
             out_sum[lag_index, lanes[:, None], order[coin]] = total
     return out_mean, out_sum
+
+
+def _padded(values: np.ndarray, order: np.ndarray | None, widest: int) -> np.ndarray:
+    """``values`` with its coins in ``order`` (None: as they are) behind ``widest`` NaN rows, so that "remove row
+    t - w" needs no bounds test; ±inf become NaN (pandas treats them as missing)."""
+    padded = np.empty((widest + values.shape[0], *values.shape[1:]))
+    padded[:widest] = np.nan
+    body = padded[widest:]
+    if order is None:
+        body[...] = values
+    else:
+        np.take(values, order, axis=2, out=body)
+    infinite = np.isinf(body)
+    if infinite.any():
+        body[infinite] = np.nan
+    return padded
 
 
 def _kahan_window_sums(
@@ -227,7 +240,7 @@ def pandas_rolling_every_row(
     ``pandas_rolling_mean_sum``.
     """
     values = np.asarray(values, dtype=np.float64)
-    n_rows, n_series, n_coins = values.shape
+    n_rows, _, n_coins = values.shape
     lengths = np.asarray(lengths, dtype=np.int64)
     lane_series = np.asarray(lane_series, dtype=np.int64)
     lane_window = np.asarray(lane_window, dtype=np.int64)
@@ -244,9 +257,7 @@ def pandas_rolling_every_row(
     order = np.argsort(lengths, kind="stable")
     in_order = bool(np.all(order == np.arange(n_coins)))  # groups of build_features come sorted by length
     widest = int(lane_window.max())
-    padded = np.full((widest + n_rows, n_series, n_coins), np.nan)
-    padded[widest:] = values if in_order else values[:, :, order]
-    padded[np.isinf(padded)] = np.nan  # pandas treats ±inf as missing
+    padded = _padded(values, None if in_order else order, widest)
     totals = np.empty((n_rows, n_lanes, n_coins))
     _kahan_window_sums(padded, widest, lengths[order], lane_series, lane_window, (), every_row=totals)
 
