@@ -105,9 +105,7 @@ CREATE TABLE {TABLE} ({COLUMNS},
         OR (evaluation_result IN ('success', 'failed', 'not_applicable') AND evaluation_result IS NOT NULL
             AND status = 'inaktiv')),
     CONSTRAINT predictions_ath_highest_positive CHECK (ath_highest_pct IS NULL OR ath_highest_pct >= 0),
-    CONSTRAINT predictions_ath_lowest_negative CHECK (ath_lowest_pct IS NULL OR ath_lowest_pct <= 0),
-    CONSTRAINT predictions_active_model_fk FOREIGN KEY (active_model_id) REFERENCES prediction_active_models (id)
-        DEFERRABLE INITIALLY DEFERRED
+    CONSTRAINT predictions_ath_lowest_negative CHECK (ath_lowest_pct IS NULL OR ath_lowest_pct <= 0)
 ) PARTITION BY LIST (tag);
 ALTER SEQUENCE {SEQUENCE} OWNED BY {TABLE}.id;
 CREATE INDEX predictions_model_time_idx ON {TABLE} (active_model_id, prediction_timestamp DESC);

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from modelregistry.models import ActiveModel
 from predictions.models import CoinScanCache, ModelPrediction
+from pumpserver.database import open_connection
 from pumpserver.tokens import issue_api_token
 from tests import parity
-from tests.test_listener import MINT, ROWS, insert, register_rf, register_xgb
+from tests.test_listener import (
+    MINT,
+    ROWS,
+    delete_in_thread,
+    deletion_waiting,
+    insert,
+    listeners_waiting_to_store,
+    register_rf,
+    register_xgb,
+    wait_until,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,6 +54,37 @@ def test_predict_uses_every_active_model_and_stores_the_results(market, api_clie
         assert by_model[model.pk]["model_id"] == model.model_id
     assert ModelPrediction.objects.filter(coin_id=mint).count() == 2
     assert CoinScanCache.objects.filter(coin_id=mint).count() == 2
+
+
+def test_a_model_deleted_while_predicting_is_a_409_and_nothing_is_stored(market, api_client):
+    deleted, _kept = register_xgb(), register_rf()
+    mint = sorted({row[MINT] for row in ROWS})[0]
+    insert(market, [row for row in ROWS if row[MINT] == mint])
+    holder = open_connection(autocommit=False)  # the deletion, then the request, queue behind it for the model's row
+    holder.execute("SELECT id FROM prediction_active_models WHERE id = %s FOR UPDATE", [deleted.pk])
+    deletion = delete_in_thread(deleted.pk)
+    wait_until(lambda: deletion_waiting(market))
+    responses = []
+
+    def predict():
+        try:
+            responses.append(api_client.post("/api/predict", {"coin_id": mint}, format="json"))
+        finally:
+            connection.close()
+
+    request = threading.Thread(target=predict)
+    request.start()
+    try:
+        wait_until(lambda: listeners_waiting_to_store(market) == 1)
+    finally:
+        holder.rollback()
+        holder.close()
+        deletion.join(timeout=30)
+        request.join(timeout=30)
+    [response] = responses
+    assert response.status_code == 409, response.content
+    assert f"Model(s) {deleted.pk} deleted while predicting; nothing was stored" in response.content.decode()
+    assert not ModelPrediction.objects.exists() and not CoinScanCache.objects.exists()
 
 
 def test_predict_as_of_a_timestamp_uses_the_rows_up_to_it(market, api_client):

@@ -6,15 +6,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from prometheus_client import REGISTRY
 
 from modelregistry.models import ActiveModel, ModelArtifact, ModelSource
-from modelregistry.services import register_model
+from modelregistry.services import delete_model, register_model
 from modelregistry.serving import model_cache
 from predictions.models import CoinScanCache, ModelPrediction
 from predictions.services import Lanes, process_pending_batch
@@ -331,7 +333,8 @@ def test_rows_with_an_unusable_price_are_predicted_counted_and_named(market, cap
 
 
 def listeners_waiting_to_store(market) -> int:
-    """Listener connections queued for the models' rows, i.e. lanes that have computed a batch and wait to store it."""
+    """Connections queued for the models' rows: listener lanes (or a manual prediction) that have computed and wait to
+    store."""
     return market.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
         " AND query LIKE %s", ["%prediction_active_models%FOR NO KEY UPDATE%"],
@@ -389,6 +392,64 @@ def test_a_batch_takes_its_models_rows_last_and_counts_once_it_has_them(market):
     assert process.returncode == 0, output
     counted = ActiveModel.objects.get(pk=model.pk)
     assert counted.total_predictions == 1 and counted.last_prediction_at is not None
+
+def deletion_waiting(market) -> bool:
+    """delete_model waits for the model's row (its long SELECT … FOR UPDATE is cut short in pg_stat_activity)."""
+    return market.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        " AND query LIKE %s", ['SELECT "prediction_active_models"."id"%'],
+    ).fetchone()[0] == 1
+
+
+def delete_in_thread(model_id: int) -> threading.Thread:
+    def delete():
+        try:
+            delete_model(active_model_id=model_id)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=delete)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("deleted_first", [True, False], ids=["deleted-before-the-batch-stores",
+                                                               "deleted-after-the-batch-stored"])
+def test_a_model_deleted_while_a_batch_runs_leaves_no_predictions_behind(market, deleted_first):
+    """model_predictions has no foreign key: the models' rows, locked before the commit, keep a batch from storing
+    predictions of a model that a concurrent delete_model has removed (it rolls back and predicts the rows again with
+    the models that remain); a deletion that waits for the batch takes the batch's predictions along."""
+    deleted, kept = register_xgb(), register_rf()
+    mint = sorted({row[MINT] for row in ROWS})[0]
+    holder = open_connection(autocommit=False)  # holds the row: the batch and the deletion queue behind it
+    holder.execute("SELECT id FROM prediction_active_models WHERE id = %s FOR UPDATE", [deleted.pk])
+    process = listener_process()
+    try:
+        if deleted_first:
+            deletion = delete_in_thread(deleted.pk)
+            wait_until(lambda: deletion_waiting(market))
+            insert(market, rows_of(mint)[:40])
+            wait_until(lambda: listeners_waiting_to_store(market) == 1)
+        else:
+            insert(market, rows_of(mint)[:40])
+            wait_until(lambda: listeners_waiting_to_store(market) == 1)
+            deletion = delete_in_thread(deleted.pk)
+            wait_until(lambda: deletion_waiting(market))
+        holder.rollback()
+        deletion.join(timeout=30)
+        wait_until(lambda: ModelPrediction.objects.filter(active_model_id=kept.pk).count() == 1)
+        wait_until(lambda: market.execute("SELECT count(*) FROM coin_metrics_queue").fetchone() == (0,))
+    finally:
+        holder.close()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert not ActiveModel.objects.filter(pk=deleted.pk).exists()
+    assert not ModelPrediction.objects.filter(active_model_id=deleted.pk).exists()
+    assert not CoinScanCache.objects.filter(active_model_id=deleted.pk).exists()
+    assert ActiveModel.objects.get(pk=kept.pk).total_predictions == 1
+    assert (f"model(s) {deleted.pk} deleted while predicting" in output) == deleted_first, output
+
 
 @pytest.mark.parametrize("lanes", [0, -1, 9])
 def test_lanes_outside_one_to_eight_are_refused(lanes):
