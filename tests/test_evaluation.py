@@ -131,6 +131,25 @@ def test_no_metrics_at_all_is_not_applicable(market):
     assert row.actual_price_change_pct is None and row.price_close_at_evaluation is None
 
 
+def test_predictions_of_a_model_row_deleted_by_hand_are_not_applicable(market):
+    """model_predictions has no foreign key (as in the existing server): a model row deleted with one's own SQL
+    leaves its predictions behind, and they are judged like any other, so they never hold a partition back."""
+    model = time_model()
+    row = predict(model)
+    path(market, "coin", 1.10)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM prediction_active_models WHERE id = %s", [model.pk])
+
+    report = evaluate_due(now=AFTER_HORIZON)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT status, evaluation_result, evaluation_note FROM model_predictions WHERE id = %s",
+                       [row.pk])
+        judged = cursor.fetchone()
+    assert report.by_result()["not_applicable"] == 1 and report.evaluated == 1
+    assert judged == ("inaktiv", "not_applicable", "model deleted")
+
+
 def test_snapshot_older_than_the_prediction_is_not_applicable(market):
     """A dead coin: the newest row before the horizon predates the prediction (the old server judged Δ = 0)."""
     price(market, "coin", T0 - timedelta(minutes=1), 1.0)
