@@ -168,9 +168,9 @@ class ModelPrediction(models.Model):
                                      db_persist=True)
     model_id = models.BigIntegerField(null=True, blank=True, help_text="Training-service id of the model.")
     # No index of its own: the model-time index starts with it. No database-level foreign key, as in the existing
-    # server: the deferred per-row check was ~12 % of the database's work per listener batch; the listener holds
-    # the models' rows until it commits instead (predictions.services.LOCK_MODEL_ROWS_SQL), and the ORM cascade
-    # deletes a model's predictions.
+    # server: the deferred per-row check was about a sixth of the database's work per listener batch; the listener
+    # holds the models' rows until it commits instead (predictions.services.LOCK_MODEL_ROWS_SQL), and the ORM
+    # cascade deletes a model's predictions.
     active_model = models.ForeignKey(
         ActiveModel, on_delete=models.CASCADE, db_column="active_model_id", related_name="predictions",
         db_index=False, db_constraint=False,

@@ -92,9 +92,9 @@ RETURNING active_model_id, coin_id
 # are taken last, just before the commit, and in id order: a batch holds them for its commit only, not while it
 # writes its predictions, and two batches never wait for each other in a cycle. Holding them is also what keeps a
 # batch from storing predictions of a model deleted meanwhile: `model_predictions` has no foreign key (as in the
-# existing server; the per-row check cost ~12 % of the database's work per batch), and delete_model locks the row
-# before it deletes the model's predictions, so either the deletion waits for this commit and takes the batch's rows
-# along, or the batch finds the row gone and rolls back (ModelsDeleted).
+# existing server; the per-row check cost about a sixth of the database's work per batch), and delete_model locks
+# the row before it deletes the model's predictions, so either the deletion waits for this commit and takes the
+# batch's rows along, or the batch finds the row gone and rolls back (ModelsDeleted).
 LOCK_MODEL_ROWS_SQL = "SELECT id FROM prediction_active_models WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE"
 ADD_TO_MODEL_COUNTERS_SQL = """
 UPDATE prediction_active_models m

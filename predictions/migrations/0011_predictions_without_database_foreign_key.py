@@ -1,6 +1,6 @@
 """`model_predictions.active_model_id` loses its database-level foreign key, as the existing server's column never
-had one: the deferred check ran once per stored prediction, ~12 % of the database's work per listener batch. The
-listener holds the models' rows until it commits and rolls back if one is gone (predictions.services,
+had one: the deferred check ran once per stored prediction, about a sixth of the database's work per listener batch.
+The listener holds the models' rows until it commits and rolls back if one is gone (predictions.services,
 LOCK_MODEL_ROWS_SQL); the ORM cascade still deletes a model's predictions.
 
 Dropping the constraint from the partitioned parent drops it from every partition; it takes a brief ACCESS
