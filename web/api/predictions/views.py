@@ -48,6 +48,7 @@ class PredictView(APIView):
             200: PredictResponseSerializer,
             400: OpenApiResponse(description="invalid fields (named in the body) or no active model"),
             404: OpenApiResponse(description="none of the given model_ids is active"),
+            409: OpenApiResponse(description="a model was deleted while predicting; nothing was stored"),
         },
     )
     def post(self, request):
