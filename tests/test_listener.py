@@ -393,6 +393,7 @@ def test_a_batch_takes_its_models_rows_last_and_counts_once_it_has_them(market):
     counted = ActiveModel.objects.get(pk=model.pk)
     assert counted.total_predictions == 1 and counted.last_prediction_at is not None
 
+
 def deletion_waiting(market) -> bool:
     """delete_model waits for the model's row (its long SELECT … FOR UPDATE is cut short in pg_stat_activity)."""
     return market.execute(
