@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import repeat
 
 import numpy as np
 
@@ -63,12 +64,14 @@ class EngineOutput:
     failures: list[ModelFailure] = field(default_factory=list)
 
     def predictions(self) -> list[Prediction]:
-        """Every result, one per (model, coin event)."""
-        return [
-            Prediction(result.model, event, float(p), int(y), tag_for(float(p), result.model.alert_threshold))
-            for result in self.results
-            for event, p, y in zip(result.events, result.probabilities, result.predictions)
-        ]
+        """Every result, one per (model, coin event), in the order of the results."""
+        items: list[Prediction] = []
+        for result in self.results:
+            items.extend(map(
+                Prediction, repeat(result.model), result.events, result.probabilities.tolist(),
+                result.predictions.tolist(), tags_for(result.probabilities, result.model.alert_threshold).tolist(),
+            ))
+        return items
 
 
 def tag_for(probability: float, threshold: float) -> str:
@@ -78,6 +81,11 @@ def tag_for(probability: float, threshold: float) -> str:
     if probability < threshold:
         return "positiv"
     return "alert"
+
+
+def tags_for(probabilities: np.ndarray, threshold: float) -> np.ndarray:
+    """`tag_for` of every probability (an array of str)."""
+    return np.where(probabilities < 0.5, "negativ", np.where(probabilities < threshold, "positiv", "alert"))
 
 
 def looks_at(

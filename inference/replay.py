@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from inference.as_of import features_of_loaded_rows
-from inference.engine import ignore_rule
+from inference.engine import ignore_rule, tags_for
 from inference.history import HistoryRows
 from inference.scoring import ReadyModel, ServedModel
 
@@ -105,8 +105,3 @@ def replay(
         predictions=predictions,
         tags=tags_for(probabilities, threshold),
     )
-
-
-def tags_for(probabilities: np.ndarray, threshold: float) -> np.ndarray:
-    """`inference.engine.tag_for` of every probability (an array of str)."""
-    return np.where(probabilities < 0.5, "negativ", np.where(probabilities < threshold, "positiv", "alert"))

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -17,7 +18,7 @@ from django.utils import timezone
 from inference import history
 from inference.engine import CoinEvent, EngineOutput, Prediction, ignore_rule, run_models
 from inference.history_cache import HistoryCache
-from inference.scoring import ModelCache
+from inference.scoring import ModelCache, ServedModel
 from modelregistry.services import clear_model_errors, mark_model_errored
 from modelregistry.serving import active_served_models, model_cache
 from predictions import selectors
@@ -142,27 +143,62 @@ def prune_scan_cache(*, now: datetime, idle_days: int) -> int:
         return cursor.rowcount
 
 
-def _batch_index(items) -> tuple[list, list, list[int], list[int]]:
-    """The items' coin events and models, each numbered from 1 in order of appearance, and every item's two numbers.
+@dataclass
+class _Rows:
+    """Predictions as the statements take them: the coin events and models, each numbered from 1 in order of
+    appearance, and per prediction its two numbers and its values (the items' order).
 
     Events are told apart by identity (the engine hands every model the same event objects); two equal events that
     are distinct objects merely get two numbers, which changes nothing.
     """
-    event_numbers: dict[int, int] = {}
-    model_numbers: dict[int, int] = {}
-    events, models, event_of, model_of = [], [], [], []
-    for item in items:
-        number = event_numbers.get(id(item.event))
-        if number is None:
-            events.append(item.event)
-            number = event_numbers[id(item.event)] = len(events)
-        event_of.append(number)
-        number = model_numbers.get(item.model.id)
-        if number is None:
-            models.append(item.model)
-            number = model_numbers[item.model.id] = len(models)
-        model_of.append(number)
-    return events, models, event_of, model_of
+
+    events: list[CoinEvent]
+    models: list[ServedModel]
+    event_of: list[int]
+    model_of: list[int]
+    predictions: list[int]
+    probabilities: list[float]
+    tags: list[str]
+
+    @classmethod
+    def of(cls, items: list[Prediction]) -> _Rows:
+        event_numbers: dict[int, int] = {}
+        model_numbers: dict[int, int] = {}
+        events, models, event_of, model_of = [], [], [], []
+        for item in items:
+            number = event_numbers.get(id(item.event))
+            if number is None:
+                events.append(item.event)
+                number = event_numbers[id(item.event)] = len(events)
+            event_of.append(number)
+            number = model_numbers.get(item.model.id)
+            if number is None:
+                models.append(item.model)
+                number = model_numbers[item.model.id] = len(models)
+            model_of.append(number)
+        return cls(events, models, event_of, model_of, [item.prediction for item in items],
+                   [item.probability for item in items], [item.tag for item in items])
+
+    def counts(self) -> Counter:
+        """Predictions per model id."""
+        per_number = Counter(self.model_of)
+        return Counter({model.id: per_number[k] for k, model in enumerate(self.models, start=1)})
+
+    def ignore_windows(self) -> tuple[list[int], list[str | None]]:
+        """Per prediction: (seconds, reason) of the ignore window it opens (inference.engine.ignore_rule). Models
+        without ignore windows (the default) open none: their predictions are not looked at one by one."""
+        opening = {number for number, model in enumerate(self.models, start=1)
+                   if model.ignore_alert_seconds or model.ignore_positive_seconds or model.ignore_bad_seconds}
+        if not opening:
+            return [0] * len(self.model_of), [None] * len(self.model_of)
+        rules = [ignore_rule(self.models[number - 1], probability, prediction) if number in opening else (0, None)
+                 for number, probability, prediction in zip(self.model_of, self.probabilities, self.predictions)]
+        return [seconds for seconds, _reason in rules], [reason for _seconds, reason in rules]
+
+    def alerts(self) -> list[bool]:
+        """Per prediction: at or above its model's alert threshold."""
+        thresholds = np.asarray([0.0] + [model.alert_threshold for model in self.models])[self.model_of]
+        return (np.asarray(self.probabilities) >= thresholds).tolist()
 
 
 class Lanes:
@@ -330,62 +366,72 @@ def _store(output: EngineOutput, report: BatchReport, now: datetime, *, apply_ca
         return
 
     predicted = output.predictions()
-    capped_models = [r.model.id for r in output.results if apply_caps and any(r.model.caps.values())]
-    pending = selectors.pending_tag_counts(
-        mints=sorted({p.event.mint for p in predicted if p.model.id in capped_models}), model_ids=capped_models
-    )
-    for item in predicted:
-        cap = item.model.caps[item.tag] if item.model.id in capped_models else 0
-        if cap and pending.get((item.model.id, item.event.mint, item.tag), 0) >= cap:
-            report.capped.append(item)
-        else:
-            report.stored.append(item)
+    capped_models = {r.model.id for r in output.results if apply_caps and any(r.model.caps.values())}
+    to_store, capped = predicted, []
+    if capped_models:
+        pending = selectors.pending_tag_counts(
+            mints=sorted({p.event.mint for p in predicted if p.model.id in capped_models}),
+            model_ids=sorted(capped_models),
+        )
+        to_store = []
+        for item in predicted:
+            cap = item.model.caps[item.tag] if item.model.id in capped_models else 0
+            if cap and pending.get((item.model.id, item.event.mint, item.tag), 0) >= cap:
+                capped.append(item)
+            else:
+                to_store.append(item)
 
     ms_per_row = {r.model.id: 1000 * r.seconds / max(len(r.events), 1) for r in output.results}
-    inserted = _insert_predictions(report.stored, ms_per_row, now)
-    # A replayed row (already predicted) is neither stored again nor announced again.
-    report.stored = [item for item in report.stored if (item.model.id, item.event.mint) in inserted]
-    _update_scan_cache(report.stored, now)
+    rows = _Rows.of(to_store)
+    inserted = _insert_predictions(rows, ms_per_row, now)
+    stored = to_store
+    if inserted is not None:  # a replayed row (already predicted) is neither stored again nor announced again
+        stored = [item for item in to_store if (item.model.id, item.event.mint) in inserted]
+        rows = _Rows.of(stored)
+    _update_scan_cache(rows, now)
     for result in output.results:
         labels = {"model_id": str(result.model.model_id or result.model.id), "model_name": result.model.name}
         metrics.PREDICTIONS.labels(**labels).inc(len(result.events))
         metrics.PREDICTIONS_BY_MODEL.labels(**labels).inc(len(result.events))
         metrics.PREDICTION_SECONDS.labels(model_id=labels["model_id"]).observe(result.seconds)
-    for item in report.stored:
-        if item.tag == "alert":
-            metrics.ALERTS_TRIGGERED.labels(model_id=str(item.model.model_id or item.model.id)).inc()
+    alerts = Counter(model for model, tag in zip(rows.model_of, rows.tags) if tag == "alert")
+    for number, count in alerts.items():
+        model = rows.models[number - 1]
+        metrics.ALERTS_TRIGGERED.labels(model_id=str(model.model_id or model.id)).inc(count)
     # The outbox rows commit with the predictions; a worker sends them after the commit (never in this transaction).
-    enqueue_deliveries(stored=report.stored, capped=report.capped, now=now)
-    _add_to_model_counters(models=[r.model.id for r in output.results],
-                           inserted=Counter(model_id for model_id, _coin in inserted), now=now)
+    enqueue_deliveries(stored=stored, capped=capped, now=now)
+    report.stored, report.capped = stored, capped
+    _add_to_model_counters(models=[r.model.id for r in output.results], inserted=rows.counts(), now=now)
     clear_model_errors(model_ids=[r.model.id for r in output.results if r.model.load_error is not None])
 
 
-def _insert_predictions(items: list[Prediction], ms_per_row: dict, now: datetime) -> set[tuple[int, str]]:
-    """Insert the rows; returns the (model, coin) pairs actually inserted (replays hit the unique key)."""
-    if not items:
-        return set()
-    events, served, event_of, model_of = _batch_index(items)
+def _insert_predictions(rows: _Rows, ms_per_row: dict, now: datetime) -> set[tuple[int, str]] | None:
+    """Insert the rows. Returns None when every one was inserted (the rule), else the (model, coin) pairs that were:
+    a replayed row hits the unique key."""
+    if not rows.events:
+        return None
     params = {
         "now": now,
-        "coins": sql_arrays.texts(event.mint for event in events),
-        "times": sql_arrays.timestamps(event.timestamp for event in events),
-        "phases": sql_arrays.values(event.phase_id for event in events),
-        "training_ids": sql_arrays.values(model.model_id for model in served),
-        "models": sql_arrays.values(model.id for model in served),
-        "versions": sql_arrays.values(model.artifact_version for model in served),
-        "ms": sql_arrays.values(float(ms_per_row[model.id]) for model in served),
+        "coins": sql_arrays.texts(event.mint for event in rows.events),
+        "times": sql_arrays.timestamps(event.timestamp for event in rows.events),
+        "phases": sql_arrays.values(event.phase_id for event in rows.events),
+        "training_ids": sql_arrays.values(model.model_id for model in rows.models),
+        "models": sql_arrays.values(model.id for model in rows.models),
+        "versions": sql_arrays.values(model.artifact_version for model in rows.models),
+        "ms": sql_arrays.values(float(ms_per_row[model.id]) for model in rows.models),
         "horizons": sql_arrays.values(
-            model.future_minutes or CLASSIC_HORIZON // timedelta(minutes=1) for model in served
+            model.future_minutes or CLASSIC_HORIZON // timedelta(minutes=1) for model in rows.models
         ),
-        "event_of": sql_arrays.numbers(event_of),
-        "model_of": sql_arrays.numbers(model_of),
-        "predictions": sql_arrays.numbers([item.prediction for item in items]),
-        "probabilities": sql_arrays.numbers([item.probability for item in items]),
-        "tags": sql_arrays.values(item.tag for item in items),
+        "event_of": sql_arrays.numbers(rows.event_of),
+        "model_of": sql_arrays.numbers(rows.model_of),
+        "predictions": sql_arrays.numbers(rows.predictions),
+        "probabilities": sql_arrays.numbers(rows.probabilities),
+        "tags": sql_arrays.values(rows.tags),
     }
     with connection.cursor() as cursor:
         cursor.execute(INSERT_PREDICTIONS_SQL, params)
+        if cursor.rowcount == len(rows.event_of):
+            return None  # the returned rows are not even read
         return set(cursor.fetchall())
 
 
@@ -413,22 +459,21 @@ def _add_to_model_counters(*, models: list[int], inserted: Counter, now: datetim
             })
 
 
-def _update_scan_cache(items: list[Prediction], now: datetime) -> None:
-    if not items:
+def _update_scan_cache(rows: _Rows, now: datetime) -> None:
+    if not rows.events:
         return
-    events, models, event_of, model_of = _batch_index(items)
-    rules = [ignore_rule(item.model, item.probability, item.prediction) for item in items]
+    seconds, reasons = rows.ignore_windows()
     params = {
         "now": now,
-        "coins": sql_arrays.texts(event.mint for event in events),
-        "models": sql_arrays.values(model.id for model in models),
-        "event_of": sql_arrays.numbers(event_of),
-        "model_of": sql_arrays.numbers(model_of),
-        "predictions": sql_arrays.numbers([item.prediction for item in items]),
-        "probabilities": sql_arrays.numbers([item.probability for item in items]),
-        "was_alert": sql_arrays.numbers([item.probability >= item.model.alert_threshold for item in items]),
-        "seconds": sql_arrays.numbers([seconds for seconds, _reason in rules]),
-        "reasons": sql_arrays.values(reason for _seconds, reason in rules),
+        "coins": sql_arrays.texts(event.mint for event in rows.events),
+        "models": sql_arrays.values(model.id for model in rows.models),
+        "event_of": sql_arrays.numbers(rows.event_of),
+        "model_of": sql_arrays.numbers(rows.model_of),
+        "predictions": sql_arrays.numbers(rows.predictions),
+        "probabilities": sql_arrays.numbers(rows.probabilities),
+        "was_alert": sql_arrays.numbers(rows.alerts()),
+        "seconds": sql_arrays.numbers(seconds),
+        "reasons": sql_arrays.values(reasons),
     }
     with connection.cursor() as cursor:
         cursor.execute(UPSERT_SCAN_CACHE_SQL, params)

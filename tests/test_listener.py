@@ -115,6 +115,31 @@ def test_phase_filter_whitelist_and_min_scan_interval(market):
     assert ModelPrediction.objects.filter(active_model=whitelisted).count() == 1
 
 
+def test_a_row_queued_again_is_not_stored_counted_or_scanned_again(market):
+    coin_a, coin_b, _coin_c = sorted({row[MINT] for row in ROWS})
+    model = register_xgb()
+    insert(market, rows_of(coin_a)[:40] + rows_of(coin_b)[:40])
+    first = run_batch()
+    assert len(first.stored) == 2
+    scanned = dict(CoinScanCache.objects.filter(active_model=model).values_list("coin_id", "last_scan_at"))
+    # coin_a's row comes again (a collector rewrote it), together with a new row of coin_b.
+    market.execute(
+        "INSERT INTO coin_metrics_queue (mint, data_timestamp, phase_id, enqueued_at) VALUES (%s, %s, %s, now())",
+        [coin_a, rows_of(coin_a)[39][1], rows_of(coin_a)[39][2]],
+    )
+    insert(market, [rows_of(coin_b)[40]])
+    second = run_batch()
+    assert second.claimed == 2
+    assert [(item.event.mint, item.event.timestamp) for item in second.stored] == [
+        (coin_b, datetime.fromisoformat(rows_of(coin_b)[40][1]))]
+    assert ModelPrediction.objects.filter(active_model=model, coin_id=coin_a).count() == 1
+    assert ModelPrediction.objects.filter(active_model=model, coin_id=coin_b).count() == 2
+    model.refresh_from_db()
+    assert model.total_predictions == 3
+    rescanned = dict(CoinScanCache.objects.filter(active_model=model).values_list("coin_id", "last_scan_at"))
+    assert rescanned[coin_a] == scanned[coin_a] and rescanned[coin_b] > scanned[coin_b]
+
+
 def test_ignore_windows_follow_the_last_result(market):
     coin = sorted({row[MINT] for row in ROWS})[0]
     model = register_xgb(ignore_bad_seconds=600, ignore_positive_seconds=600, ignore_alert_seconds=600)
