@@ -74,17 +74,9 @@ class EngineOutput:
         return items
 
 
-def tag_for(probability: float, threshold: float) -> str:
-    """The existing server's tag: by probability and the model's threshold, independent of the 0/1 prediction."""
-    if probability < 0.5:
-        return "negativ"
-    if probability < threshold:
-        return "positiv"
-    return "alert"
-
-
 def tags_for(probabilities: np.ndarray, threshold: float) -> np.ndarray:
-    """`tag_for` of every probability (an array of str)."""
+    """The existing server's tag of every probability (an array of str): below 0.5 "negativ", below the model's
+    threshold "positiv", else "alert", independent of the 0/1 prediction."""
     return np.where(probabilities < 0.5, "negativ", np.where(probabilities < threshold, "positiv", "alert"))
 
 
