@@ -8,7 +8,7 @@ import numpy as np
 
 from inference.features.frame import ColumnTypes, Frame
 from inference.features.histories import DEFAULT_WINDOWS, CoinHistories
-from inference.features.recipes import resolve
+from inference.features.recipes import resolve_all
 
 # Coins are processed in groups of similar history length: large enough that each per-time-step numpy operation works
 # on long vectors, small enough to bound the memory of the padded arrays (rows x coins cells per series; the
@@ -62,14 +62,7 @@ def build_features(
 
     Row i is coin i's vector at its newest row; NaN and ±inf are 0 (spec §3.8/§3.9).
     """
-    windows = [int(w) for w in (DEFAULT_WINDOWS if windows is None else windows)]
-    if engineered and any(w < 1 for w in windows):
-        raise ValueError(f"feature windows must be >= 1 row, got {windows}")
-    recipes = [
-        resolve(name, engineered=engineered, windows=windows, has_data_flags=has_data_flags)
-        for name in feature_names
-    ]
-    lanes = {lane for recipe in recipes for lane in recipe.rolls}
+    recipes, lanes = resolve_all(feature_names, engineered=engineered, windows=windows, has_data_flags=has_data_flags)
 
     wanted = np.arange(histories.n_coins) if coins is None else np.asarray(coins, dtype=np.int64)
     result = np.zeros((len(wanted), len(recipes)))

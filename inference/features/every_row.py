@@ -26,7 +26,7 @@ import numpy as np
 from inference.features.build import length_groups
 from inference.features.frame import ColumnTypes, Frame, float32_misfit, minutes
 from inference.features.histories import DEFAULT_WINDOWS, CoinHistories
-from inference.features.recipes import resolve
+from inference.features.recipes import resolve_all
 from inference.features.rolling import pandas_rolling_every_row
 
 # Cells (rows x coins) of one padded group. Every row keeps its rolling values (~40 lanes, mean and sum), so a group
@@ -49,14 +49,7 @@ def build_features_every_row(
 ) -> np.ndarray:
     """``(rows of histories, len(feature_names))``: row r (a flat row of ``histories``) is ``build_features`` of the
     history made of its coin's rows from the coin's first row up to r. Arguments as for ``build_features``."""
-    windows = [int(w) for w in (DEFAULT_WINDOWS if windows is None else windows)]
-    if engineered and any(w < 1 for w in windows):
-        raise ValueError(f"feature windows must be >= 1 row, got {windows}")
-    recipes = [
-        resolve(name, engineered=engineered, windows=windows, has_data_flags=has_data_flags)
-        for name in feature_names
-    ]
-    lanes = {lane for recipe in recipes for lane in recipe.rolls}
+    recipes, lanes = resolve_all(feature_names, engineered=engineered, windows=windows, has_data_flags=has_data_flags)
     if histories.n_coins == 0 or not recipes:
         return np.zeros((len(histories.timestamps_ns), len(recipes)))
     pieces, owner_row, first_row = _uniform_pieces(histories)
@@ -139,20 +132,13 @@ class EveryRowFrame(Frame):
         return values
 
     def run_rolling(self, lanes) -> None:
-        lanes = sorted(set(lanes))
-        if not lanes:
-            return
-        series_names = sorted({name for name, _ in lanes})
-        stacked = np.empty((self.n_rows, len(series_names), self.n_coins))
-        for i, name in enumerate(series_names):
-            stacked[:, i, :] = self.series(name)
-        self._rolling = {lane: i for i, lane in enumerate(lanes)}
-        self._rolling_mean, self._rolling_sum = pandas_rolling_every_row(
-            stacked, self.lengths, [series_names.index(name) for name, _ in lanes], [w for _, w in lanes]
-        )
-        minutes_lanes = [(i, w) for i, (name, w) in enumerate(lanes) if name == _MINUTES_SINCE_ATH]
+        super().run_rolling(lanes)
+        minutes_lanes = [(i, w) for (name, w), i in self._rolling.items() if name == _MINUTES_SINCE_ATH]
         if minutes_lanes:
             self._replay_breakout_runs(minutes_lanes)
+
+    def _roll(self, stacked: np.ndarray, *, lane_series: list[int], lane_window: list[int]):
+        return pandas_rolling_every_row(stacked, self.lengths, lane_series, lane_window)
 
     def mean(self, name: str, window: int, lag: int = 0) -> np.ndarray:
         return _shifted(self._rolling_mean[self._rolling[(name, window)]], lag)

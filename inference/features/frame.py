@@ -170,13 +170,14 @@ class Frame:
         for i, name in enumerate(series_names):
             stacked[:, i, :] = self.series(name)
         self._rolling = {lane: i for i, lane in enumerate(lanes)}
-        self._rolling_mean, self._rolling_sum = pandas_rolling_mean_sum(
-            stacked,
-            self.lengths,
-            lane_series=[series_names.index(name) for name, _ in lanes],
-            lane_window=[w for _, w in lanes],
-            lags=(0, 1),
+        self._rolling_mean, self._rolling_sum = self._roll(
+            stacked, lane_series=[series_names.index(name) for name, _ in lanes], lane_window=[w for _, w in lanes]
         )
+
+    def _roll(self, stacked: np.ndarray, *, lane_series: list[int], lane_window: list[int]):
+        """The rolling (means, sums) of the lanes over ``stacked`` (rows, series, coins), as ``mean``/``sum`` read them."""
+        return pandas_rolling_mean_sum(stacked, self.lengths, lane_series=lane_series, lane_window=lane_window,
+                                       lags=(0, 1))
 
     def mean(self, name: str, window: int, lag: int = 0) -> np.ndarray:
         return self._rolling_mean[lag, self._rolling[(name, window)]]

@@ -19,7 +19,7 @@ from inference.features.frame import (
     round_float32,
     scalar,
 )
-from inference.features.histories import VALUE_COLUMNS
+from inference.features.histories import DEFAULT_WINDOWS, VALUE_COLUMNS
 
 
 def required_feature_names(
@@ -229,6 +229,21 @@ class Recipe:
 
 def _constant(value: float) -> Recipe:
     return Recipe(lambda f: np.full(f.n_coins, value))
+
+
+def resolve_all(
+    feature_names: Sequence[str], *, engineered: bool, windows: Sequence[int] | None, has_data_flags: bool
+) -> tuple[list[Recipe], set[tuple[str, int]]]:
+    """The recipe of each of a model's input columns, in order, and the rolling lanes they read together
+    (``windows`` None: the default windows)."""
+    windows = [int(w) for w in (DEFAULT_WINDOWS if windows is None else windows)]
+    if engineered and any(w < 1 for w in windows):
+        raise ValueError(f"feature windows must be >= 1 row, got {windows}")
+    recipes = [
+        resolve(name, engineered=engineered, windows=windows, has_data_flags=has_data_flags)
+        for name in feature_names
+    ]
+    return recipes, {lane for recipe in recipes for lane in recipe.rolls}
 
 
 def resolve(

@@ -69,8 +69,6 @@ class PredictView(APIView):
 # --- prediction log (L1–L4) and legacy predictions (P2, P3) ---------------------------------------------------------
 
 
-
-
 class ModelPredictionsView(APIView):
     """The prediction log (`model_predictions`), newest prediction first, with filters and the filtered total."""
 
