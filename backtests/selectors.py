@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from itertools import islice
 
 from django.db import connection
 from django.db.models import QuerySet
 
 from backtests.models import BacktestRow, BacktestRun
+from predictions.selectors import bucket_starts
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 ROW_FIELDS = ("coin_id", "prediction_timestamp", "probability", "prediction", "tag", "evaluation_result",
               "actual_price_change_pct")
 
@@ -69,16 +69,6 @@ SELECT to_timestamp(floor(extract(epoch FROM prediction_timestamp) / %(bucket)s)
  WHERE run_id = %(run)s AND tag = 'alert'
  GROUP BY 1
 """
-
-
-def bucket_starts(start: datetime, end: datetime, bucket_seconds: int) -> list[datetime]:
-    """Starts of the buckets of `bucket_seconds` (aligned to the epoch, in UTC) that cover [start, end]."""
-    first = _EPOCH + timedelta(seconds=((start - _EPOCH) // timedelta(seconds=bucket_seconds)) * bucket_seconds)
-    starts, moment = [], first
-    while moment <= end:
-        starts.append(moment)
-        moment += timedelta(seconds=bucket_seconds)
-    return starts
 
 
 def alert_timeline(*, run: BacktestRun, bucket_seconds: int) -> list[dict]:

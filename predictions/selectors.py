@@ -111,13 +111,13 @@ def queue_depth() -> int:
 _BUCKET_SQL = "to_timestamp(floor(extract(epoch FROM {column}) / %s) * %s)"
 
 
-def _bucket_starts(start: datetime, end: datetime, seconds: int) -> list[datetime]:
-    first = _EPOCH + timedelta(seconds=(int((start - _EPOCH).total_seconds()) // seconds) * seconds)
-    starts = []
-    moment = first
+def bucket_starts(start: datetime, end: datetime, bucket_seconds: int) -> list[datetime]:
+    """Starts of the buckets of `bucket_seconds` (aligned to the epoch, in UTC) that cover [start, end]."""
+    first = _EPOCH + timedelta(seconds=((start - _EPOCH) // timedelta(seconds=bucket_seconds)) * bucket_seconds)
+    starts, moment = [], first
     while moment <= end:
         starts.append(moment)
-        moment += timedelta(seconds=seconds)
+        moment += timedelta(seconds=bucket_seconds)
     return starts
 
 
@@ -138,7 +138,7 @@ def predictions_per_minute(*, minutes: int = 60, now: datetime | None = None) ->
         counted = {minute: (total, alerts) for minute, total, alerts in cursor.fetchall()}
     return [
         {"minute": minute, "predictions": counted.get(minute, (0, 0))[0], "alerts": counted.get(minute, (0, 0))[1]}
-        for minute in _bucket_starts(start, now, 60)
+        for minute in bucket_starts(start, now, 60)
     ]
 
 
@@ -156,38 +156,42 @@ def first_prediction_time(*, active_model_id: int | None = None) -> datetime | N
 
 def prediction_timeline(*, active_model_id: int, start: datetime, end: datetime, bucket_seconds: int) -> list[dict]:
     """One model's predictions per time bucket (by data time) and tag: [{bucket, negativ, positiv, alert}]."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT {_BUCKET_SQL.format(column='prediction_timestamp')} AS bucket, "
-            "count(*) FILTER (WHERE tag = 'negativ'), count(*) FILTER (WHERE tag = 'positiv'), "
-            "count(*) FILTER (WHERE tag = 'alert') "
-            "FROM model_predictions WHERE active_model_id = %s AND prediction_timestamp >= %s "
-            "AND prediction_timestamp <= %s GROUP BY 1",
-            [bucket_seconds, bucket_seconds, active_model_id, start, end],
-        )
-        counted = {row[0]: row[1:] for row in cursor.fetchall()}
-    return [
-        dict(zip(("bucket", "negativ", "positiv", "alert"), (bucket, *counted.get(bucket, (0, 0, 0)))))
-        for bucket in _bucket_starts(start, end, bucket_seconds)
-    ]
+    return _model_counts_per_bucket(
+        active_model_id=active_model_id, start=start, end=end, bucket_seconds=bucket_seconds, alerts_only=False,
+        counts={"negativ": "tag = 'negativ'", "positiv": "tag = 'positiv'", "alert": "tag = 'alert'"},
+    )
 
 
 def verdict_timeline(*, active_model_id: int, start: datetime, end: datetime, bucket_seconds: int) -> list[dict]:
     """One model's alerts per time bucket (by data time) and verdict: [{bucket, success, failed, not_applicable,
     pending}]."""
+    return _model_counts_per_bucket(
+        active_model_id=active_model_id, start=start, end=end, bucket_seconds=bucket_seconds, alerts_only=True,
+        counts={"success": "evaluation_result = 'success'", "failed": "evaluation_result = 'failed'",
+                "not_applicable": "evaluation_result = 'not_applicable'", "pending": "status = 'aktiv'"},
+    )
+
+
+def _model_counts_per_bucket(
+    *, active_model_id: int, start: datetime, end: datetime, bucket_seconds: int, alerts_only: bool,
+    counts: dict[str, str],
+) -> list[dict]:
+    """Every bucket from start to end (zeros included) with each named count: the model's predictions (or only its
+    alerts) in the bucket that meet the count's SQL condition."""
+    columns = ", ".join(f"count(*) FILTER (WHERE {condition})" for condition in counts.values())
+    alerts = "AND tag = 'alert' " if alerts_only else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {_BUCKET_SQL.format(column='prediction_timestamp')} AS bucket, "
-            "count(*) FILTER (WHERE evaluation_result = 'success'), count(*) FILTER (WHERE evaluation_result = 'failed'), "
-            "count(*) FILTER (WHERE evaluation_result = 'not_applicable'), count(*) FILTER (WHERE status = 'aktiv') "
-            "FROM model_predictions WHERE active_model_id = %s AND tag = 'alert' AND prediction_timestamp >= %s "
+            f"SELECT {_BUCKET_SQL.format(column='prediction_timestamp')} AS bucket, {columns} "
+            f"FROM model_predictions WHERE active_model_id = %s {alerts}AND prediction_timestamp >= %s "
             "AND prediction_timestamp <= %s GROUP BY 1",
             [bucket_seconds, bucket_seconds, active_model_id, start, end],
         )
         counted = {row[0]: row[1:] for row in cursor.fetchall()}
+    zeros = (0,) * len(counts)
     return [
-        dict(zip(("bucket", "success", "failed", "not_applicable", "pending"), (bucket, *counted.get(bucket, (0, 0, 0, 0)))))
-        for bucket in _bucket_starts(start, end, bucket_seconds)
+        dict(zip(("bucket", *counts), (bucket, *counted.get(bucket, zeros))))
+        for bucket in bucket_starts(start, end, bucket_seconds)
     ]
 
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from predictions import selectors as prediction_selectors
 from predictions.models import ModelPrediction
 from tests.test_pages import COIN, HX, add_prediction, make_model
 from tests.test_pages import client as client  # noqa: F401  (the logged-in client fixture)
@@ -165,6 +166,30 @@ def test_a_young_models_charts_fit_its_data(client):
     add_prediction(old, probability=0.2, tag="negativ", minutes_ago=5)
     mature = client.get(f"/models/{old.pk}/").content.decode()
     assert '<option value="24h" selected>' in mature and "Activity, last 24 hours" in mature
+
+
+def test_the_model_pages_timelines_count_each_tag_and_verdict_in_its_bucket():
+    model, other = make_model("counted"), make_model("elsewhere")
+    for minutes_ago, tag, verdict in [(3, "negativ", None), (4, "positiv", None), (4, "alert", "success"),
+                                      (5, "alert", "failed"), (5, "alert", None), (25, "alert", "not_applicable"),
+                                      (25, "negativ", None)]:
+        judged = {"status": "inaktiv", "evaluation_result": verdict} if verdict else {}
+        add_prediction(model, probability=0.9 if tag == "alert" else 0.2, tag=tag, minutes_ago=minutes_ago,
+                       coin=f"c{minutes_ago}{tag}", **judged)
+    add_prediction(other, probability=0.9, tag="alert", minutes_ago=4)
+    now = timezone.now()
+    window = {"active_model_id": model.pk, "start": now - timedelta(minutes=30), "end": now, "bucket_seconds": 600}
+    tags = prediction_selectors.prediction_timeline(**window)
+    verdicts = prediction_selectors.verdict_timeline(**window)
+    assert [row["bucket"] for row in tags] == [row["bucket"] for row in verdicts] == prediction_selectors.bucket_starts(
+        window["start"], now, 600)
+    assert all(row["bucket"].timestamp() % 600 == 0 for row in tags) and len(tags) in (3, 4)
+    assert sum(row["negativ"] for row in tags) == 2 and sum(row["positiv"] for row in tags) == 1
+    assert sum(row["alert"] for row in tags) == 4
+    assert {key: sum(row[key] for row in verdicts) for key in ("success", "failed", "not_applicable", "pending")} == {
+        "success": 1, "failed": 1, "not_applicable": 1, "pending": 1}
+    oldest = next(row for row in verdicts if row["not_applicable"])  # the 25-minute-old alert sits apart
+    assert oldest["success"] == oldest["failed"] == oldest["pending"] == 0
 
 
 def test_a_young_dashboard_chart_covers_only_the_minutes_since_the_first_prediction(client):
