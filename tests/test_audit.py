@@ -284,6 +284,12 @@ def test_the_audit_page_filters_for_staff_and_refuses_others(operator, django_us
     page = client.get("/audit/", {"object_type": "config"})
     assert page.status_code == 200
     assert page.context["total"] == 1 and page.context["entries"][0].object_type == "config"
+    assert "Page 1 of 1" in page.content.decode() and "Older →" not in page.content.decode()
+    with acting(door=Door.REST, username="agent-x"):
+        for _ in range(50):
+            record_change(action="update", object_type="config", object_id="global")
+    first = client.get("/audit/", {"object_type": "config"}).content.decode()
+    assert "Page 1 of 2" in first and 'href="?object_type=config&amp;page=2">Older →</a>' in first  # plain links
     assert 'href="/audit/"' in client.get("/").content.decode()  # in the nav
 
     viewer = django_user_model.objects.create_user(username="viewer-1", password="a-long-test-password-4")

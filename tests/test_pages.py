@@ -232,6 +232,8 @@ def test_model_details_page_through_predictions(client, model):
         add_prediction(model, probability=0.3, tag="negativ", coin=f"page-coin-{minute:02d}", minutes_ago=100 + minute)
     first = client.get(f"/models/{model.pk}/?partial=predictions", **HX).content.decode()
     assert "Page 1 of 2" in first and "page-coin-00" in first and "page-coin-29" not in first
+    assert 'href="?page=2#predictions"' in first  # without htmx: the whole page, scrolled to the table
+    assert f'hx-get="/models/{model.pk}/?partial=predictions&amp;page=2" hx-target="#predictions"' in first
     second = client.get(f"/models/{model.pk}/?partial=predictions&page=2", **HX).content.decode()
     assert "Page 2 of 2" in second and "page-coin-29" in second
 
@@ -387,6 +389,7 @@ def test_alerts_page_through_with_the_filters_kept(client, model):
     first = client.get(f"/alerts/?model={model.pk}", **HX).content.decode()
     assert "Page 1 of 2" in first and "alert-coin-00" in first and "alert-coin-29" not in first
     assert f"?model={model.pk}&amp;page=2" in first and "← Newer" not in first
+    assert f'hx-get="?model={model.pk}&amp;page=2" hx-target="#results" hx-swap="outerHTML" hx-push-url="true"' in first
     second = client.get(f"/alerts/?model={model.pk}&page=2", **HX).content.decode()
     assert "Page 2 of 2" in second and "alert-coin-29" in second and "Older →" not in second
     assert f"?model={model.pk}&amp;page=1" in second
