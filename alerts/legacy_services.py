@@ -11,15 +11,11 @@ from modelregistry.models import ActiveModel
 from predictions.models import ModelPrediction
 
 
-class ModelNotFound(LookupError):
-    pass
-
-
 def delete_model_alerts(*, active_model_id: int) -> int:
-    """Delete one model's alerts (its `model_predictions` rows tagged `alert`); the number deleted."""
+    """Delete one model's alerts (its `model_predictions` rows tagged `alert`); the number deleted. Raises
+    ActiveModel.DoesNotExist."""
     with transaction.atomic():
-        if not ActiveModel.objects.select_for_update().filter(pk=active_model_id).exists():
-            raise ModelNotFound(active_model_id)
+        ActiveModel.objects.select_for_update().only("pk").get(pk=active_model_id)
         deleted, _ = ModelPrediction.objects.filter(ALERT, active_model_id=active_model_id).delete()
         record_change(action="delete_alerts", object_type="modelregistry.activemodel", object_id=active_model_id,
                       after={"deleted_alerts": deleted})
@@ -37,9 +33,7 @@ def reset_model_statistics(*, active_model_id: int) -> int:
     Returns the number of deleted predictions, always 0.
     """
     with transaction.atomic():
-        before = ActiveModel.objects.select_for_update().filter(pk=active_model_id).values(*STATISTICS_FIELDS).first()
-        if before is None:
-            raise ModelNotFound(active_model_id)
+        before = ActiveModel.objects.select_for_update().filter(pk=active_model_id).values(*STATISTICS_FIELDS).get()
         ActiveModel.objects.filter(pk=active_model_id).update(
             total_predictions=0, last_prediction_at=None, updated_at=timezone.now()
         )

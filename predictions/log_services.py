@@ -12,15 +12,10 @@ from modelregistry.models import ActiveModel
 from predictions.models import ModelPrediction
 
 
-class ModelNotFound(LookupError):
-    pass
-
-
 def delete_model_predictions(*, active_model_id: int) -> int:
-    """Delete every `model_predictions` row of one model; the number deleted. Raises ModelNotFound."""
+    """Delete every `model_predictions` row of one model; the number deleted. Raises ActiveModel.DoesNotExist."""
     with transaction.atomic():
-        if not ActiveModel.objects.select_for_update().filter(pk=active_model_id).exists():
-            raise ModelNotFound(active_model_id)
+        ActiveModel.objects.select_for_update().only("pk").get(pk=active_model_id)
         deleted, _ = ModelPrediction.objects.filter(active_model_id=active_model_id).delete()
         record_change(action="delete_predictions", object_type="modelregistry.activemodel",
                       object_id=active_model_id, after={"deleted_predictions": deleted})

@@ -391,6 +391,8 @@ def test_every_tool_over_both_transports(server, token, market, httpserver):
             "type": await agent.error("get_model_details", {"active_model_id": "seven"}),
             "unknown_id": await agent.error("get_model_details", {"active_model_id": 987654}),
             "unknown_id_settings": await agent.error("get_ignore_settings", {"active_model_id": 987654}),
+            "unknown_id_writes": [await agent.error(tool, {"active_model_id": 987654}) for tool in (
+                "delete_model_alerts", "reset_model_statistics", "delete_model_predictions", "delete_old_logs")],
             "range": await agent.error("update_ignore_settings", {
                 "active_model_id": xgb.pk, "ignore_bad_seconds": 999999, "ignore_positive_seconds": 0,
                 "ignore_alert_seconds": 0}),
@@ -525,6 +527,7 @@ def test_every_tool_over_both_transports(server, token, market, httpserver):
     bad = out["bad"]
     assert "argument 'active_model_id'" in bad["type"]
     assert "model 987654 not found" in bad["unknown_id"] and "model 987654 not found" in bad["unknown_id_settings"]
+    assert all("model 987654 not found" in text for text in bad["unknown_id_writes"])
     assert "argument 'ignore_bad_seconds'" in bad["range"]
     assert "argument 'tag'" in bad["enum"]
     assert "argument 'date_from'" in bad["date"]

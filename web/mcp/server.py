@@ -30,13 +30,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import close_old_connections
 from mcp.server.lowlevel import Server
 
-from alerts import legacy_services
 from audit.context import acting
 from audit.models import Door
 from audit.services import record_call
 from modelregistry import services as registry_services
 from modelregistry import training_service
-from predictions import log_selectors, log_services
+from predictions import log_selectors
 from predictions import services as prediction_services
 from pumpserver import config, metrics
 from web.mcp import scopes as mcp_scopes
@@ -90,7 +89,7 @@ TOOL_COUNT = 43
 def _readable_text(exc: BaseException, args: dict) -> str | None:
     """The message of an exception meant for the caller (unknown ids, refused values, training-service failures);
     None for anything else (a bug: logged with its traceback)."""
-    if isinstance(exc, (ObjectDoesNotExist, log_services.ModelNotFound, legacy_services.ModelNotFound)):
+    if isinstance(exc, ObjectDoesNotExist):
         if "active_model_id" in args:
             return f"model {args['active_model_id']} not found (see list_active_models with include_inactive=true)"
         return f"not found: {exc}"

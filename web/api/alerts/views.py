@@ -108,7 +108,7 @@ class ModelStatisticsView(APIView):
     def delete(self, request, active_model_id: int):
         try:
             deleted = legacy_services.reset_model_statistics(active_model_id=active_model_id)
-        except legacy_services.ModelNotFound:
+        except ActiveModel.DoesNotExist:
             raise NotFound(f"Model {active_model_id} not found") from None
         return Response({"success": True, "active_model_id": active_model_id, "deleted_predictions": deleted})
 
@@ -161,7 +161,7 @@ class ModelAlertsView(APIView):
     def delete(self, request, active_model_id: int):
         try:
             deleted = legacy_services.delete_model_alerts(active_model_id=active_model_id)
-        except legacy_services.ModelNotFound:
+        except ActiveModel.DoesNotExist:
             raise NotFound(f"Model {active_model_id} not found") from None
         return Response({"success": True, "active_model_id": active_model_id, "deleted_alerts": deleted})
 

@@ -102,7 +102,7 @@ class ModelPredictionsDeleteView(APIView):
     def delete(self, request, active_model_id: int):
         try:
             deleted = log_services.delete_model_predictions(active_model_id=active_model_id)
-        except log_services.ModelNotFound:
+        except ActiveModel.DoesNotExist:
             raise NotFound(f"Model {active_model_id} not found") from None
         return Response({"success": True, "deleted_predictions": deleted})
 
@@ -116,7 +116,7 @@ class DeleteOldLogsView(APIView):
     def delete(self, request, active_model_id: int):
         try:
             return Response(log_services.delete_old_logs(active_model_id=active_model_id))
-        except log_services.ModelNotFound:
+        except ActiveModel.DoesNotExist:
             raise NotFound(f"Model {active_model_id} not found") from None
 
 
