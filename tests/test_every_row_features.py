@@ -102,6 +102,18 @@ def test_rolling_at_every_row_equals_rolling_of_every_prefix():
             assert same_bits(np.nan_to_num(got_sum, nan=7.0), np.nan_to_num(expected[1][0, :, 0], nan=7.0))
 
 
+@pytest.mark.parametrize("rolling", [pandas_rolling_mean_sum, pandas_rolling_every_row])
+def test_both_rolling_functions_refuse_an_empty_window_and_a_length_past_the_rows(rolling):
+    values = np.ones((4, 1, 2))
+    with pytest.raises(ValueError, match="windows must be >= 1 row"):
+        rolling(values, np.array([4, 2]), [0], [0])
+    for lengths in ([5, 2], [0, 2]):
+        with pytest.raises(ValueError, match="lengths must be between 1 and the number of rows"):
+            rolling(values, np.array(lengths), [0], [3])
+    mean, _ = rolling(values, np.array([4, 2]), [0], [3])
+    assert np.asarray(mean).size  # the same input with a window and lengths in range is answered
+
+
 def windows_of_every_row(phases, history_limit: int):
     """Every stored row under the phase filter: (mints, coin, timestamps µs) and its serving vector, from one read of
     all rows, each row's window (its newest history_limit rows) cut out and built on its own."""

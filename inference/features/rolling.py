@@ -10,6 +10,20 @@ import numpy as np
 from inference import native
 
 
+def _checked_inputs(values, lengths, lane_series, lane_window) -> tuple[np.ndarray, ...]:
+    """The rolling functions' inputs as arrays, checked: every window at least one row, every length between 1 and
+    the number of rows."""
+    values = np.asarray(values, dtype=np.float64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    lane_series = np.asarray(lane_series, dtype=np.int64)
+    lane_window = np.asarray(lane_window, dtype=np.int64)
+    if np.any(lane_window < 1):
+        raise ValueError("rolling windows must be >= 1 row")
+    if np.any(lengths > values.shape[0]) or np.any(lengths < 1):
+        raise ValueError("lengths must be between 1 and the number of rows")
+    return values, lengths, lane_series, lane_window
+
+
 def pandas_rolling_mean_sum(
     values: np.ndarray,
     lengths: np.ndarray,
@@ -31,21 +45,14 @@ def pandas_rolling_mean_sum(
     depends on the whole sequence of additions and removals, so only it is stepped through
     time; the other parts are read off each requested window directly.
     """
-    values = np.asarray(values, dtype=np.float64)
+    values, lengths, lane_series, lane_window = _checked_inputs(values, lengths, lane_series, lane_window)
     n_rows, _, n_coins = values.shape
-    lengths = np.asarray(lengths, dtype=np.int64)
-    lane_series = np.asarray(lane_series, dtype=np.int64)
-    lane_window = np.asarray(lane_window, dtype=np.int64)
     lags = tuple(int(lag) for lag in lags)
     n_lanes = len(lane_series)
     out_mean = np.full((len(lags), n_lanes, n_coins), np.nan)
     out_sum = np.full((len(lags), n_lanes, n_coins), np.nan)
     if n_lanes == 0 or n_coins == 0:
         return out_mean, out_sum
-    if np.any(lane_window < 1):
-        raise ValueError("rolling windows must be >= 1 row")
-    if np.any(lengths > n_rows) or np.any(lengths < 1):
-        raise ValueError("lengths must be between 1 and the number of rows")
 
     # Sorting coins by length lets each time step work on the tail of still-active coins.
     order = np.argsort(lengths, kind="stable")
@@ -239,20 +246,13 @@ def pandas_rolling_every_row(
     rows gives the values of all its prefixes, bit for bit; the window counters are read off each window as in
     ``pandas_rolling_mean_sum``.
     """
-    values = np.asarray(values, dtype=np.float64)
+    values, lengths, lane_series, lane_window = _checked_inputs(values, lengths, lane_series, lane_window)
     n_rows, _, n_coins = values.shape
-    lengths = np.asarray(lengths, dtype=np.int64)
-    lane_series = np.asarray(lane_series, dtype=np.int64)
-    lane_window = np.asarray(lane_window, dtype=np.int64)
     n_lanes = len(lane_series)
     out_mean: list[np.ndarray] = [np.full((n_rows, n_coins), np.nan)] * n_lanes
     out_sum: list[np.ndarray] = list(out_mean)
     if n_lanes == 0 or n_coins == 0:
         return out_mean, out_sum
-    if np.any(lane_window < 1):
-        raise ValueError("rolling windows must be >= 1 row")
-    if np.any(lengths > n_rows) or np.any(lengths < 1):
-        raise ValueError("lengths must be between 1 and the number of rows")
 
     order = np.argsort(lengths, kind="stable")
     in_order = bool(np.all(order == np.arange(n_coins)))  # groups of build_features come sorted by length
