@@ -46,7 +46,7 @@ def pandas_rolling_mean_sum(
     time; the other parts are read off each requested window directly.
     """
     values, lengths, lane_series, lane_window = _checked_inputs(values, lengths, lane_series, lane_window)
-    n_rows, _, n_coins = values.shape
+    n_coins = values.shape[2]
     lags = tuple(int(lag) for lag in lags)
     n_lanes = len(lane_series)
     out_mean = np.full((len(lags), n_lanes, n_coins), np.nan)
