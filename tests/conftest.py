@@ -87,6 +87,16 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
     return psycopg.connect(url, **kwargs)
 
 
+def empty_market() -> None:
+    """Empty coin_metrics and its queue, which Django's flush leaves alone (unmanaged, or written by the trigger)."""
+    with open_connection(autocommit=True) as conn:
+        # DELETE, not TRUNCATE: a test's still-open Django transaction may hold a share lock on these tables, and
+        # TRUNCATE would wait for it forever. The lock timeout turns any other wait into an error.
+        conn.execute("SET lock_timeout = '10s'")
+        conn.execute("DELETE FROM coin_metrics_queue")
+        conn.execute("DELETE FROM coin_metrics")
+
+
 @pytest.fixture
 def market(django_db_blocker):
     """A collector's connection to coin_metrics; the table (not flushed by Django: it is unmanaged) is emptied after."""
@@ -95,12 +105,8 @@ def market(django_db_blocker):
         try:
             yield conn
         finally:
-            # DELETE, not TRUNCATE: a test's still-open Django transaction may hold a share lock on these tables,
-            # and TRUNCATE would wait for it forever. The lock timeout turns any other wait into an error.
-            conn.execute("SET lock_timeout = '10s'")
-            conn.execute("DELETE FROM coin_metrics_queue")
-            conn.execute("DELETE FROM coin_metrics")
             conn.close()
+            empty_market()
 
 
 def test_database_url() -> str:

@@ -25,6 +25,7 @@ from modelregistry.models import ActiveModel
 from predictions.models import ModelPrediction
 from pumpserver.database import open_connection
 from quality.tasks import refresh_and_check
+from tests.conftest import empty_market
 from tests.test_listener import listener_process, wait_until
 from tests.test_pages_browser import PASSWORD, SCREENSHOTS, log_in
 from tests.test_pages_browser import browser as browser  # noqa: F401  (fixtures)
@@ -47,9 +48,7 @@ def demo_half_hour_in(django_db_blocker):
     """The state of `make run` half an hour after start: market rows up to a few minutes ago, all predicted, the
     alerts whose horizon has passed judged."""
     with django_db_blocker.unblock():
-        with open_connection(autocommit=True) as conn:
-            conn.execute("DELETE FROM coin_metrics_queue")
-            conn.execute("DELETE FROM coin_metrics")
+        empty_market()
         call_command("ensure_demo_model", stdout=StringIO())
         # Half an hour of market passes here in half a minute of wall time, and the minimum scan interval counts wall
         # time: at its default of 20 s a coin would be predicted about twice. Live, a coin's rows come about every
@@ -72,10 +71,7 @@ def demo_half_hour_in(django_db_blocker):
         try:
             yield ActiveModel.objects.get(model_name=BUNDLED_NAME)
         finally:
-            with open_connection(autocommit=True) as conn:
-                conn.execute("SET lock_timeout = '10s'")
-                conn.execute("DELETE FROM coin_metrics_queue")
-                conn.execute("DELETE FROM coin_metrics")
+            empty_market()
 
 
 def _percent(text: str) -> float:

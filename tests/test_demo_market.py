@@ -35,7 +35,7 @@ from modelregistry.services import register_model
 from modelregistry.training import feature_matrix, label_rows, train
 from predictions.selectors import simulated_market
 from pumpserver.database import open_connection
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, empty_market
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,18 +50,13 @@ THRESHOLD = float(DEMO_ALERT_THRESHOLD)
 def market(django_db_setup, django_db_blocker):
     """One simulated market for the module (coin_metrics is not flushed between tests; it is emptied at the end)."""
     with django_db_blocker.unblock():
-        with open_connection(autocommit=True) as conn:
-            conn.execute("DELETE FROM coin_metrics_queue")
-            conn.execute("DELETE FROM coin_metrics")
+        empty_market()
         call_command("simulate_market", coins=COINS, rate=1_000_000, rows=ROWS, seed=SEED, start=START,
                      stdout=StringIO())
         try:
             yield
         finally:
-            with open_connection(autocommit=True) as conn:
-                conn.execute("SET lock_timeout = '10s'")
-                conn.execute("DELETE FROM coin_metrics_queue")
-                conn.execute("DELETE FROM coin_metrics")
+            empty_market()
 
 
 def reached_target(mints: list[str], timestamps_us: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from modelregistry.training import TrainingConfig, default_features, label_rows
 from predictions.models import ModelPrediction
 from predictions.services import predict_coin
 from pumpserver.database import open_connection
+from tests.conftest import empty_market
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,17 +26,12 @@ ROWS = 5000
 def simulated_market(django_db_setup, django_db_blocker):
     """One simulated market for the module (coin_metrics is not flushed between tests; it is emptied at the end)."""
     with django_db_blocker.unblock():
-        with open_connection(autocommit=True) as conn:
-            conn.execute("DELETE FROM coin_metrics_queue")
-            conn.execute("DELETE FROM coin_metrics")
+        empty_market()
         call_command("simulate_market", coins=40, rate=1_000_000, rows=ROWS, seed=3, start=START, stdout=StringIO())
         try:
             yield
         finally:
-            with open_connection(autocommit=True) as conn:
-                conn.execute("SET lock_timeout = '10s'")
-                conn.execute("DELETE FROM coin_metrics_queue")
-                conn.execute("DELETE FROM coin_metrics")
+            empty_market()
 
 
 def train(**options) -> str:
