@@ -383,6 +383,16 @@ def test_alerts_filter_by_model_status_coin_and_time(client, model):
     assert "negativ" not in negatives.split("<tbody>", 2)[-1]  # only rows tagged alert are listed
 
 
+def test_the_dashboard_and_the_alerts_page_show_an_alert_with_the_same_cells(client, model):
+    judged = model.predictions.get(evaluation_result="success")
+    coin_link = f'href="/models/{model.pk}/coins/{COIN}/?prediction={judged.pk}"'
+    for text in (client.get("/").content.decode(), client.get("/alerts/").content.decode()):
+        row = text.split(coin_link, 1)[1].split("</tr>", 1)[0]
+        assert f'href="/models/{model.pk}/"' in text.split(coin_link, 1)[0].rsplit("<tr>", 1)[1]  # its model
+        assert '<td data-label="Probability" class="num">0.800</td>' in row
+        assert '<span class="badge success">success</span>' in row
+
+
 def test_alerts_page_through_with_the_filters_kept(client, model):
     for minute in range(30):
         add_prediction(model, probability=0.97, tag="alert", coin=f"alert-coin-{minute:02d}", minutes_ago=100 + minute)
