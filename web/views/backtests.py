@@ -23,7 +23,7 @@ from predictions import selectors as prediction_selectors
 from pumpserver.scopes import OPERATE
 from web import charts
 from web.forms.backtests import BacktestForm, parse_run_ids
-from web.views.base import VERDICT_COLORS, page_login_required, partial_request
+from web.views.base import VERDICT_COLORS, page_login_required, partial_request, wants_partial
 from web.views.permissions import post_needs
 
 RUNS_LISTED = 50
@@ -106,7 +106,7 @@ def model_backtests(request, active_model_id: int):
     else:
         data_start, data_end = selectors.market_time_range()
         form = BacktestForm(initial=BacktestForm.initial_for(model, data_start=data_start, data_end=data_end))
-        if partial_request(request) and request.GET.get("partial") == "runs":
+        if wants_partial(request, "runs"):
             return render(request, f"{template}#runs", _model_context(model, form))
     return render(request, template, _model_context(model, form), status=status)
 
@@ -224,7 +224,7 @@ def backtest_run(request, run_id: int):
     """`/backtests/<id>/`: the run's progress while it is queued or running (polled), then its figures and charts."""
     run = _run_or_404(run_id)
     template = "backtests/run.html"
-    if partial_request(request) and request.GET.get("partial") == "body":
+    if wants_partial(request, "body"):
         return render(request, f"{template}#run_body", _run_context(run))
     return render(request, template, _run_context(run))
 

@@ -52,6 +52,11 @@ def partial_request(request) -> bool:
     return bool(htmx) and not htmx.history_restore_request
 
 
+def wants_partial(request, name: str) -> bool:
+    """An htmx request for the page's fragment `name` (`?partial=name`)."""
+    return partial_request(request) and request.GET.get("partial") == name
+
+
 @dataclass(frozen=True)
 class Pager:
     """Page `page` (1-based) of a list shown `per_page` rows at a time: the selector's limit/offset and the links."""

@@ -39,7 +39,7 @@ from web.forms.models import (
     UploadForm,
 )
 from web.views import quality as quality_pages
-from web.views.base import Pager, page_login_required, partial_request
+from web.views.base import Pager, page_login_required, partial_request, wants_partial
 from web.views.permissions import post_needs
 
 PREDICTIONS_PER_PAGE = 25
@@ -334,7 +334,7 @@ def model_detail(request, active_model_id: int):
     """`/models/<id>/`: settings, training metrics, versions, charts, recent predictions (filters, paging)."""
     model = _model_or_404(active_model_id)
     template = "modelregistry/model_detail.html"
-    if partial_request(request) and request.GET.get("partial") == "predictions":
+    if wants_partial(request, "predictions"):
         return render(request, f"{template}#predictions", _predictions_context(request, model))
     range_form = RangeForm(request.GET)
     range_key = range_form.cleaned_data.get("range") if range_form.is_valid() else ""
@@ -352,7 +352,7 @@ def model_detail(request, active_model_id: int):
         "target": log_selectors.model_target_text(model),
         **quality_pages.section_context(model, quality_pages.DEFAULT_WINDOW),  # the "Live quality" section
     }
-    if partial_request(request) and request.GET.get("partial") == "charts":
+    if wants_partial(request, "charts"):
         return render(request, f"{template}#charts", context)
     return render(request, template, context)
 
